@@ -1,0 +1,138 @@
+"""Readers for MC-MED's ``visits.csv`` and ``pmh.csv`` that validate at the boundary.
+
+Every value is read as text and converted here, so that a bad cell ends in an
+:class:`~phewas.errors.InputError` naming the file, the row (the line number, header = 1) and the
+column. Dates are parsed by polars into microsecond datetimes: MC-MED's shifted dates (years
+2100-2300) lie beyond pandas' nanosecond range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from phewas.errors import InputError
+
+ROW = "__row"  # line number in the CSV, header = 1
+
+
+def parse_time(expr: pl.Expr) -> pl.Expr:
+    """ISO-8601 with or without ``T``, fraction and trailing ``Z``, or a bare date, to datetime[us]."""
+    e = expr.str.strip_chars().str.strip_suffix("Z").str.replace("T", " ")
+    return pl.coalesce(
+        e.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+        e.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us"),
+        e.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us"),
+    )
+
+
+def read_csv_text(path) -> pl.DataFrame:
+    """Every column as text, with a ``__row`` column holding the line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        df = pl.read_csv(path, infer_schema_length=0, null_values=[""])
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
+        raise InputError(path, f"cannot be read as CSV: {str(err).splitlines()[0]}") from None
+    return df.with_row_index(ROW, offset=2)
+
+
+def require_columns(df: pl.DataFrame, path, wanted: dict, section: str) -> None:
+    """Raise naming the first missing column, its column-map key and the columns found."""
+    found = [c for c in df.columns if c != ROW]
+    for key, name in wanted.items():
+        if name not in df.columns:
+            raise InputError(path, f"missing column {name!r} (column map key {section}.{key}); "
+                             f"columns found: {', '.join(found)}")
+
+
+def first_bad(df: pl.DataFrame, bad: pl.Expr, path, column: str, message: str) -> None:
+    """Raise for the first row where ``bad`` holds, quoting the cell."""
+    hit = df.filter(bad).head(1)
+    if hit.height:
+        value = hit[column][0]
+        raise InputError(path, f"{message}, found {value!r}", row=hit[ROW][0], column=column)
+
+
+def read_visits(path, columns: dict) -> pl.DataFrame:
+    """Read ``visits.csv``.
+
+    Returns
+    -------
+    DataFrame with ``stay_id``, ``patient_id`` (text), ``age`` (Int16), ``sex`` (F/M/U),
+    ``arrival`` (datetime[us]), ``dx_icd9``, ``dx_icd10`` (raw text cells) and ``__row``.
+    """
+    cols = columns["visits"]
+    df = read_csv_text(path)
+    require_columns(df, path, cols, "visits")
+    c = {k: pl.col(v) for k, v in cols.items()}
+    for key in ("stay_id", "patient_id"):
+        first_bad(df, c[key].is_null() | (c[key].str.strip_chars() == ""), path, cols[key],
+                  "empty identifier")
+    age = c["age"].str.strip_chars().cast(pl.Float64, strict=False)
+    first_bad(df, c["age"].is_null() | age.is_null() | (age < 0) | (age > 130) | (age != age.round()),
+              path, cols["age"], "expected an age in whole years")
+    sex_lookup = {v.upper(): k for k, vals in columns["sex_values"].items() for v in vals}
+    sex = c["sex"].fill_null("").str.strip_chars().str.to_uppercase()
+    known = sex.is_in(list(sex_lookup)) | (sex == "")
+    first_bad(df, ~known, path, cols["sex"],
+              f"expected one of {sorted(v for vals in columns['sex_values'].values() for v in vals)}")
+    arrival = parse_time(c["arrival_time"])
+    first_bad(df, arrival.is_null(), path, cols["arrival_time"], "expected an ISO-8601 time")
+    out = df.select(
+        c["stay_id"].str.strip_chars().alias("stay_id"),
+        c["patient_id"].str.strip_chars().alias("patient_id"),
+        age.cast(pl.Int16).alias("age"),
+        sex.replace_strict(sex_lookup, default="U").alias("sex"),
+        arrival.alias("arrival"),
+        c["dx_icd9"].alias("dx_icd9"),
+        c["dx_icd10"].alias("dx_icd10"),
+        pl.col(ROW),
+    )
+    dup = out.filter(pl.col("stay_id").is_duplicated()).head(2)
+    if dup.height:
+        raise InputError(path, f"visit identifier repeated (also on row {dup[ROW][0]})",
+                         row=dup[ROW][1], column=cols["stay_id"])
+    return out
+
+
+def read_pmh(path, columns: dict) -> tuple[pl.DataFrame, dict]:
+    """Read ``pmh.csv``.
+
+    Returns
+    -------
+    codes : DataFrame with ``patient_id``, ``system`` ("9"/"10"), ``code`` (raw), ``noted``
+        (datetime[us], null where the row has no date).
+    dropped : dict
+        Counts of rows left out, by reason (unknown code type, empty code).
+    """
+    cols = {k: v for k, v in columns["pmh"].items() if k != "code_types"}
+    df = read_csv_text(path)
+    require_columns(df, path, cols, "pmh")
+    c = {k: pl.col(v) for k, v in cols.items()}
+    first_bad(df, c["patient_id"].is_null(), path, cols["patient_id"], "empty identifier")
+    noted = parse_time(c["noted_date"])
+    first_bad(df, c["noted_date"].is_not_null() & noted.is_null(), path, cols["noted_date"],
+              "expected an ISO-8601 date")
+    types = columns["pmh"]["code_types"]
+    lookup = {v.upper(): "9" for v in types["icd9"]} | {v.upper(): "10" for v in types["icd10"]}
+    system = c["code_type"].fill_null("").str.strip_chars().str.to_uppercase().replace_strict(
+        lookup, default=None)
+    out = df.select(
+        c["patient_id"].str.strip_chars().alias("patient_id"),
+        system.alias("system"),
+        c["code_type"].alias("code_type"),
+        c["code"].alias("code"),
+        noted.alias("noted"),
+    )
+    unknown = out.filter(pl.col("system").is_null())
+    dropped = {
+        "unknown_code_type": {str(k): int(v) for k, v in
+                              unknown.group_by("code_type").len().iter_rows()},
+        "empty_code": int(out.filter(pl.col("system").is_not_null() & pl.col("code").is_null()).height),
+        "undated": int(out.filter(pl.col("noted").is_null()).height),
+    }
+    out = out.filter(pl.col("system").is_not_null() & pl.col("code").is_not_null()).drop("code_type")
+    return out, dropped

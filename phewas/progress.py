@@ -1,0 +1,22 @@
+"""Progress bars that the CLI's ``--quiet`` turns off everywhere."""
+
+from __future__ import annotations
+
+import os
+
+from tqdm.auto import tqdm
+
+_QUIET = bool(os.environ.get("PHEWAS_QUIET"))
+
+
+def set_quiet(quiet: bool) -> None:
+    global _QUIET
+    _QUIET = bool(quiet)
+
+
+def progress(iterable=None, **kwargs):
+    """``tqdm`` that respects ``--quiet`` (and ``PHEWAS_QUIET=1``)."""
+    kwargs.setdefault("disable", _QUIET)
+    kwargs.setdefault("leave", False)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)

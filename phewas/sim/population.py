@@ -1,0 +1,298 @@
+"""Simulated MC-MED population: patients, visits, diagnosis codes and each visit's physiology.
+
+Ground truth (written to ``truth.json``):
+
+* Four phecodes change the waveform (``INJECTED``); the waveform sees each only at visits on or
+  after the disease's onset. Their risk depends on age, sex and a shared cardiovascular factor.
+* Every other phecode is drawn from age, sex and a latent health factor that is independent of
+  the cardiovascular factor, so given age and sex it is independent of the waveform: any adjusted
+  association there is a false discovery.
+* Age stiffens the artery in everyone (simulated confounding: age-related diseases look
+  "detectable" from PPG until age is adjusted for).
+* Phecodes tied to an injected one through the map (rollup ancestors, or exclusion ranges that
+  name an injected phecode) are listed as ``related`` and left out of both groups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from cohorts.phecodes import load_phecode_map
+
+# field: the Physiology attribute the disease drives; effect: its size at a diseased visit.
+INJECTED = {
+    "427.21": {"field": "af", "effect": 1.0, "prevalence": 0.06, "age": 1.0,
+               "what": "irregularly irregular beat intervals, pulse amplitude following the "
+                       "preceding interval, no P wave, fibrillatory ECG baseline"},
+    "428.1": {"field": "hf", "effect": 0.8, "prevalence": 0.045, "age": 0.9,
+              "what": "heart rate +12 bpm x effect, pulse amplitude -45%, narrower systolic wave, "
+                      "weaker dicrotic wave, pulsus alternans"},
+    "401.1": {"field": "stiffness", "effect": 0.7, "prevalence": 0.25, "age": 0.8,
+              "what": "arterial stiffness +1.5 x effect: earlier, larger reflected wave, weaker "
+                      "dicrotic notch"},
+    "285": {"field": "anemia", "effect": 0.7, "prevalence": 0.07, "age": 0.3,
+            "what": "heart rate +15 bpm x effect, hyperdynamic pulse (+20% amplitude)"},
+}
+ACUTE_CHAPTERS = {"symptoms", "injuries & poisonings", "infectious diseases"}
+MODALITIES = ("none", "ppg_only", "sync", "partial", "nonoverlap")
+UNMAPPED_ICD10 = ["U07.1", "Z99.999", "XX1"]
+VISIT_COLUMNS = [
+    "MRN", "CSN", "Visit_no", "Visits", "Age", "Gender", "Race", "Ethnicity", "Means_of_arrival",
+    "Triage_Temp", "Triage_HR", "Triage_RR", "Triage_SpO2", "Triage_SBP", "Triage_DBP",
+    "Triage_acuity", "CC", "ED_dispo", "Hours_to_next_visit", "Dispo_class_next_visit", "ED_LOS",
+    "Hosp_LOS", "DC_dispo", "Payor_class", "Admit_service", "Dx_ICD9", "Dx_ICD10", "Dx_name",
+    "Arrival_time", "Roomed_time", "Dispo_time", "Admit_time", "Departure_time",
+]
+EPOCH = dt.datetime(1970, 1, 1)
+DAY = 86400
+
+
+@dataclass
+class PopulationConfig:
+    patients: int = 2000
+    seed: int = 0
+    minutes: float = 4.0  # monitored time per visit with waveforms (s = 60 x minutes)
+    n_background: int = 250
+    noise_codes_per_patient: float = 3.0
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _iso(seconds: np.ndarray, with_ms=None) -> list[str]:
+    """Seconds since 1970 (float) to ISO-8601 with ``Z``; numpy copes with years past 2262."""
+    us = np.round(np.asarray(seconds) * 1e6).astype("int64").astype("datetime64[us]")
+    text = np.datetime_as_string(us, unit="s") if with_ms is None else np.datetime_as_string(us, unit="ms")
+    return [t + "Z" for t in text]
+
+
+def code_tables(pmap=None):
+    """Per leaf phecode, the ICD-9 and ICD-10 codes whose own phecode it is."""
+    pmap = pmap or load_phecode_map()
+    from cohorts.phecodes import map_path
+    raw = pl.read_csv(map_path(), infer_schema_length=0).filter(
+        pl.col("phecode") == pl.col("phecode_unrolled"))
+    by = raw.group_by("phecode", "flag").agg(pl.col("ICD").unique().sort())
+    out: dict = {}
+    for phe, flag, codes in by.iter_rows():
+        out.setdefault(phe, {})[flag] = codes
+    return out
+
+
+def related_phecodes(pmap) -> set[str]:
+    """Phecodes tied to an injected one by rollup (ancestors) or by an exclusion range."""
+    lineage = set()
+    icd = pmap.icd
+    for phe in INJECTED:
+        codes = icd.filter(pl.col("phecode") == phe).select("system", "code")
+        lineage |= set(icd.join(codes, on=["system", "code"])["phecode"].to_list())
+    related = set(lineage)
+    for phe, rng in pmap.phecodes.select("phecode", "exclude_range").iter_rows():
+        rng = set(rng or ())
+        if lineage & rng:
+            related.add(phe)
+        if phe in lineage:
+            related |= rng
+    return related - set(INJECTED)
+
+
+def _variant(code: str, u: float, undotted_share: float) -> str:
+    """Real-world spellings: dotted or not, mixed case, stray spaces."""
+    if u < undotted_share:
+        code = code.replace(".", "")
+    elif u > 0.97:
+        code = f" {code} "
+    if 0.9 < u <= 0.97:
+        code = code.lower()
+    return code
+
+
+def simulate_population(cfg: PopulationConfig):
+    """Return ``(visits, pmh, plans, truth)``; ``plans`` has one dict per visit with waveforms."""
+    rng = np.random.default_rng(cfg.seed)
+    pmap = load_phecode_map()
+    codes = code_tables(pmap)
+    info = {r[0]: r for r in pmap.phecodes.select("phecode", "description", "chapter", "sex").iter_rows()}
+    related = related_phecodes(pmap)
+    usable = [p for p, c in codes.items()
+              if p not in related and p not in INJECTED and "9" in c and "10" in c]
+    acute_pool = sorted(p for p in usable if info[p][2] in ACUTE_CHAPTERS)
+    chronic_pool = sorted(p for p in usable if info[p][2] not in ACUTE_CHAPTERS)
+    sex_specific = [p for p in chronic_pool if info[p][3] != "Both"]
+    chosen = list(rng.choice(sex_specific, size=min(10, len(sex_specific)), replace=False))
+    rest = [p for p in chronic_pool if p not in chosen]
+    chosen += list(rng.choice(rest, size=min(cfg.n_background, len(rest)), replace=False))
+    background = sorted(chosen)
+    acute = list(rng.choice(acute_pool, size=min(80, len(acute_pool)), replace=False))
+
+    # Patients
+    n = cfg.patients
+    sex = rng.choice(np.array(["F", "M", "U"]), size=n, p=[0.53, 0.465, 0.005])
+    age0 = np.clip(rng.normal(52, 19, n), 18, 95)
+    z_age = (age0 - 52) / 19
+    health = rng.normal(size=n)  # latent factor shared by background phecodes
+    cardio = rng.normal(size=n)  # independent factor shared by the injected phecodes
+    n_visits = np.minimum(1 + rng.geometric(0.55, n) - 1, 8)
+    base_year = rng.uniform(2150, 2290, n)
+    first = (np.array([(dt.datetime(int(y), 1, 1) - EPOCH).total_seconds() for y in base_year])
+             + rng.uniform(0, 365 * DAY, n))
+    sync_prop = np.where(rng.random(n) < 0.7, 0.62, 0.04)
+    mrn = rng.choice(np.arange(1_000_000, 9_999_999), size=n, replace=False)
+
+    # Diseases: presence and onset per (patient, phecode)
+    names = list(INJECTED) + background
+    prev = np.array([INJECTED[p]["prevalence"] for p in INJECTED]
+                    + list(np.exp(rng.uniform(np.log(0.004), np.log(0.15), len(background)))))
+    age_slope = np.array([INJECTED[p]["age"] for p in INJECTED]
+                         + list(rng.normal(0.4, 0.5, len(background))))
+    sex_eff = rng.normal(0, 0.3, len(names))
+    latent = np.concatenate([np.full(len(INJECTED), 0.6), np.zeros(len(background))])[None, :] * cardio[:, None] \
+        + np.concatenate([np.zeros(len(INJECTED)), np.full(len(background), 0.7)])[None, :] * health[:, None]
+    logit = (_logit(prev)[None, :] + age_slope[None, :] * z_age[:, None]
+             + sex_eff[None, :] * np.where(sex == "F", 0.5, -0.5)[:, None] + latent)
+    present = rng.random(logit.shape) < _sigmoid(logit)
+    rules = np.array([info[p][3] for p in names])
+    present &= ~((rules == "F")[None, :] & (sex != "F")[:, None])
+    present &= ~((rules == "M")[None, :] & (sex != "M")[:, None])
+    span = (n_visits - 1) * 120.0 * DAY
+    before = rng.random(present.shape) < 0.8
+    onset = np.where(before, first[:, None] - rng.exponential(3 * 365 * DAY, present.shape),
+                     first[:, None] + rng.uniform(0, 1, present.shape) * (span[:, None] + 180 * DAY))
+
+    visit_rows, pmh_rows, plans = [], [], []
+    csn_next = int(rng.integers(10_000_000, 20_000_000))
+    for i in range(n):
+        has = np.flatnonzero(present[i])
+        for j in has:  # history, mostly undotted ICD-10, some ICD-9 (older records)
+            phe = names[j]
+            if rng.random() > 0.92:
+                continue  # never recorded: the waveform still shows it
+            n_rows = 1 + int(rng.random() < 0.4)
+            for k in range(n_rows):
+                noted = onset[i, j] + (0 if k == 0 else rng.uniform(0, 400) * DAY)
+                system = "9" if rng.random() < 0.15 else "10"
+                code = str(rng.choice(codes[phe][system]))
+                pmh_rows.append((str(mrn[i]), noted, "Dx9" if system == "9" else "Dx10",
+                                 _variant(code, rng.random(), 0.7), info[phe][1]))
+        for _ in range(rng.poisson(cfg.noise_codes_per_patient)):
+            phe = acute[int(rng.integers(len(acute)))] if rng.random() < 0.5 else \
+                background[int(rng.integers(len(background)))]
+            if info[phe][3] not in ("Both", sex[i]):
+                continue
+            pmh_rows.append((str(mrn[i]), first[i] + rng.uniform(-5 * 365, 2 * 365) * DAY, "Dx10",
+                             _variant(str(rng.choice(codes[phe]["10"])), rng.random(), 0.7),
+                             info[phe][1]))
+        if rng.random() < 0.1:
+            pmh_rows.append((str(mrn[i]), first[i] - 30 * DAY, "Dx10", rng.choice(UNMAPPED_ICD10), ""))
+
+        arrivals = first[i] + np.concatenate([[0], np.cumsum(rng.exponential(120 * DAY, n_visits[i] - 1)
+                                                             + DAY)])
+        arrivals = np.floor(arrivals)
+        hr_patient = rng.normal(0, 7)
+        stiff_patient = rng.normal(0, 0.2)
+        for v, arrival in enumerate(arrivals):
+            csn = csn_next
+            csn_next += int(rng.integers(1, 50))
+            age_v = int(np.clip(round(age0[i] + (arrival - first[i]) / (365.25 * DAY) + rng.integers(-2, 3)),
+                                18, 90))
+            active = {names[j]: onset[i, j] <= arrival for j in has}
+            eff = {INJECTED[p]["field"]: INJECTED[p]["effect"] if active.get(p) else 0.0 for p in INJECTED}
+            # visit diagnosis: an active chronic disease, or an acute problem
+            chronic_active = [p for p, a in active.items() if a]
+            if chronic_active and rng.random() < 0.3:
+                phe = chronic_active[int(rng.integers(len(chronic_active)))]
+            else:
+                phe = acute[min(int(rng.zipf(1.6)) - 1, len(acute) - 1)]
+            dx10 = [str(rng.choice(codes[phe]["10"]))]
+            dx9 = [str(rng.choice(codes[phe]["9"]))]
+            if rng.random() < 0.15:
+                extra = acute[int(rng.integers(len(acute)))]
+                dx10.append(str(rng.choice(codes[extra]["10"])))
+                dx9.append(str(rng.choice(codes[extra]["9"])))
+            if rng.random() < 0.01:
+                dx10.append(str(rng.choice(UNMAPPED_ICD10)))
+            u = rng.random()
+            cell10 = ", ".join(_variant(c, u, 0.1) for c in dx10)
+            cell9 = ", ".join(_variant(c, u, 0.1) for c in dx9) if rng.random() < 0.6 else ""
+            hr = (72 + 3 * (sex[i] == "F") - 0.08 * (age_v - 50) + hr_patient + rng.normal(0, 4)
+                  + 12 * eff["hf"] + 15 * eff["anemia"] + 8 * eff["af"])
+            stiffness = (age_v - 50) / 25 + 1.5 * eff["stiffness"] + stiff_patient
+            roomed = arrival + rng.uniform(5, 90) * 60
+            los = rng.uniform(2, 12) * 3600
+            admit = rng.random() < 0.3
+            sbp = 125 + 0.4 * (age_v - 50) + 15 * eff["stiffness"] + rng.normal(0, 15)
+            visit_rows.append({
+                "MRN": str(mrn[i]), "CSN": str(csn), "Visit_no": v + 1, "Visits": int(n_visits[i]),
+                "Age": age_v, "Gender": sex[i], "Race": rng.choice(["White", "Asian", "Black", "Other"]),
+                "Ethnicity": rng.choice(["Non-Hispanic", "Hispanic"]),
+                "Means_of_arrival": rng.choice(["Walk-in", "Ambulance"]),
+                "Triage_Temp": round(rng.normal(36.9, 0.5), 1), "Triage_HR": int(round(hr)),
+                "Triage_RR": int(rng.integers(12, 24)), "Triage_SpO2": int(rng.integers(92, 101)),
+                "Triage_SBP": int(round(sbp)), "Triage_DBP": int(round(sbp * 0.6)),
+                "Triage_acuity": rng.choice(["2-Emergent", "3-Urgent", "4-Semi-Urgent"]),
+                "CC": info[phe][1], "ED_dispo": "Admit" if admit else "Discharge",
+                "Hours_to_next_visit": None, "Dispo_class_next_visit": None,
+                "ED_LOS": round(los / 3600, 2), "Hosp_LOS": round(rng.uniform(1, 6), 1) if admit else None,
+                "DC_dispo": "Home", "Payor_class": rng.choice(["Commercial", "Medicare", "Medicaid"]),
+                "Admit_service": "Medicine" if admit else None,
+                "Dx_ICD9": cell9, "Dx_ICD10": cell10, "Dx_name": info[phe][1],
+                "_arrival": arrival, "_roomed": roomed, "_dispo": roomed + los * 0.8,
+                "_departure": roomed + los,
+            })
+            u = rng.random()
+            modality = ("none" if u < 0.08 else "ppg_only" if rng.random() > sync_prop[i]
+                        else rng.choice(["sync", "partial", "nonoverlap"], p=[0.88, 0.06, 0.06]))
+            if modality != "none":
+                plans.append({
+                    "csn": str(csn), "modality": str(modality),
+                    "origin": float(np.floor(roomed + rng.uniform(60, 1800))),
+                    "ms_headers": bool(rng.random() < 0.5),
+                    "seconds": float(cfg.minutes * 60 * rng.uniform(0.85, 1.25)),
+                    "phys": {"hr": float(np.clip(hr, 40, 160)), "resp_hz": float(rng.uniform(0.2, 0.33)),
+                             "af": eff["af"], "hf": eff["hf"], "anemia": eff["anemia"],
+                             "stiffness": float(stiffness), "ptt": float(0.24 - 0.02 * stiffness)},
+                    "seed": int(rng.integers(2**62)),
+                })
+
+    visits = pl.DataFrame(visit_rows, infer_schema_length=None)
+    visits = visits.with_columns(
+        Arrival_time=pl.Series(_iso(visits["_arrival"].to_numpy())),
+        Roomed_time=pl.Series(_iso(visits["_roomed"].to_numpy())),
+        Dispo_time=pl.Series(_iso(visits["_dispo"].to_numpy())),
+        Departure_time=pl.Series(_iso(visits["_departure"].to_numpy())),
+        Admit_time=pl.when(pl.col("ED_dispo") == "Admit").then(
+            pl.Series(_iso(visits["_dispo"].to_numpy()))),
+    ).with_columns(
+        Hours_to_next_visit=((pl.col("_arrival").shift(-1).over("MRN") - pl.col("_arrival")) / 3600).round(1),
+    ).select(VISIT_COLUMNS)
+    pmh = pl.DataFrame(pmh_rows, schema=["MRN", "_noted", "CodeType", "Code", "Desc10"], orient="row")
+    pmh = pmh.with_columns(
+        Noted_date=pl.Series(_iso(np.floor(pmh["_noted"].to_numpy() / DAY) * DAY)),
+        CCS=pl.lit(None, pl.String), DescCCS=pl.lit(None, pl.String),
+    ).select("MRN", "Noted_date", "CodeType", "Code", "Desc10", "CCS", "DescCCS")
+
+    truth = {
+        "injected": {p: v["effect"] for p, v in INJECTED.items()},
+        "effects": {p: {"description": info[p][1], "waveform": v["what"], "prevalence": v["prevalence"]}
+                    for p, v in INJECTED.items()},
+        "related": sorted(related),
+        "background": background,
+        "acute": sorted(acute),
+        "confounders": {"age": "arterial stiffness +1 per 25 years (earlier reflected wave); "
+                               "heart rate -0.08 bpm per year",
+                        "sex": "heart rate +3 bpm in women"},
+        "null_given_age_sex": "every phecode outside injected and related is independent of the "
+                              "waveform given age and sex",
+        "seed": cfg.seed,
+        "patients": n,
+    }
+    return visits, pmh, plans, truth
