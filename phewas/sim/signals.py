@@ -67,9 +67,9 @@ def ppg_template(phys: Physiology, fs: float = PPG_FS) -> np.ndarray:
     sys_sd = 0.05 * (1.0 - 0.25 * phys.hf)
     d_refl = np.clip(0.20 - 0.05 * s, 0.07, 0.26)
     r_amp = np.clip(0.32 + 0.16 * s, 0.15, 0.9)
-    dic = np.clip(0.30 * (1.0 - 0.35 * s) * (1.0 - 0.4 * phys.hf), 0.02, 0.45)
+    dic = np.clip(0.25 * (1.0 - 0.35 * s) * (1.0 - 0.4 * phys.hf), 0.02, 0.45)
     pulse = (_gauss(t, 0.13, sys_sd) + r_amp * _gauss(t, 0.13 + d_refl, 0.07)
-             + dic * _gauss(t, 0.42, 0.07) + 0.12 * _gauss(t, 0.6, 0.2))
+             + dic * _gauss(t, 0.45, 0.06) + 0.12 * _gauss(t, 0.6, 0.2))
     pulse *= np.clip((1.2 - t) / 0.3, 0, 1)  # taper to zero
     return pulse / pulse.max()
 
@@ -122,7 +122,7 @@ def ecg_signal(beats, duration, phys: Physiology, rng, fs=ECG_FS, mains_hz=60.0)
     beat, pre = ecg_template(phys, 60.0 / phys.hr, fs)
     pad = int(fs)
     imp = _impulses(beats + pad / fs, np.ones_like(beats), fs, n + pad)
-    x = sps.oaconvolve(imp, beat)[pad - pre:pad - pre + n]
+    x = sps.oaconvolve(imp, beat)[pad + pre:pad + pre + n]
     t = np.arange(n) / fs
     x += 0.1 * np.sin(2 * np.pi * phys.resp_hz * t) + _lowpass_noise(n, fs, 0.1, rng, 0.08)
     x += rng.uniform(0.01, 0.06) * np.sin(2 * np.pi * mains_hz * t + rng.uniform(0, 6.3))

@@ -1,0 +1,22 @@
+import pytest
+
+from phewas.progress import set_quiet
+
+set_quiet(True)
+
+
+@pytest.fixture(scope="session")
+def sim_data(tmp_path_factory):
+    """A small simulated MC-MED folder shared by the tests (reading only)."""
+    from phewas.sim import PopulationConfig, simulate_dataset
+    out = tmp_path_factory.mktemp("sim") / "mcmed"
+    simulate_dataset(out, PopulationConfig(patients=80, seed=3, minutes=1.0), workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sim_cohort(sim_data, tmp_path_factory):
+    from cohorts import CohortConfig, build_cohort
+    out = tmp_path_factory.mktemp("cohort") / "cohort"
+    build_cohort(sim_data, out, CohortConfig(seed=0, workers=1))
+    return out
