@@ -2,5 +2,7 @@
 
 from .build import CohortConfig, build_cohort
 from .phecodes import load_phecode_map
+from .segments import SegmentConfig, extract_segments, merge_shards, open_segments
 
-__all__ = ["CohortConfig", "build_cohort", "load_phecode_map"]
+__all__ = ["CohortConfig", "SegmentConfig", "build_cohort", "extract_segments", "load_phecode_map",
+           "merge_shards", "open_segments"]

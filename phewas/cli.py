@@ -39,6 +39,33 @@ def cmd_build_cohort(a) -> None:
              c["stays_by_split"], m["unmapped_codes"]["total"], m["patients_shared_heldout_pretrain"])
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n, e.g. 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def cmd_extract_segments(a) -> None:
+    from cohorts import SegmentConfig, extract_segments, merge_shards
+    if a.merge:
+        m = merge_shards(a.cohort, a.merge, overwrite=a.force)
+    else:
+        if a.data is None:
+            raise PhewasError("--data is required unless --merge is given")
+        cfg = SegmentConfig(per_stay=a.per_stay, max_pairs_per_stay=a.max_pairs_per_stay, seed=a.seed,
+                            max_invalid=a.max_invalid, notch_hz=a.notch_hz)
+        m = extract_segments(a.data, a.cohort, cfg, shard=a.shard, workers=a.workers, overwrite=a.force)
+    c = m["counts"]
+    state = "up to date" if m.get("up_to_date") else "written"
+    log.info("segment store %s: %d stays, %d PPG windows (%d stays without a valid window, %d short of "
+             "--per-stay), %d PPG-ECG pairs, %d unreadable records skipped", state, c["stays"], c["ppg_windows"],
+             c["stays_without_windows"], c["stays_short_of_per_stay"], c["pairs"], c["bad_records"]["count"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phewas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None)
     _common(p)
     p.set_defaults(func=cmd_build_cohort)
+
+    p = sub.add_parser("extract-segments", help="preprocessed 10-s PPG windows (and PPG-ECG pairs) per stay")
+    p.add_argument("--data", type=Path, help="MC-MED folder the cohort was built from")
+    p.add_argument("--cohort", type=Path, required=True)
+    p.add_argument("--per-stay", type=int, default=20, help="PPG windows sampled per stay")
+    p.add_argument("--max-pairs-per-stay", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-invalid", type=float, default=0.25, help="largest invalid share of a kept window")
+    p.add_argument("--notch-hz", type=float, default=50.0, help="ECG mains notch (60 in the US; 0 for none)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: build one n-th of the stays")
+    p.add_argument("--merge", type=int, metavar="N", default=0, help="join N finished shards into the store")
+    _common(p)
+    p.set_defaults(func=cmd_extract_segments)
     return parser
 
 

@@ -20,3 +20,10 @@ def sim_cohort(sim_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("cohort") / "cohort"
     build_cohort(sim_data, out, CohortConfig(seed=0, workers=1))
     return out
+
+
+@pytest.fixture(scope="session")
+def sim_store(sim_data, sim_cohort):
+    from cohorts import SegmentConfig, extract_segments, open_segments
+    extract_segments(sim_data, sim_cohort, SegmentConfig(chunk_stays=32), workers=2)
+    return open_segments(sim_cohort)

@@ -56,7 +56,10 @@ def beat_train(duration: float, phys: Physiology, rng: np.random.Generator):
     return t[keep], rr[keep]
 
 
-def _gauss(t, mu, sd):
+def _gauss(t, mu, sd, sd_after=None):
+    """Gaussian bump; with ``sd_after`` the fall is slower than the rise (a pulse's upstroke is
+    steeper than its decline)."""
+    sd = np.where(t < mu, sd, sd if sd_after is None else sd_after)
     return np.exp(-0.5 * ((t - mu) / sd) ** 2)
 
 
@@ -68,7 +71,7 @@ def ppg_template(phys: Physiology, fs: float = PPG_FS) -> np.ndarray:
     d_refl = np.clip(0.20 - 0.05 * s, 0.07, 0.26)
     r_amp = np.clip(0.32 + 0.16 * s, 0.15, 0.9)
     dic = np.clip(0.25 * (1.0 - 0.35 * s) * (1.0 - 0.4 * phys.hf), 0.02, 0.45)
-    pulse = (_gauss(t, 0.13, sys_sd) + r_amp * _gauss(t, 0.13 + d_refl, 0.07)
+    pulse = (_gauss(t, 0.13, sys_sd * 0.8, sys_sd * 1.4) + r_amp * _gauss(t, 0.13 + d_refl, 0.07)
              + dic * _gauss(t, 0.45, 0.06) + 0.12 * _gauss(t, 0.6, 0.2))
     pulse *= np.clip((1.2 - t) / 0.3, 0, 1)  # taper to zero
     return pulse / pulse.max()

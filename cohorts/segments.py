@@ -1,0 +1,385 @@
+"""The segment store: preprocessed 10-s PPG windows (and paired ECG) per stay, memory-mapped.
+
+``phewas extract-segments`` reads each stay's WFDB records once, in worker processes, and writes
+``COHORT/segments/``:
+
+* ``ppg.npy`` float16 ``[N, 1250]`` and ``ppg_index.parquet`` (one row per window: ``row``,
+  ``stay_id``, ``split``, ``window``, ``start``, ``record``, ``invalid_frac``): up to
+  ``per_stay`` windows sampled at random (seeded per stay) from all of a stay's Pleth records;
+* ``pairs_ppg.npy`` ``[M, 1250]``, ``pairs_ecg.npy`` ``[M, 5000]`` and ``pairs_index.parquet``:
+  every valid non-overlapping 10-s window where a Pleth and an II record overlap in time, for
+  pretraining stays (capped by ``max_pairs_per_stay``);
+* ``stays.parquet``: per stay, windows kept, valid candidates and pairs;
+* ``manifest.json``.
+
+Work proceeds in chunks of stays written atomically to a work folder, so a killed run resumes
+where it stopped; the store appears only when complete. ``shard=(i, n)`` builds one n-th of the
+stays into ``COHORT/segments.shards/<i>-of-<n>``; :func:`merge_shards` joins them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from phewas.errors import InputError, PhewasError
+from phewas.io import atomic_dir, file_sha256, read_manifest, write_manifest
+from phewas.progress import progress
+
+from .preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
+
+log = logging.getLogger(__name__)
+STORE = "segments"
+PRETRAIN = ("pretrain_train", "pretrain_val", "pretrain_test")
+
+
+@dataclass
+class SegmentConfig:
+    """Parameters of ``extract-segments`` (each is a command-line flag)."""
+
+    per_stay: int = 20
+    max_pairs_per_stay: int = 100
+    seed: int = 0
+    max_invalid: float = 0.25
+    notch_hz: float = 50.0  # the published pipeline; US mains hum is 60 Hz
+    chunk_stays: int = 128
+
+    def specs(self) -> tuple[ChannelSpec, ChannelSpec]:
+        return PPG, ChannelSpec(fs=ECG.fs, band=ECG.band, notch_hz=self.notch_hz or None)
+
+
+def _read(path: str, expected: int):
+    import wfdb
+    rec = wfdb.rdrecord(path)
+    x = rec.p_signal[:, 0].astype(np.float64)
+    if len(x) < expected:
+        raise ValueError(f"truncated: {len(x)} of {expected} samples")
+    return x, float(rec.fs)
+
+
+def _stay_rng(seed: int, stay_id: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(stay_id.encode())])
+
+
+def process_stay(job: dict, root: str, cfg: SegmentConfig) -> dict:
+    """Windows of one stay. ``job``: ``stay_id``, ``split``, ``pairs`` (bool), ``records`` (list of
+    dicts with ``channel``, ``record``, ``n_samples``, ``start_us``)."""
+    ppg_spec, ecg_spec = cfg.specs()
+    out = {"stay_id": job["stay_id"], "bad": [], "ppg": [], "ppg_meta": [], "pair_ppg": [],
+           "pair_ecg": [], "pair_meta": []}
+    loaded = {}
+    for rec in job["records"]:
+        if rec["channel"] == "ecg" and not job["pairs"]:
+            continue
+        spec = ppg_spec if rec["channel"] == "ppg" else ecg_spec
+        try:
+            x, fs = _read(os.path.join(root, rec["record"]), rec["n_samples"])
+            loaded[rec["record"]] = (rec, *preprocess_record(x, fs, spec, rec["channel"])[:2])
+        except Exception as err:  # noqa: BLE001 - any unreadable record is skipped and counted
+            out["bad"].append((rec["record"], f"{type(err).__name__}: {err}"))
+    # PPG windows: all valid non-overlapping candidates, then a seeded sample
+    cands = []
+    for name, (rec, y, bad) in loaded.items():
+        if rec["channel"] != "ppg":
+            continue
+        starts = np.arange(0, len(y) - ppg_spec.window + 1, ppg_spec.window)
+        win, frac, kept = cut_windows(y, bad, ppg_spec, starts, cfg.max_invalid)
+        for w, f, s in zip(win, frac, kept):
+            t = None if rec["start_us"] is None else rec["start_us"] + int(round(s / ppg_spec.fs * 1e6))
+            cands.append((w, name, t, f))
+    out["n_candidates"] = len(cands)
+    rng = _stay_rng(cfg.seed, job["stay_id"])
+    if cands:
+        pick = np.sort(rng.choice(len(cands), size=min(cfg.per_stay, len(cands)), replace=False))
+        out["ppg"] = np.stack([cands[i][0] for i in pick]).astype(np.float16)
+        out["ppg_meta"] = [cands[i][1:] for i in pick]
+    # Paired windows on a common clock where a Pleth and an II record overlap
+    if job["pairs"]:
+        ppgs = [v for v in loaded.values() if v[0]["channel"] == "ppg" and v[0]["start_us"] is not None]
+        ecgs = [v for v in loaded.values() if v[0]["channel"] == "ecg" and v[0]["start_us"] is not None]
+        pairs = []
+        for prec, py, pbad in ppgs:
+            for erec, ey, ebad in ecgs:
+                lo = max(prec["start_us"], erec["start_us"])
+                hi = min(prec["start_us"] + len(py) / ppg_spec.fs * 1e6, erec["start_us"] + len(ey) / ecg_spec.fs * 1e6)
+                t = np.arange(lo, hi - ppg_spec.window_s * 1e6 + 1, ppg_spec.window_s * 1e6)
+                if len(t) == 0:
+                    continue
+                ps = np.round((t - prec["start_us"]) / 1e6 * ppg_spec.fs).astype(np.int64)
+                es = np.round((t - erec["start_us"]) / 1e6 * ecg_spec.fs).astype(np.int64)
+                ok = (ps + ppg_spec.window <= len(py)) & (es + ecg_spec.window <= len(ey))
+                t, ps, es = t[ok], ps[ok], es[ok]
+                pw, pf, pk = cut_windows(py, pbad, ppg_spec, ps, cfg.max_invalid)
+                ew, ef, ek = cut_windows(ey, ebad, ecg_spec, es, cfg.max_invalid)
+                both, pi, ei = np.intersect1d(np.searchsorted(ps, pk), np.searchsorted(es, ek),
+                                              return_indices=True)
+                for j, a, b in zip(both, pi, ei):
+                    pairs.append((pw[a], ew[b], int(t[j]), prec["record"], erec["record"], pf[a], ef[b]))
+        if len(pairs) > cfg.max_pairs_per_stay:
+            keep = np.sort(rng.choice(len(pairs), cfg.max_pairs_per_stay, replace=False))
+            pairs = [pairs[i] for i in keep]
+        if pairs:
+            out["pair_ppg"] = np.stack([p[0] for p in pairs]).astype(np.float16)
+            out["pair_ecg"] = np.stack([p[1] for p in pairs]).astype(np.float16)
+            out["pair_meta"] = [p[2:] for p in pairs]
+    return out
+
+
+def _process_chunk(args):
+    jobs, root, cfg = args
+    return [process_stay(j, root, cfg) for j in jobs]
+
+
+def _jobs(cohort: Path, shard: tuple[int, int]) -> list[dict]:
+    stays = pl.read_parquet(cohort / "stays.parquet").filter(pl.col("split") != "excluded")
+    records = pl.read_parquet(cohort / "records.parquet")
+    i, n = shard
+    stays = stays.sort("stay_id")[i::n]
+    recs = (records.filter(pl.col("stay_id").is_in(stays["stay_id"].implode()))
+            .with_columns(pl.col("start").dt.epoch("us").alias("start_us"))
+            .group_by("stay_id").agg(pl.struct("channel", "record", "n_samples", "start_us").alias("records")))
+    recs = dict(zip(recs["stay_id"], recs["records"].to_list()))
+    return [{"stay_id": s, "split": sp, "pairs": bool(sync and sp in PRETRAIN), "records": recs.get(s, [])}
+            for s, sp, sync in stays.select("stay_id", "split", "has_sync_ecg").iter_rows()]
+
+
+def _save_chunk(path: Path, results: list[dict], splits: dict) -> None:
+    def meta_frame(rows, cols, schema):
+        return pl.DataFrame(rows, schema=dict(zip(cols, schema)), orient="row")
+
+    ppg_rows, pair_rows, stay_rows, bad = [], [], [], []
+    for r in results:
+        s = r["stay_id"]
+        for k, (rec, t, f) in enumerate(r["ppg_meta"]):
+            ppg_rows.append((s, splits[s], k, t, rec, float(f)))
+        for t, prec, erec, pf, ef in r["pair_meta"]:
+            pair_rows.append((s, splits[s], t, prec, erec, float(pf), float(ef)))
+        stay_rows.append((s, splits[s], len(r["ppg_meta"]), r["n_candidates"], len(r["pair_meta"])))
+        bad += r["bad"]
+    empty = lambda w: np.zeros((0, w), np.float16)  # noqa: E731
+    arrays = {
+        "ppg": np.concatenate([r["ppg"] for r in results if len(r["ppg"])] or [empty(PPG.window)]),
+        "pair_ppg": np.concatenate([r["pair_ppg"] for r in results if len(r["pair_ppg"])] or [empty(PPG.window)]),
+        "pair_ecg": np.concatenate([r["pair_ecg"] for r in results if len(r["pair_ecg"])] or [empty(ECG.window)]),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.mkdir(exist_ok=True)
+    for k, v in arrays.items():
+        np.save(tmp / f"{k}.npy", v)
+    meta_frame(ppg_rows, ["stay_id", "split", "window", "start_us", "record", "invalid_frac"],
+               [pl.String, pl.String, pl.Int32, pl.Int64, pl.String, pl.Float32]).write_parquet(tmp / "ppg.parquet")
+    meta_frame(pair_rows, ["stay_id", "split", "start_us", "ppg_record", "ecg_record", "invalid_frac_ppg",
+                           "invalid_frac_ecg"],
+               [pl.String, pl.String, pl.Int64, pl.String, pl.String, pl.Float32, pl.Float32]
+               ).write_parquet(tmp / "pairs.parquet")
+    meta_frame(stay_rows, ["stay_id", "split", "n_ppg_windows", "n_candidates", "n_pairs"],
+               [pl.String, pl.String, pl.Int32, pl.Int32, pl.Int32]).write_parquet(tmp / "stays.parquet")
+    (tmp / "bad.json").write_text(json.dumps(bad))
+    os.replace(tmp, path)
+
+
+def _assemble(chunks: list[Path], dest: Path, per_stay: int) -> dict:
+    """Concatenate chunk folders into a store at ``dest`` (memory-mapped writes)."""
+    def cat_frames(name):
+        return pl.concat([pl.read_parquet(c / name) for c in chunks]) if chunks else None
+
+    ppg_idx, pair_idx, stays = cat_frames("ppg.parquet"), cat_frames("pairs.parquet"), cat_frames("stays.parquet")
+    for name, width in (("ppg", PPG.window), ("pair_ppg", PPG.window), ("pair_ecg", ECG.window)):
+        shapes = [np.load(c / f"{name}.npy", mmap_mode="r").shape[0] for c in chunks]
+        target = "pairs_ppg" if name == "pair_ppg" else "pairs_ecg" if name == "pair_ecg" else "ppg"
+        out = np.lib.format.open_memmap(dest / f"{target}.npy", mode="w+", dtype=np.float16,
+                                        shape=(sum(shapes), width))
+        pos = 0
+        for c, n in zip(chunks, shapes):
+            out[pos:pos + n] = np.load(c / f"{name}.npy")
+            pos += n
+        out.flush()
+        del out
+    to_dt = pl.from_epoch(pl.col("start_us"), time_unit="us").alias("start")
+    ppg_idx.with_row_index("row").with_columns(to_dt).drop("start_us").write_parquet(dest / "ppg_index.parquet")
+    pair_idx.with_row_index("row").with_columns(to_dt).drop("start_us").write_parquet(dest / "pairs_index.parquet")
+    stays.write_parquet(dest / "stays.parquet")
+    bad = [b for c in chunks for b in json.loads((c / "bad.json").read_text())]
+    return {"ppg_windows": ppg_idx.height, "pairs": pair_idx.height, "stays": stays.height,
+            "stays_without_windows": int((stays["n_ppg_windows"] == 0).sum()),
+            "stays_short_of_per_stay": int(((stays["n_ppg_windows"] > 0) &
+                                            (stays["n_ppg_windows"] < per_stay)).sum()),
+            "stays_with_pairs": int((stays["n_pairs"] > 0).sum()),
+            "bad_records": {"count": len(bad), "records": [b[0] for b in bad]}}
+
+
+def _store_path(cohort: Path, shard) -> Path:
+    i, n = shard
+    return cohort / STORE if n == 1 else cohort / f"{STORE}.shards" / f"{i}-of-{n}"
+
+
+def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, *, shard=(0, 1),
+                     workers: int | None = None, overwrite: bool = False) -> dict:
+    """Build the segment store (or one shard of it). Returns its manifest.
+
+    Re-running with the same parameters on the same cohort returns the existing manifest
+    without work; a killed run resumes from its last complete chunk.
+    """
+    cfg = config or SegmentConfig()
+    cohort = Path(cohort_dir)
+    i, n = shard
+    if not (0 <= i < n):
+        raise ValueError(f"shard must satisfy 0 <= i < n, got {i}/{n}")
+    cman = read_manifest(cohort)
+    root = Path(data_dir) / cman["parameters"]["columns"]["files"]["waveforms"]
+    if not root.is_dir():
+        raise InputError(root, "waveform folder not found")
+    params = {**asdict(cfg), "shard": [i, n], "cohort_labels_sha256": file_sha256(cohort / "stays.parquet")}
+    dest = _store_path(cohort, shard)
+    if dest.exists() and not overwrite:
+        old = read_manifest(dest)
+        if old["parameters"] == params:
+            return old | {"up_to_date": True}
+        raise PhewasError(f"{dest}: exists with other parameters (pass --force to rebuild)")
+    work = dest.with_name(f".{dest.name}.work")
+    if work.exists() and (not (work / "params.json").exists()
+                          or json.loads((work / "params.json").read_text()) != params):
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "params.json").write_text(json.dumps(params))
+
+    jobs = _jobs(cohort, shard)
+    splits = {j["stay_id"]: j["split"] for j in jobs}
+    chunks = [jobs[k:k + cfg.chunk_stays] for k in range(0, len(jobs), cfg.chunk_stays)]
+    paths = [work / f"chunk-{k:05d}" for k in range(len(chunks))]
+    todo = [k for k, p in enumerate(paths) if not p.exists()]
+    bar = progress(total=len(jobs), initial=len(jobs) - sum(len(chunks[k]) for k in todo),
+                   desc="extract-segments", unit="stay")
+    workers = max(1, workers or os.cpu_count() or 1)
+    # split each chunk across workers, then save the chunk when all its parts are back
+    sub = max(1, -(-cfg.chunk_stays // workers))
+    with ProcessPoolExecutor(workers) if workers > 1 else _Inline() as pool:
+        for k in todo:
+            parts = [chunks[k][j:j + sub] for j in range(0, len(chunks[k]), sub)]
+            results = [r for part in pool.map(_process_chunk, [(p, str(root), cfg) for p in parts]) for r in part]
+            _save_chunk(paths[k], results, splits)
+            bar.update(len(chunks[k]))
+    bar.close()
+    with atomic_dir(dest, overwrite=True) as tmp:
+        counts = _assemble(paths, tmp, cfg.per_stay)
+        for rec in counts["bad_records"]["records"][:20]:
+            log.warning("unreadable record skipped: %s", rec)
+        manifest = write_manifest(tmp, command="extract-segments",
+                                  inputs={"data": str(Path(data_dir).resolve()), "cohort": str(cohort.resolve())},
+                                  parameters=params, counts=counts)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+class _Inline:
+    """A stand-in for a process pool when ``workers == 1``."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def map(fn, items):
+        return map(fn, items)
+
+
+def merge_shards(cohort_dir, n: int, *, overwrite: bool = False) -> dict:
+    """Join ``COHORT/segments.shards/<i>-of-<n>`` (all present and complete) into ``COHORT/segments``."""
+    cohort = Path(cohort_dir)
+    shards = [_store_path(cohort, (i, n)) for i in range(n)]
+    missing = [str(s) for s in shards if not (s / "manifest.json").exists()]
+    if missing:
+        raise PhewasError(f"cannot merge: {len(missing)} of {n} shards missing or incomplete ({missing[0]}, ...)")
+    mans = [read_manifest(s) for s in shards]
+    base = {k: v for k, v in mans[0]["parameters"].items() if k != "shard"}
+    for s, m in zip(shards, mans):
+        if {k: v for k, v in m["parameters"].items() if k != "shard"} != base:
+            raise PhewasError(f"{s}: built with other parameters than shard 0")
+    dest = cohort / STORE
+    with atomic_dir(dest, overwrite=overwrite) as tmp:
+        chunks = []
+        for k, (shard_dir, m) in enumerate(zip(shards, mans)):  # present each shard as a chunk
+            c = tmp / f".shard{k}"
+            c.mkdir()
+            for a, b in (("ppg", "ppg"), ("pairs_ppg", "pair_ppg"), ("pairs_ecg", "pair_ecg")):
+                os.symlink((shard_dir / f"{a}.npy").resolve(), c / f"{b}.npy")
+            us = pl.col("start").dt.epoch("us").alias("start_us")
+            for a, b in (("ppg_index", "ppg"), ("pairs_index", "pairs")):
+                pl.read_parquet(shard_dir / f"{a}.parquet").with_columns(us).drop("row", "start") \
+                    .write_parquet(c / f"{b}.parquet")
+            shutil.copy(shard_dir / "stays.parquet", c / "stays.parquet")
+            (c / "bad.json").write_text(json.dumps([[r, ""] for r in m["counts"]["bad_records"]["records"]]))
+            chunks.append(c)
+        counts = _assemble(chunks, tmp, base["per_stay"])
+        for c in chunks:
+            shutil.rmtree(c)
+        manifest = write_manifest(tmp, command="extract-segments --merge", inputs={"shards": [str(s) for s in shards]},
+                                  parameters={**base, "shard": [0, 1], "merged_from": n}, counts=counts)
+    return manifest
+
+
+class SegmentStore:
+    """Read access to a segment store; the only way other parts read windows.
+
+    Attributes
+    ----------
+    index : polars.DataFrame
+        One row per PPG window (``row``, ``stay_id``, ``split``, ``window``, ``start``, ``record``,
+        ``invalid_frac``); ``row`` indexes :attr:`ppg_array`.
+    pair_index : polars.DataFrame
+        One row per PPG-ECG pair; ``row`` indexes :attr:`pairs_ppg_array` / :attr:`pairs_ecg_array`.
+    stays : polars.DataFrame
+        Per stay: ``n_ppg_windows``, ``n_candidates``, ``n_pairs``.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not (self.path / "manifest.json").exists():
+            raise PhewasError(f"{self.path}: no segment store (run `phewas extract-segments` first)")
+        self.manifest = read_manifest(self.path)
+        self.index = pl.read_parquet(self.path / "ppg_index.parquet")
+        self.pair_index = pl.read_parquet(self.path / "pairs_index.parquet")
+        self.stays = pl.read_parquet(self.path / "stays.parquet")
+        self.ppg_array = np.load(self.path / "ppg.npy", mmap_mode="r")
+        self.pairs_ppg_array = np.load(self.path / "pairs_ppg.npy", mmap_mode="r")
+        self.pairs_ecg_array = np.load(self.path / "pairs_ecg.npy", mmap_mode="r")
+        self._ppg_rows = _row_ranges(self.index)
+        self._pair_rows = _row_ranges(self.pair_index)
+
+    def ppg_rows(self, stay_id: str) -> tuple[int, int]:
+        return self._ppg_rows.get(str(stay_id), (0, 0))
+
+    def ppg(self, stay_id: str) -> np.ndarray:
+        """float32 ``[n_windows, 1250]`` (``n_windows`` may be 0)."""
+        a, b = self.ppg_rows(stay_id)
+        return np.asarray(self.ppg_array[a:b], dtype=np.float32)
+
+    def pairs(self, stay_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """float32 ``(ppg [n, 1250], ecg [n, 5000])`` for a pretraining stay."""
+        a, b = self._pair_rows.get(str(stay_id), (0, 0))
+        return (np.asarray(self.pairs_ppg_array[a:b], dtype=np.float32),
+                np.asarray(self.pairs_ecg_array[a:b], dtype=np.float32))
+
+
+def _row_ranges(index: pl.DataFrame) -> dict:
+    if index.height == 0:
+        return {}
+    g = index.group_by("stay_id", maintain_order=True).agg(pl.col("row").min().alias("a"),
+                                                           pl.col("row").max().alias("b"))
+    return {s: (int(a), int(b) + 1) for s, a, b in g.iter_rows()}
+
+
+def open_segments(cohort_dir) -> SegmentStore:
+    """Open ``COHORT/segments``."""
+    return SegmentStore(Path(cohort_dir) / STORE)

@@ -1,0 +1,1 @@
+"""Encoder: the AnyPPG PPG encoder, an ECG encoder, ECG-guided CLIP pretraining and fine-tuning."""

@@ -1,0 +1,1 @@
+"""Reports: per-phenotype and per-chapter AUC, confound-aware association, figures and HTML."""

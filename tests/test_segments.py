@@ -1,0 +1,151 @@
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import signal as sps
+
+import cohorts.segments as seg
+from cohorts import SegmentConfig, build_cohort, extract_segments, merge_shards, open_segments
+from cohorts.build import CohortConfig
+from encoder.data import PairWindows, StayWindows, loader
+from phewas.cli import main
+
+
+def test_store_contents(sim_store, sim_cohort):
+    stays = pl.read_parquet(sim_cohort / "stays.parquet")
+    man = sim_store.manifest["counts"]
+    assert man["stays"] == stays.filter(pl.col("split") != "excluded").height
+    per = sim_store.index.group_by("stay_id").len()
+    st = sim_store.stays.join(per, on="stay_id", how="left").with_columns(pl.col("len").fill_null(0))
+    assert (st["len"] == st["n_ppg_windows"]).all()
+    assert (st["n_ppg_windows"] == st["n_candidates"].clip(upper_bound=20)).all()
+    assert st["n_candidates"].max() > 0
+    assert sim_store.ppg_array.dtype == np.float16 and sim_store.ppg_array.shape[1] == 1250
+    sid = per["stay_id"][0]
+    x = sim_store.ppg(sid)
+    assert x.dtype == np.float32 and x.shape == (per["len"][0], 1250)
+    np.testing.assert_allclose(x.mean(axis=1), 0, atol=0.01)
+    # pairs only for pretraining stays with synchronised ECG
+    pair_stays = set(sim_store.pair_index["stay_id"])
+    sync = set(stays.filter(pl.col("has_sync_ecg") & pl.col("split").str.starts_with("pretrain"))["stay_id"])
+    assert pair_stays and pair_stays <= sync
+    assert not set(sim_store.pair_index["split"]) & {"heldout"}
+    # windows of a stay do not overlap in time
+    starts = sim_store.index.filter(pl.col("stay_id") == sid).sort("start")["start"]
+    assert (starts.diff().drop_nulls().dt.total_seconds() >= 10).all()
+    assert sim_store.ppg("no-such-stay").shape == (0, 1250)
+
+
+def test_pairs_are_aligned_in_time(sim_store):
+    """In a paired window, each ECG R peak is followed by a PPG systolic peak about one pulse
+    transit time (0.2-0.5 s) later: PPG and ECG come from the same moment."""
+    lags = []
+    for sid in sim_store.pair_index["stay_id"].unique().to_list()[:6]:
+        p, e = sim_store.pairs(sid)
+        for pw, ew in zip(p[:5], e[:5]):
+            r, _ = sps.find_peaks(ew, distance=150, height=np.percentile(ew, 99) * 0.5)
+            q, _ = sps.find_peaks(pw, distance=40, prominence=0.8)
+            rt, qt = r / 500.0, q / 125.0
+            lags += [qt[qt > t][0] - t for t in rt if (qt > t).any() and (qt > t).sum() > 1]
+    assert len(lags) > 100
+    assert 0.2 < np.median(lags) < 0.5
+    assert np.mean(np.abs(np.array(lags) - np.median(lags)) < 0.1) > 0.8
+
+
+def test_rerun_is_idempotent_and_reproducible(sim_data, sim_cohort, sim_store, tmp_path):
+    before = (sim_cohort / "segments" / "ppg.npy").stat().st_mtime_ns
+    again = extract_segments(sim_data, sim_cohort, SegmentConfig(chunk_stays=32), workers=2)
+    assert again.get("up_to_date") and (sim_cohort / "segments" / "ppg.npy").stat().st_mtime_ns == before
+    with pytest.raises(Exception, match="other parameters"):
+        extract_segments(sim_data, sim_cohort, SegmentConfig(per_stay=5), workers=1)
+    copy = tmp_path / "cohort"
+    shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))
+    extract_segments(sim_data, copy, SegmentConfig(chunk_stays=50), workers=1)  # other chunking, 1 worker
+    other = open_segments(copy)
+    np.testing.assert_array_equal(np.asarray(other.ppg_array), np.asarray(sim_store.ppg_array))
+    assert other.index.equals(sim_store.index)
+
+
+def test_shards_merge_to_the_same_store(sim_data, sim_cohort, sim_store, tmp_path):
+    copy = tmp_path / "cohort"
+    shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))
+    for i in range(3):
+        assert main(["extract-segments", "--data", str(sim_data), "--cohort", str(copy), "--shard", f"{i}/3",
+                     "--workers", "1", "--quiet"]) == 0
+    assert main(["extract-segments", "--cohort", str(copy), "--merge", "3", "--quiet"]) == 0
+    merged = open_segments(copy)
+    a = merged.index.sort("stay_id", "window")
+    b = sim_store.index.sort("stay_id", "window")
+    assert a.drop("row").equals(b.drop("row"))
+    np.testing.assert_array_equal(np.asarray(merged.ppg_array)[a["row"].to_numpy()],
+                                  np.asarray(sim_store.ppg_array)[b["row"].to_numpy()])
+    assert merged.pair_index.height == sim_store.pair_index.height
+
+
+def test_killed_run_resumes_from_last_chunk(sim_data, sim_cohort, sim_store, tmp_path, monkeypatch):
+    copy = tmp_path / "cohort"
+    shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))
+    cfg = SegmentConfig(chunk_stays=16)
+    real_save, calls = seg._save_chunk, []
+
+    def crash_after_two(path, results, splits):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(path)
+        real_save(path, results, splits)
+
+    monkeypatch.setattr(seg, "_save_chunk", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        extract_segments(sim_data, copy, cfg, workers=1)
+    assert not (copy / "segments").exists()
+    monkeypatch.setattr(seg, "_save_chunk", real_save)
+    processed = []
+    real_stay = seg.process_stay
+    monkeypatch.setattr(seg, "process_stay", lambda job, *a: processed.append(job["stay_id"]) or real_stay(job, *a))
+    extract_segments(sim_data, copy, cfg, workers=1)
+    n_stays = sim_store.stays.height
+    assert len(processed) == n_stays - 32
+    resumed = open_segments(copy)
+    np.testing.assert_array_equal(np.asarray(resumed.ppg_array), np.asarray(sim_store.ppg_array))
+    assert not list(copy.glob(".segments*"))
+
+
+def test_bad_records_are_skipped_and_counted(sim_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(sim_data, data)
+    cohort = tmp_path / "cohort"
+    build_cohort(data, cohort, CohortConfig(workers=1))
+    heads = sorted((data / "waveforms").glob("*/*/Pleth/*_1.hea"))
+    dat = heads[0].with_suffix(".dat")
+    dat.write_bytes(dat.read_bytes()[:1000])  # truncated signal
+    heads[1].write_text("garbage\n")  # unreadable header
+    m = extract_segments(data, cohort, SegmentConfig(), workers=1)
+    bad = m["counts"]["bad_records"]
+    assert bad["count"] == 2
+    assert {r.split("/")[-1] for r in bad["records"]} == {heads[0].stem, heads[1].stem}
+
+
+def test_datasets_yield_documented_shapes(sim_store, sim_cohort):
+    labels = pl.read_parquet(sim_cohort / "labels.parquet")
+    ds = StayWindows(sim_store, labels, ["427.21", "185", "401.1"], ["heldout"], windows=20)
+    sid, x, y, m = next(iter(loader(ds, 4, shuffle=False)))
+    assert x.shape == (4, 20, 1, 1250) and y.shape == (4, 3) and m.shape == (4, 3)
+    # masks follow the nulls of labels.parquet (185 is male-only)
+    lab = labels.filter(pl.col("stay_id").is_in(sid)).sort("stay_id")
+    assert m[:, 1].tolist() == lab["185"].is_not_null().to_list()
+    # the same windows as the store returns
+    np.testing.assert_array_equal(x[0, :, 0].numpy()[: sim_store.ppg(sid[0]).shape[0]], sim_store.ppg(sid[0]))
+    pw = PairWindows(sim_store, ["pretrain_train"])
+    p, e = next(iter(loader(pw, 8, shuffle=True)))
+    assert p.shape == (8, 1, 1250) and e.shape == (8, 1, 5000)
+
+
+def test_per_stay_caps_the_sample(sim_data, sim_cohort, sim_store, tmp_path):
+    copy = tmp_path / "cohort"
+    shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))
+    m = extract_segments(sim_data, copy, SegmentConfig(per_stay=3, max_pairs_per_stay=2), workers=1)
+    st = open_segments(copy).stays
+    assert (st["n_ppg_windows"] == st["n_candidates"].clip(upper_bound=3)).all()
+    assert st["n_pairs"].max() == 2 and m["counts"]["stays_short_of_per_stay"] == int(
+        ((st["n_candidates"] > 0) & (st["n_candidates"] < 3)).sum())
