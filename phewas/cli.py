@@ -66,6 +66,23 @@ def cmd_extract_segments(a) -> None:
              c["stays_without_windows"], c["stays_short_of_per_stay"], c["pairs"], c["bad_records"]["count"])
 
 
+def cmd_report(a) -> None:
+    from reports.report import ReportConfig, make_report
+    cfg = ReportConfig(min_positives=a.min_positives, split=a.split, thresholds=tuple(a.thresholds),
+                       alpha=a.alpha, folds=a.folds, seed=a.seed, workers=a.workers,
+                       association=a.association)
+    s = make_report(a.cohort, a.predictions, a.out, cfg, overwrite=a.force)
+    log.info("report %s: %d phenotypes, AUC >= %s; %d significant beyond age and sex (FDR %g); open %s",
+             a.out, s["n_phenotypes"], s["auc_at_least"], s["n_fdr_significant"], a.alpha, a.out / "index.html")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phewas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", type=int, metavar="N", default=0, help="join N finished shards into the store")
     _common(p)
     p.set_defaults(func=cmd_extract_segments)
+
+    p = sub.add_parser("report", help="per-phenotype and per-chapter AUC, adjusted association, figures, HTML")
+    p.add_argument("--cohort", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, required=True, help="predictions.parquet from `phewas predict`")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--min-positives", type=int, default=100,
+                   help="report phecodes with at least this many positive (and control) stays")
+    p.add_argument("--split", default="heldout")
+    p.add_argument("--thresholds", type=_floats, default=[0.5, 0.6, 0.7], help="AUC thresholds, e.g. 0.5,0.6,0.7")
+    p.add_argument("--alpha", type=float, default=0.05, help="FDR and family-wise level")
+    p.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold age/sex models")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="processes for the association models")
+    p.add_argument("--no-association", dest="association", action="store_false",
+                   help="skip the age/sex-adjusted models (AUCs only)")
+    _common(p)
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -1,0 +1,162 @@
+"""Figures of the report: PNG at print resolution (300 dpi) and SVG, fixed chapter colours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from cohorts.phecodes import CHAPTERS  # noqa: E402
+
+_PALETTE = plt.get_cmap("tab20").colors
+CHAPTER_COLOURS = {c: _PALETTE[i % 20] for i, c in enumerate(CHAPTERS)}
+OTHER = (0.5, 0.5, 0.5)
+
+
+def chapter_colour(chapter: str):
+    return CHAPTER_COLOURS.get(chapter, OTHER)
+
+
+def chapter_rank(chapter: str) -> int:
+    return CHAPTERS.index(chapter) if chapter in CHAPTERS else len(CHAPTERS)
+
+
+def _save(fig, out: Path, name: str) -> list[str]:
+    fig.savefig(out / f"{name}.png", dpi=300, bbox_inches="tight")
+    fig.savefig(out / f"{name}.svg", bbox_inches="tight")
+    plt.close(fig)
+    return [f"{name}.png", f"{name}.svg"]
+
+
+def _place_labels(ax, items):
+    """Annotate ``(x, y, text)`` points, nudging labels upwards until no two texts overlap."""
+    from matplotlib.text import Text
+
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for x, y, text in sorted(items, key=lambda r: -r[1]):
+        t = ax.annotate(text, (x, y), xytext=(0, 6), textcoords="offset points", fontsize=6, ha="center",
+                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
+        for _ in range(60):
+            t.update_positions(renderer)
+            box = Text.get_window_extent(t, renderer).expanded(1.05, 1.2)  # the text, not its arrow
+            if not any(box.overlaps(b) for b in placed):
+                break
+            dx, dy = t.xyann
+            t.xyann = (dx, dy + 4)
+        t.update_positions(renderer)
+        placed.append(Text.get_window_extent(t, renderer))
+    if placed:  # make room for the highest label
+        top = max(b.y1 for b in placed)
+        y_top = ax.transData.inverted().transform((0, top))[1]
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, max(hi, y_top + 0.02 * (hi - lo)))
+
+
+def _x_positions(df: pl.DataFrame):
+    """x position of each phenotype (ordered), and each chapter's centre."""
+    x = np.arange(df.height)
+    centres = df.with_columns(pl.Series("x", x)).group_by("chapter", maintain_order=True).agg(pl.col("x").mean())
+    return x, centres
+
+
+def manhattan_auc(df: pl.DataFrame, thresholds, out: Path, label_per_chapter: int = 1) -> list[str]:
+    """AUC per phenotype along phecodes grouped and coloured by chapter."""
+    x, centres = _x_positions(df)
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    colours = [chapter_colour(c) for c in df["chapter"]]
+    ax.scatter(x, df["auc"], c=colours, s=12, edgecolors="none")
+    for t in thresholds:
+        ax.axhline(t, color="0.3", lw=0.6, ls="--")
+        ax.text(df.height - 0.5, t, f" {t:g}", va="center", fontsize=7, color="0.3")
+    best = (df.with_columns(pl.Series("x", x)).filter(pl.col("auc") >= sorted(thresholds)[len(thresholds) // 2])
+            .sort("auc", descending=True).group_by("chapter", maintain_order=True).head(label_per_chapter))
+    ax.set_ylim(min(0.4, float(np.nanmin(df["auc"])) - 0.02), min(1.0, float(np.nanmax(df["auc"])) + 0.05))
+    _place_labels(ax, [(r["x"], r["auc"], r["description"][:28]) for r in best.iter_rows(named=True)])
+    ax.set_xticks(centres["x"].to_list(), centres["chapter"].to_list(), rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("AUC (held-out)")
+    ax.set_xlim(-1, df.height)
+    ax.set_title("Phenome-wide AUC by phecode chapter")
+    sns.despine(ax=ax)
+    return _save(fig, out, "manhattan_auc")
+
+
+def manhattan_association(df: pl.DataFrame, alpha: float, out: Path) -> list[str]:
+    """-log10 p of the age- and sex-adjusted test, with Bonferroni and BH-FDR lines."""
+    x, centres = _x_positions(df)
+    p = df["p_value"].to_numpy().astype(float)
+    y = -np.log10(np.clip(p, 1e-300, 1))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    ax.scatter(x, y, c=[chapter_colour(c) for c in df["chapter"]], s=12, edgecolors="none")
+    n = int(np.isfinite(p).sum())
+    bonf = -np.log10(alpha / max(n, 1))
+    ax.axhline(bonf, color="firebrick", lw=0.8, label=f"Bonferroni (p = {alpha}/{n})")
+    q = df["q_value"].to_numpy().astype(float)
+    sig = np.isfinite(q) & (q <= alpha)
+    if sig.any():  # BH line: the largest p among the discoveries
+        ax.axhline(-np.log10(p[sig].max()), color="darkorange", lw=0.8, ls="--", label=f"FDR {alpha:g} (BH)")
+    top = df.with_columns(pl.Series("x", x), pl.Series("y", y)).filter(pl.Series(sig)).sort("y", descending=True)
+    top = top.group_by("chapter", maintain_order=True).head(1)
+    _place_labels(ax, [(r["x"], r["y"], r["description"][:28]) for r in top.iter_rows(named=True)])
+    ax.set_xticks(centres["x"].to_list(), centres["chapter"].to_list(), rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("-log10 p (PPG score beyond age and sex)")
+    ax.set_xlim(-1, df.height)
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    ax.set_title("Association adjusted for age and sex (likelihood-ratio test)")
+    sns.despine(ax=ax)
+    return _save(fig, out, "manhattan_association")
+
+
+def chapter_distributions(df: pl.DataFrame, thresholds, out: Path) -> list[str]:
+    order = [c for c in CHAPTERS if c in set(df["chapter"])] + sorted(set(df["chapter"]) - set(CHAPTERS))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    data = df.select("chapter", "auc").to_pandas()
+    pal = {c: chapter_colour(c) for c in order}
+    sns.boxplot(data=data, x="chapter", y="auc", order=order, hue="chapter", palette=pal, ax=ax, fliersize=0,
+                linewidth=0.7, legend=False)
+    sns.stripplot(data=data, x="chapter", y="auc", order=order, color="0.2", size=2, ax=ax, jitter=0.25)
+    for t in thresholds:
+        ax.axhline(t, color="0.3", lw=0.6, ls="--")
+    ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("")
+    ax.set_ylabel("AUC")
+    ax.set_title("AUC by phecode chapter")
+    sns.despine(ax=ax)
+    return _save(fig, out, "chapter_auc")
+
+
+def auc_histogram(df: pl.DataFrame, thresholds, out: Path) -> list[str]:
+    auc = df["auc"].to_numpy()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(auc, bins=np.linspace(min(0.3, auc.min()), 1.0, 36), color="steelblue", edgecolor="white")
+    top = ax.get_ylim()[1]
+    for t in thresholds:
+        ax.axvline(t, color="0.3", lw=0.7, ls="--")
+        ax.text(t + 0.005, top * 0.95, f">= {t:g}: {(auc >= t).sum()}", fontsize=7, va="top")
+    ax.set_xlabel("AUC")
+    ax.set_ylabel("phenotypes")
+    ax.set_title(f"{len(auc)} phenotypes")
+    sns.despine(ax=ax)
+    return _save(fig, out, "auc_histogram")
+
+
+def top_phenotypes(df: pl.DataFrame, out: Path, n: int = 60) -> list[str]:
+    top = df.sort("auc", descending=True).head(n).reverse()
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.16 * top.height + 1)))
+    y = np.arange(top.height)
+    auc = top["auc"].to_numpy()
+    err = np.vstack([auc - top["auc_ci_low"].to_numpy(), top["auc_ci_high"].to_numpy() - auc])
+    for i, c in enumerate(top["chapter"]):
+        ax.errorbar(auc[i], y[i], xerr=err[:, i:i + 1], fmt="o", ms=3, color=chapter_colour(c), lw=0.8)
+    ax.set_yticks(y, [f"{p} {d[:40]}" for p, d in zip(top["phecode"], top["description"])], fontsize=6)
+    ax.axvline(0.5, color="0.3", lw=0.6, ls="--")
+    ax.set_xlabel("AUC (95% CI, DeLong)")
+    ax.set_title(f"Top {top.height} phenotypes")
+    sns.despine(ax=ax)
+    return _save(fig, out, "top_phenotypes")

@@ -1,0 +1,62 @@
+"""``index.html``: one self-contained page (images embedded) with a sortable phenotype table."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import polars as pl
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach((th, i) => th.addEventListener('click', () => {
+  const body = th.closest('table').tBodies[0];
+  const rows = Array.from(body.rows);
+  const asc = th.dataset.dir !== 'asc'; th.dataset.dir = asc ? 'asc' : 'desc';
+  const key = r => { const t = r.cells[i].textContent; const v = parseFloat(t); return isNaN(v) ? t : v; };
+  rows.sort((a, b) => { const x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (asc ? 1 : -1); });
+  rows.forEach(r => body.appendChild(r));
+}));
+"""
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}img{max-width:100%}
+table{border-collapse:collapse;font-size:12px}td,th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:right}
+th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}td:nth-child(2),td:nth-child(3){text-align:left}
+.headline{display:flex;gap:2em;flex-wrap:wrap}.headline div{background:#f4f4f4;padding:.6em 1em;border-radius:6px}
+.headline b{display:block;font-size:1.6em}"""
+
+TABLE_COLUMNS = ["phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low", "auc_ci_high",
+                 "auc_age_sex", "auc_age_sex_ppg", "or_per_sd", "p_value", "q_value", "bonferroni"]
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return "" if v != v else (f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}")
+    return html.escape(str(v))
+
+
+def write_html(out: Path, summary: dict, phenotypes: pl.DataFrame, figures: dict[str, str]) -> None:
+    """Write ``out/index.html``; ``figures`` maps a caption to a PNG file name in ``out``."""
+    at = summary["auc_at_least"]
+    heads = [("phenotypes", summary["n_phenotypes"])] + [(f"AUC &ge; {k}", v) for k, v in at.items()] + [
+        ("significant beyond age+sex (FDR)", summary["n_fdr_significant"]),
+        ("mean AUC", f"{summary['mean_auc']:.3f}")]
+    rows = "\n".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>"
+                     for r in phenotypes.select(TABLE_COLUMNS).iter_rows())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>phewas report</title>
+<style>{_CSS}</style></head><body>
+<h1>Which diseases does PPG detect?</h1>
+<p>Split <code>{html.escape(summary['split'])}</code>: {summary['n_stays']} stays; phenotypes with at least
+{summary['min_positives']} positive and {summary['min_positives']} control stays. AUC with 95% DeLong intervals;
+association: likelihood-ratio test of the PPG score added to age and sex.</p>
+<div class="headline">{''.join(f'<div><b>{v}</b>{k}</div>' for k, v in heads)}</div>
+{''.join(f'<h2>{html.escape(c)}</h2>' + _img(out / f, c) for c, f in figures.items())}
+<h2>Phenotypes</h2><p>Click a column to sort.</p>
+<table class="sortable"><thead><tr>{''.join(f'<th>{c}</th>' for c in TABLE_COLUMNS)}</tr></thead>
+<tbody>{rows}</tbody></table>
+<script>{_SORT_JS}</script></body></html>"""
+    (out / "index.html").write_text(page)

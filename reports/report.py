@@ -1,0 +1,155 @@
+"""``phewas report``: which phenotypes the predictions detect, on the held-out population."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from joblib import Parallel, delayed
+
+from phewas.errors import InputError
+from phewas.io import atomic_dir, file_sha256, write_json, write_manifest
+from phewas.progress import progress
+
+from . import figures
+from .association import COLUMNS as ASSOC_COLUMNS
+from .association import adjust, associate
+from .html import write_html
+from .metrics import auc_ci, auc_delong
+
+
+@dataclass
+class ReportConfig:
+    """Parameters of ``report`` (each is a command-line flag)."""
+
+    min_positives: int = 100
+    split: str = "heldout"
+    thresholds: tuple = (0.5, 0.6, 0.7)
+    alpha: float = 0.05
+    folds: int = 5
+    seed: int = 0
+    workers: int = 1
+    association: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def load_inputs(cohort: Path, predictions: Path, split: str):
+    """Read and check the cohort files and the predictions. Returns ``(stays, y, scores, phecodes)``
+    with ``y`` ``[n, p]`` int8 (-1 = excluded), ``scores`` ``[n, p]`` float, restricted to ``split``."""
+    cohort, predictions = Path(cohort), Path(predictions)
+    for name in ("stays.parquet", "labels.parquet", "phecodes.parquet"):
+        if not (cohort / name).exists():
+            raise InputError(cohort / name, "not found (is this a cohort folder from `phewas build-cohort`?)")
+    if not predictions.exists():
+        raise InputError(predictions, "not found")
+    stays = pl.read_parquet(cohort / "stays.parquet")
+    labels = pl.read_parquet(cohort / "labels.parquet")
+    info = pl.read_parquet(cohort / "phecodes.parquet").select("phecode", "description", "chapter")
+    pred = pl.read_parquet(predictions)
+    if "stay_id" not in pred.columns:
+        raise InputError(predictions, f"no 'stay_id' column; columns found: {', '.join(pred.columns[:8])}")
+    phecodes = [c for c in pred.columns if c != "stay_id"]
+    unknown = [c for c in phecodes if c not in labels.columns]
+    if unknown:
+        raise InputError(predictions, f"{len(unknown)} columns are not phecodes of the cohort: "
+                         f"{', '.join(map(repr, unknown[:5]))}")
+    if not phecodes:
+        raise InputError(predictions, "no phecode columns")
+    for c in phecodes:
+        if not pred[c].dtype.is_numeric():
+            raise InputError(predictions, f"scores must be numbers, found {pred[c].dtype}", column=c)
+    if pred["stay_id"].is_duplicated().any():
+        raise InputError(predictions, f"{int(pred['stay_id'].is_duplicated().sum())} rows repeat a stay_id",
+                         column="stay_id")
+    stray = pred.filter(~pl.col("stay_id").is_in(stays["stay_id"].implode())).height
+    if stray:
+        raise InputError(predictions, f"{stray} stays are not in the cohort's stays.parquet", column="stay_id")
+    chosen = stays.filter(pl.col("split") == split)
+    if chosen.height == 0:
+        raise InputError(cohort / "stays.parquet", f"no stays in split {split!r}", column="split")
+    data = chosen.join(pred, on="stay_id", how="left")
+    missing = data.filter(pl.col(phecodes[0]).is_null()).height
+    if missing:
+        raise InputError(predictions, f"{missing} of {chosen.height} {split!r} stays have no prediction")
+    for c in phecodes:
+        bad = data[c].is_null().sum() + data[c].is_nan().sum()
+        if bad:
+            raise InputError(predictions, f"{bad} missing or NaN scores in split {split!r}", column=c)
+    scores = data.select(phecodes).to_numpy()
+    lab = chosen.select("stay_id").join(labels.select("stay_id", *phecodes), on="stay_id", how="left")
+    y = lab.select(phecodes).fill_null(-1).to_numpy().astype(np.int8)
+    return chosen, y, scores, info.filter(pl.col("phecode").is_in(phecodes))
+
+
+def make_report(cohort, predictions, out, config: ReportConfig | None = None, overwrite: bool = False) -> dict:
+    """Compute the tables, figures and HTML page. Returns ``summary.json``'s content."""
+    cfg = config or ReportConfig()
+    stays, y, scores, info = load_inputs(cohort, predictions, cfg.split)
+    phecodes = [c for c in info["phecode"].to_list()]
+    order = {p: i for i, p in enumerate(pl.read_parquet(Path(predictions)).columns)}
+    cols = np.array([order[p] - 1 for p in phecodes])
+    y, scores = y[:, cols], scores[:, cols]
+    n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
+    keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
+    if not keep.any():
+        raise InputError(predictions, f"no phecode has at least {cfg.min_positives} positive and "
+                         f"{cfg.min_positives} control stays in split {cfg.split!r} (the most: {int(n_pos.max())} "
+                         "positives); lower --min-positives")
+    y, scores = y[:, keep], scores[:, keep]
+    info = info.filter(pl.Series(keep))
+    auc, var, m, k = auc_delong(scores, y)
+    lo, hi = auc_ci(auc, var)
+    table = info.with_columns(n_pos=pl.Series(m), n_neg=pl.Series(k), auc=pl.Series(auc),
+                              auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi))
+    age, sex = stays["age"].to_numpy(), stays["sex"].to_numpy()
+    if cfg.association:
+        def one(j):
+            use = y[:, j] >= 0
+            return associate(y[use, j], scores[use, j], age[use], sex[use], folds=cfg.folds, seed=cfg.seed)
+        jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
+        rows = Parallel(n_jobs=cfg.workers)(delayed(one)(j) for j in jobs)
+        assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}
+        q, bonf = adjust(np.array(assoc["p_value"], dtype=float), cfg.alpha)
+        table = table.with_columns(**{c: pl.Series(v, dtype=pl.Float64) for c, v in assoc.items()},
+                                   q_value=pl.Series(q), bonferroni=pl.Series(bonf))
+    else:
+        table = table.with_columns(**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS},
+                                   q_value=pl.lit(None, pl.Float64), bonferroni=pl.lit(False))
+    table = table.with_columns(pl.col("chapter").map_elements(figures.chapter_rank, return_dtype=pl.Int64)
+                               .alias("_rank")).sort("_rank", "phecode").drop("_rank")
+    chapters = (table.group_by("chapter", maintain_order=True)
+                .agg(pl.len().alias("n_phenotypes"), pl.col("auc").mean().alias("mean_auc"),
+                     pl.col("auc").median().alias("median_auc"),
+                     *[(pl.col("auc") >= t).sum().alias(f"n_auc_at_least_{t:g}") for t in cfg.thresholds]))
+    auc_all = table["auc"].to_numpy()
+    summary = {
+        "split": cfg.split, "n_stays": stays.height, "min_positives": cfg.min_positives,
+        "n_phenotypes": table.height,
+        "auc_at_least": {f"{t:g}": int((auc_all >= t).sum()) for t in cfg.thresholds},
+        "mean_auc": float(np.mean(auc_all)), "median_auc": float(np.median(auc_all)),
+        "n_fdr_significant": int((table["q_value"].fill_null(1.0) <= cfg.alpha).sum()),
+        "n_bonferroni_significant": int(table["bonferroni"].sum()),
+        "mean_auc_age_sex": float(np.nanmean(table["auc_age_sex"].to_numpy().astype(float)))
+        if cfg.association else None,
+        "top": table.sort("auc", descending=True).head(10).select("phecode", "description", "auc").to_dicts(),
+    }
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        table.write_parquet(tmp / "phenotypes.parquet")
+        table.write_csv(tmp / "phenotypes.csv")
+        chapters.write_csv(tmp / "chapters.csv")
+        write_json(tmp / "summary.json", summary)
+        figs = {"AUC by phecode": figures.manhattan_auc(table, cfg.thresholds, tmp)[0]}
+        if cfg.association:
+            figs["Association beyond age and sex"] = figures.manhattan_association(table, cfg.alpha, tmp)[0]
+        figs["AUC by chapter"] = figures.chapter_distributions(table, cfg.thresholds, tmp)[0]
+        figs["AUC histogram"] = figures.auc_histogram(table, cfg.thresholds, tmp)[0]
+        figs["Top phenotypes"] = figures.top_phenotypes(table, tmp)[0]
+        write_html(tmp, summary, table, figs)
+        write_manifest(tmp, command="report",
+                       inputs={"cohort": str(Path(cohort).resolve()),
+                               "predictions": {"path": str(Path(predictions).resolve()),
+                                               "sha256": file_sha256(predictions)}},
+                       parameters=asdict(cfg), counts={"phenotypes": table.height, "stays": stays.height})
+    return summary

@@ -1,0 +1,162 @@
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.multitest import multipletests
+
+from cohorts.phecodes import load_phecode_map
+from phewas.cli import main
+from phewas.errors import InputError
+from reports.association import adjust, associate, bh_qvalues
+from reports.metrics import auc_delong
+from reports.report import ReportConfig, make_report
+
+
+def direct_delong(s, y):
+    """O(m x n) reference: DeLong's structural components from the pairwise kernel."""
+    x, z = s[y == 1], s[y == 0]
+    psi = (x[:, None] > z[None, :]) + 0.5 * (x[:, None] == z[None, :])
+    return psi.mean(), psi.mean(1).var(ddof=1) / len(x) + psi.mean(0).var(ddof=1) / len(z)
+
+
+@pytest.mark.parametrize("decimals", [None, 2, 1])
+def test_auc_matches_sklearn_with_ties_and_nulls(decimals):
+    rng = np.random.default_rng(decimals or 0)
+    n, p = 3000, 40
+    y = (rng.random((n, p)) < rng.uniform(0.02, 0.4, p)).astype(np.int8)
+    s = rng.normal(size=(n, p)) + 0.8 * y
+    if decimals is not None:
+        s = np.round(s, decimals)
+    y[rng.random((n, p)) < 0.15] = -1
+    auc, var, m, k = auc_delong(s, y)
+    for j in range(p):
+        keep = y[:, j] >= 0
+        assert abs(auc[j] - roc_auc_score(y[keep, j], s[keep, j])) < 1e-9
+        assert m[j] == (y[:, j] == 1).sum() and k[j] == (y[:, j] == 0).sum()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_delong_variance_matches_direct_computation(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 200))
+    y = (rng.random(n) < 0.3).astype(int)
+    y[:2] = [0, 1]
+    s = np.round(rng.normal(size=n) + y, 1)
+    a, v, _, _ = auc_delong(s, y)
+    a2, v2 = direct_delong(s, y)
+    assert abs(a - a2) < 1e-12 and abs(v - v2) < 1e-12
+
+
+def test_auc_edge_cases():
+    auc, var, m, k = auc_delong(np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[1, 0], [1, 0]]))
+    assert np.isnan(auc).all()
+    with pytest.raises(ValueError):
+        auc_delong(np.array([np.nan, 1.0]), np.array([0, 1]))
+
+
+def test_bh_matches_statsmodels():
+    p = np.random.default_rng(1).random(500) ** 3
+    np.testing.assert_allclose(bh_qvalues(p), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+    q, bonf = adjust(np.array([0.0001, np.nan, 0.02, 0.5]))
+    assert np.isnan(q[1]) and list(bonf) == [True, False, False, False]
+
+
+def test_association_separates_confounded_from_real_signal():
+    rng = np.random.default_rng(0)
+    n = 4000
+    age = rng.uniform(20, 90, n)
+    sex = rng.choice(["F", "M"], n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(age - 70) / 12))).astype(int)
+    confounded = 1 / (1 + np.exp(-((age - 55) / 10 + rng.normal(0, 1, n))))  # knows only age
+    real = 1 / (1 + np.exp(-((age - 55) / 10 + 1.5 * y + rng.normal(0, 1, n))))
+    a = associate(y, confounded, age, sex, seed=0)
+    b = associate(y, real, age, sex, seed=0)
+    assert a["p_value"] > 1e-3 and abs(a["auc_age_sex_ppg"] - a["auc_age_sex"]) < 0.01
+    assert b["p_value"] < 1e-10 and b["or_per_sd"] > 1.5 and b["auc_age_sex_ppg"] > b["auc_age_sex"] + 0.03
+
+
+def fake_cohort(path, n=600, pos=(100, 99, 150), seed=0):
+    """Three phecodes with exactly the given number of positive held-out stays."""
+    rng = np.random.default_rng(seed)
+    path.mkdir()
+    codes = ["401.1", "427.21", "250.2"]
+    ids = [f"{i}" for i in range(n)]
+    split = ["heldout"] * (n - 50) + ["pretrain_train"] * 50
+    pl.DataFrame({"stay_id": ids, "patient_id": ids, "age": rng.integers(20, 90, n).astype(np.int16),
+                  "sex": rng.choice(["F", "M"], n), "has_ppg": True, "has_sync_ecg": False,
+                  "split": split}).write_parquet(path / "stays.parquet")
+    lab = {"stay_id": ids}
+    held = n - 50
+    for c, npos in zip(codes, pos):
+        v = np.zeros(n, dtype=float)
+        order = rng.permutation(held)
+        v[order[:npos]] = 1  # exactly npos positive held-out stays
+        v[order[npos:npos + 30]] = np.nan  # excluded stays (null labels)
+        v[held:] = rng.random(50) < 0.2
+        lab[c] = pl.Series(v).fill_nan(None).cast(pl.Int8)
+    labels = pl.DataFrame(lab)
+    labels.write_parquet(path / "labels.parquet")
+    load_phecode_map().phecodes.filter(pl.col("phecode").is_in(codes)).select(
+        "phecode", "description", "chapter", "sex").write_parquet(path / "phecodes.parquet")
+    pred = {"stay_id": ids}
+    for c in codes:
+        y = labels[c].fill_null(0).to_numpy()
+        pred[c] = (rng.random(n) * 0.6 + 0.3 * y).astype(np.float32)
+    pl.DataFrame(pred).write_parquet(path / "predictions.parquet")
+    return path, labels
+
+
+def test_report_outputs_and_min_positive_edge(tmp_path):
+    cohort, labels = fake_cohort(tmp_path / "c")
+    out = tmp_path / "rep"
+    rc = main(["report", "--cohort", str(cohort), "--predictions", str(cohort / "predictions.parquet"),
+               "--out", str(out), "--min-positives", "100", "--quiet"])
+    assert rc == 0
+    ph = pl.read_csv(out / "phenotypes.csv", schema_overrides={"phecode": pl.String})
+    assert sorted(ph["phecode"]) == ["250.2", "401.1"]  # 100 positives in, 99 out
+    assert ph.columns[:8] == ["phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low", "auc_ci_high"]
+    assert {"auc_age_sex", "auc_age_sex_ppg", "or_per_sd", "p_value", "q_value", "bonferroni"} <= set(ph.columns)
+    # endocrine/metabolic comes before circulatory system in the standard order
+    assert ph["phecode"].to_list() == ["250.2", "401.1"]
+    assert ph.filter(pl.col("phecode") == "401.1")["n_pos"][0] == 100
+    # null labels left out: the AUC equals sklearn on the non-null held-out stays
+    held = labels.head(550)
+    pred = pl.read_parquet(cohort / "predictions.parquet").head(550)
+    keep = held["401.1"].is_not_null().to_numpy()
+    ref = roc_auc_score(held["401.1"].to_numpy()[keep], pred["401.1"].to_numpy()[keep])
+    assert abs(ph.filter(pl.col("phecode") == "401.1")["auc"][0] - ref) < 1e-9
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_phenotypes"] == 2 and set(s["auc_at_least"]) == {"0.5", "0.6", "0.7"}
+    ch = pl.read_csv(out / "chapters.csv")
+    assert ch["n_phenotypes"].sum() == 2
+    page = (out / "index.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4 and 'src="http' not in page and "<table" in page
+    for f in ("manhattan_auc", "manhattan_association", "chapter_auc", "auc_histogram", "top_phenotypes"):
+        assert (out / f"{f}.png").stat().st_size > 0 and (out / f"{f}.svg").exists()
+
+
+def first_row(value, column):
+    return pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda p: p.with_columns(first_row(float("nan"), "401.1")), "column '401.1'"),
+    (lambda p: p.with_columns(first_row("x-999", "stay_id")), "not in the cohort"),
+    (lambda p: p.tail(p.height - 10), "have no prediction"),
+    (lambda p: p.with_columns(pl.lit(0.5).alias("999.99")), "not phecodes of the cohort"),
+])
+def test_report_bad_predictions(tmp_path, mutate, needle):
+    cohort, _ = fake_cohort(tmp_path / "c")
+    bad = tmp_path / "bad.parquet"
+    mutate(pl.read_parquet(cohort / "predictions.parquet")).write_parquet(bad)
+    with pytest.raises(InputError, match=needle):
+        make_report(cohort, bad, tmp_path / "rep", ReportConfig(min_positives=10))
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_empty_selection(tmp_path):
+    cohort, _ = fake_cohort(tmp_path / "c")
+    with pytest.raises(InputError, match="no phecode has at least 1000"):
+        make_report(cohort, cohort / "predictions.parquet", tmp_path / "rep", ReportConfig(min_positives=1000))
