@@ -15,7 +15,8 @@ from torch.utils.data import Dataset
 from cohorts.segments import SegmentStore
 
 
-def _rows_read(array, rows: np.ndarray) -> np.ndarray:
+def read_rows(array, rows: np.ndarray) -> np.ndarray:
+    """float32 copy of ``array[rows]``, read in sorted row order (sequential on a memmap)."""
     order = np.argsort(rows)
     out = np.empty((len(rows), array.shape[1]), dtype=np.float32)
     out[order] = array[rows[order]]
@@ -70,7 +71,7 @@ class StayWindows(Dataset):
 
     def __getitems__(self, idx):
         idx = np.asarray(idx)
-        x = _rows_read(self.store.ppg_array, self._rows(idx)).reshape(len(idx), self.windows, 1, -1)
+        x = read_rows(self.store.ppg_array, self._rows(idx)).reshape(len(idx), self.windows, 1, -1)
         return ([self.stay_ids[i] for i in idx], torch.from_numpy(x), torch.from_numpy(self.y[idx]),
                 torch.from_numpy(self.mask[idx]))
 
@@ -93,8 +94,8 @@ class PairWindows(Dataset):
 
     def __getitems__(self, idx):
         rows = self.rows[np.asarray(idx)]
-        p = _rows_read(self.store.pairs_ppg_array, rows)[:, None, :]
-        e = _rows_read(self.store.pairs_ecg_array, rows)[:, None, :]
+        p = read_rows(self.store.pairs_ppg_array, rows)[:, None, :]
+        e = read_rows(self.store.pairs_ecg_array, rows)[:, None, :]
         return torch.from_numpy(p), torch.from_numpy(e)
 
     def __getitem__(self, i):

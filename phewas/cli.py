@@ -83,6 +83,58 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
+def _net_config(path):
+    if path is None:
+        return None
+    import json
+
+    from encoder.net1d import Net1DConfig
+    try:
+        return Net1DConfig(**json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise PhewasError(f"{path}: not a Net1D configuration ({err})") from None
+
+
+def cmd_pretrain(a) -> None:
+    from encoder.pretrain import make_config, pretrain
+    cfg = make_config(a.preset, ppg=_net_config(a.ppg_config), ecg=_net_config(a.ecg_config),
+                      ecg_checkpoint=str(a.ecg_checkpoint) if a.ecg_checkpoint else None, cache_ecg=a.cache_ecg,
+                      batch_size=a.batch_size, steps=a.steps, lr=a.lr, weight_decay=a.weight_decay,
+                      warmup_steps=a.warmup_steps, grad_accum=a.grad_accum, eval_every=a.eval_every,
+                      checkpoint_every=a.checkpoint_every, retrieval_batch=a.retrieval_batch, workers=a.workers,
+                      seed=a.seed, device=a.device, bf16=a.bf16, compile=a.compile)
+    s = pretrain(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after=a.stop_after_steps)
+    if not s["finished"]:
+        log.info("stopped at step %d of %d; continue with --resume", s["step"], cfg.steps)
+        return
+    r = s["retrieval"]
+    log.info("pretrained %d steps; PPG-to-ECG retrieval on pretrain_test (batches of %d): R@1 %.3f (chance %.3f), "
+             "R@5 %.3f, R@10 %.3f, MRR %.3f; encoder in %s", s["step"], r["batch_size"], r["recall@1"],
+             r["chance_recall@1"], r["recall@5"], r["recall@10"], r["mrr"], a.out / "ppg_encoder.pth")
+
+
+def _training_flags(p, what: str) -> None:
+    """Flags shared by pretrain and finetune; None means: the preset's value."""
+    p.add_argument("--cohort", type=Path, required=True, help="cohort folder with its segment store")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--preset", choices=("study", "demo"), default="study")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
+    p.add_argument("--batch-size", type=int, help=f"global batch ({what})")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--grad-accum", type=int)
+    p.add_argument("--workers", type=int, help="data-loader worker processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, default=None,
+                   help="fp32 on GPU (bf16 autocast is the default there)")
+    p.add_argument("--compile", action="store_const", const=True, default=None, help="torch.compile the model")
+    p.add_argument("--stop-after-steps", type=int, default=None,
+                   help="end this invocation after N steps (resume later), for time-limited jobs")
+    p.add_argument("--ppg-config", type=Path, help="JSON of Net1D settings for the PPG encoder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phewas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the age/sex-adjusted models (AUCs only)")
     _common(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("pretrain", help="ECG-guided contrastive (CLIP) pretraining of the PPG encoder")
+    _training_flags(p, "pairs")
+    p.add_argument("--ecg-checkpoint", type=Path, help="ECGFounder checkpoint: the ECG encoder is then frozen")
+    p.add_argument("--cache-ecg", dest="cache_ecg", action="store_const", const=True, default=None,
+                   help="precompute frozen ECG features once (default when the ECG encoder is frozen)")
+    p.add_argument("--no-cache-ecg", dest="cache_ecg", action="store_const", const=False)
+    p.add_argument("--ecg-config", type=Path, help="JSON of Net1D settings for the ECG encoder")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--retrieval-batch", type=int, help="batch size of the retrieval metrics")
+    _common(p)
+    p.set_defaults(func=cmd_pretrain)
     return parser
 
 

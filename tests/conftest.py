@@ -10,7 +10,7 @@ def sim_data(tmp_path_factory):
     """A small simulated MC-MED folder shared by the tests (reading only)."""
     from phewas.sim import PopulationConfig, simulate_dataset
     out = tmp_path_factory.mktemp("sim") / "mcmed"
-    simulate_dataset(out, PopulationConfig(patients=80, seed=3, minutes=1.0), workers=2)
+    simulate_dataset(out, PopulationConfig(patients=100, seed=3, minutes=1.5), workers=2)
     return out
 
 

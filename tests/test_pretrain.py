@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from encoder.checkpoints import load_anyppg
+from encoder.net1d import Net1D
+from encoder.pretrain import demo_ecg, make_config, pretrain
+from phewas.cli import main
+from phewas.errors import InputError, PhewasError
+
+
+def losses(run):
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["train_loss"] for r in rows if "train_loss" in r}
+
+
+def tiny(**kw):
+    base = dict(steps=6, batch_size=16, eval_every=3, checkpoint_every=3, retrieval_batch=8, warmup_steps=2)
+    return make_config("demo", **{**base, **kw})
+
+
+def test_resume_after_kill_reproduces_the_next_steps(sim_store, sim_cohort, tmp_path):
+    full = tmp_path / "full"
+    pretrain(sim_cohort, full, tiny())
+    killed = tmp_path / "killed"
+    s = pretrain(sim_cohort, killed, tiny(), stop_after=3)
+    assert not s["finished"] and s["step"] == 3
+    with pytest.raises(Exception, match="--resume"):
+        pretrain(sim_cohort, killed, tiny())
+    pretrain(sim_cohort, killed, tiny(), resume=True)
+    a, b = losses(full), losses(killed)
+    assert sorted(b) == list(range(1, 7))
+    for step in range(4, 7):
+        assert a[step] == b[step], (step, a[step], b[step])
+    assert (killed / "ppg_encoder.pth").exists() and (killed / "manifest.json").exists()
+
+
+def test_short_pretraining_beats_chance(sim_store, sim_cohort, tmp_path):
+    run = tmp_path / "run"
+    s = pretrain(sim_cohort, run, make_config("demo", steps=90, batch_size=32, eval_every=45,
+                                              checkpoint_every=45, retrieval_batch=16))
+    r = s["retrieval"]
+    assert r["batch_size"] == 16 and r["chance_recall@1"] == 1 / 16
+    assert r["recall@1"] > 2.5 * r["chance_recall@1"], r
+    saved = json.loads((run / "retrieval.json").read_text())
+    assert saved["recall@1"] == r["recall@1"] and saved["split"] == "pretrain_test"
+    # the exported encoder is an AnyPPG-format state dict of the run's PPG tower
+    load_anyppg(run / "ppg_encoder.pth", make_config("demo").ppg)
+
+
+def test_frozen_ecg_checkpoint_uses_the_feature_cache(sim_store, sim_cohort, tmp_path):
+    ecg = Net1D(demo_ecg())
+    torch.save({"state_dict": ecg.state_dict()}, tmp_path / "ecg.pth")
+    cfg = tiny(ecg_checkpoint=str(tmp_path / "ecg.pth"), steps=3)
+    assert cfg.use_cache
+    pretrain(sim_cohort, tmp_path / "run", cfg)
+    caches = list((sim_cohort / "segments" / "ecg_cache").glob("*.npy"))
+    assert len(caches) == 1
+    feats = np.load(caches[0])
+    p, e = sim_store.pairs(sim_store.pair_index["stay_id"][0])
+    with torch.no_grad():
+        direct = ecg.eval()(torch.from_numpy(e[:2])[:, None]).numpy()
+    row = sim_store.pair_index["row"][0]
+    np.testing.assert_allclose(feats[row:row + 2], direct, rtol=1e-2, atol=1e-2)  # float16 store
+    # a wrong ECG checkpoint is an error, never a silent fall-back to random weights
+    torch.save({"state_dict": {"x": torch.zeros(1)}}, tmp_path / "bad.pth")
+    with pytest.raises(InputError, match="does not match"):
+        pretrain(sim_cohort, tmp_path / "run2", tiny(ecg_checkpoint=str(tmp_path / "bad.pth")))
+    with pytest.raises(PhewasError, match="frozen ECG encoder"):
+        pretrain(sim_cohort, tmp_path / "run3", tiny(cache_ecg=True))
+
+
+def test_cli_pretrain_flags_override_the_preset(sim_store, sim_cohort, tmp_path):
+    run = tmp_path / "cli"
+    rc = main(["pretrain", "--cohort", str(sim_cohort), "--out", str(run), "--preset", "demo", "--steps", "2",
+               "--batch-size", "16", "--eval-every", "1", "--retrieval-batch", "8", "--quiet"])
+    assert rc == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["steps"] == 2 and cfg["batch_size"] == 16 and cfg["preset"] == "demo" and cfg["lr"] == 5e-3
+    assert list((run / "tensorboard").iterdir())
