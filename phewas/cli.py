@@ -113,6 +113,45 @@ def cmd_pretrain(a) -> None:
              r["chance_recall@1"], r["recall@5"], r["recall@10"], r["mrr"], a.out / "ppg_encoder.pth")
 
 
+def cmd_finetune(a) -> None:
+    from encoder.finetune import finetune, make_config
+    cfg = make_config(a.preset, ppg=_net_config(a.ppg_config), init=str(a.init) if a.init else None,
+                      segments_per_stay=a.segments_per_stay, min_train_positives=a.min_train_positives,
+                      aggregation=a.aggregation, pos_weight=a.pos_weight, batch_size=a.batch_size, epochs=a.epochs,
+                      lr=a.lr, encoder_lr=a.encoder_lr, weight_decay=a.weight_decay, warmup_steps=a.warmup_steps,
+                      grad_accum=a.grad_accum, patience=a.patience, workers=a.workers, seed=a.seed, device=a.device,
+                      bf16=a.bf16, compile=a.compile)
+    s = finetune(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after=a.stop_after_steps)
+    if not s["finished"]:
+        log.info("stopped at step %d; continue with --resume", s["step"])
+        return
+    log.info("fine-tuned %d phecodes (%s); best validation macro AUC %.3f at %.0f windows/s; run %s",
+             s["targets"], s["init"], s["best_val_macro_auc"], s["windows_per_s_last_session"], a.out)
+
+
+def cmd_predict(a) -> None:
+    from encoder.finetune import predict
+    m = predict(a.run, a.cohort, a.split, device=a.device, batch=a.batch_size)
+    log.info("predicted %d phecodes for %d %s stays (%d without a valid window got the training prevalence): %s",
+             m["phecodes"], m["stays"], a.split, m["stays_without_windows_given_prior"], a.run / "predictions.parquet")
+
+
+def cmd_run_all(a) -> None:
+    from .run_all import run_all
+    out = run_all(a.config, force=a.force)
+    s = out["summary"]
+    log.info("stage seconds: %s", out["seconds"])
+    log.info("%d phenotypes; AUC >= %s; %d significant beyond age and sex (FDR)", s["n_phenotypes"],
+             s["auc_at_least"], s["n_fdr_significant"])
+    t = out.get("truth_check")
+    if t:
+        log.info("ground truth (simulated): %d of %d injected phecodes recovered; %d of %d null phecodes significant "
+                 "(false discovery proportion %.3f); null mean AUC %.3f vs age+sex alone %.3f",
+                 t["n_injected_recovered"], len(t["injected"]), t["n_null_significant"], t["n_null_phecodes"],
+                 t["false_discovery_proportion"], t["null_mean_auc"], t["null_mean_auc_age_sex"])
+    print(f"report: {out['report']}")
+
+
 def _training_flags(p, what: str) -> None:
     """Flags shared by pretrain and finetune; None means: the preset's value."""
     p.add_argument("--cohort", type=Path, required=True, help="cohort folder with its segment store")
@@ -209,6 +248,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval-batch", type=int, help="batch size of the retrieval metrics")
     _common(p)
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="end-to-end multi-label fine-tuning over all phecodes")
+    _training_flags(p, "stays")
+    p.add_argument("--init", type=Path, help="pretrain run folder, pretrain checkpoint, or AnyPPG weights (.pth)")
+    p.add_argument("--segments-per-stay", type=int)
+    p.add_argument("--min-train-positives", type=int, help="targets: phecodes with at least K positive training stays")
+    p.add_argument("--aggregation", choices=("mean_logits", "mean_embedding", "attention"))
+    p.add_argument("--pos-weight", action="store_const", const=True, default=None,
+                   help="weight positives by negatives/positives (capped) for rare phecodes")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--encoder-lr", type=float, help="learning rate of the encoder (--lr is the head's)")
+    p.add_argument("--patience", type=int, help="evaluations without a better validation macro AUC before stopping")
+    _common(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("predict", help="probabilities per phecode for every stay of a split")
+    p.add_argument("--run", type=Path, required=True, help="a finished `phewas finetune` run")
+    p.add_argument("--cohort", type=Path, required=True)
+    p.add_argument("--split", default="heldout")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--batch-size", type=int, default=32, help="stays per forward pass")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("run-all", help="every stage from one TOML config, skipping what is up to date")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--force", action="store_true", help="rerun every stage")
+    p.set_defaults(func=cmd_run_all)
     return parser
 
 

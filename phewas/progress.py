@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from tqdm.auto import tqdm
 
@@ -19,4 +20,6 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("disable", _QUIET)
     kwargs.setdefault("leave", False)
     kwargs.setdefault("dynamic_ncols", True)
+    if not sys.stderr.isatty():  # logs, CI: fewer redraws
+        kwargs.setdefault("mininterval", 5.0)
     return tqdm(iterable, **kwargs)

@@ -1,0 +1,138 @@
+"""``phewas run-all --config study.toml``: every stage from one file, skipping what is up to date.
+
+Each stage's settings come from its table in the TOML file. A stage is skipped when its output
+exists, finished, and was made from the same settings and the same upstream outputs (a
+fingerprint chained through the stages, kept in ``WORK/run_all.json``). An interrupted training
+stage resumes from its last checkpoint; an interrupted extraction from its last chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import tomllib
+from pathlib import Path
+
+from .errors import InputError
+from .io import write_json
+
+log = logging.getLogger("phewas")
+STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
+KNOWN = {"paths", *STAGES}
+
+
+def load_config(path) -> dict:
+    path = Path(path)
+    try:
+        cfg = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "config not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(path, f"not valid TOML: {err}") from None
+    unknown = set(cfg) - KNOWN
+    if unknown:
+        raise InputError(path, f"unknown tables {sorted(unknown)}; known: {sorted(KNOWN)}")
+    for key in ("data", "work"):
+        if key not in cfg.get("paths", {}):
+            raise InputError(path, f"[paths] needs {key!r}")
+    base = path.resolve().parent
+    cfg["paths"] = {k: str((base / v).resolve()) if v else "" for k, v in cfg["paths"].items()}
+    return cfg
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _State:
+    def __init__(self, work: Path):
+        self.path = work / "run_all.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def done(self, stage, fp) -> bool:
+        return self.data.get(stage, {}).get("fingerprint") == fp and self.data[stage].get("finished", False)
+
+    def started(self, stage, fp) -> bool:
+        return self.data.get(stage, {}).get("fingerprint") == fp
+
+    def mark(self, stage, fp, finished, seconds=None):
+        self.data[stage] = {"fingerprint": fp, "finished": finished, "seconds": seconds}
+        write_json(self.path, self.data)
+
+
+def run_all(config_path, *, force: bool = False) -> dict:
+    """Run the configured stages in order. Returns a summary with each stage's time and the report's."""
+    from cohorts import CohortConfig, SegmentConfig, build_cohort, extract_segments
+    from encoder import finetune as ft
+    from encoder import pretrain as pt
+    from reports.report import ReportConfig, make_report
+
+    cfg = load_config(config_path)
+    data, work = Path(cfg["paths"]["data"]), Path(cfg["paths"]["work"])
+    work.mkdir(parents=True, exist_ok=True)
+    cohort, pre_run, ft_run, report = work / "cohort", work / "pretrain", work / "finetune", work / "report"
+    state = _State(work)
+    if force:
+        state.data = {}
+    times, fp = {}, _fingerprint("start")
+
+    def stage(name, params, fn, resumable=False):
+        nonlocal fp
+        fp = _fingerprint(fp, name, params)
+        if state.done(name, fp):
+            log.info("%s: up to date, skipped", name)
+            return None
+        resume = resumable and state.started(name, fp)
+        state.mark(name, fp, False)
+        log.info("%s: %s", name, "resuming" if resume else "running")
+        t = time.perf_counter()
+        result = fn(resume)
+        finished = not (isinstance(result, dict) and result.get("finished") is False)
+        times[name] = round(time.perf_counter() - t, 1)
+        state.mark(name, fp, finished, times[name])
+        return result
+
+    if "simulate" in cfg:
+        from .sim import PopulationConfig, simulate_dataset
+        s = cfg["simulate"]
+        stage("simulate", s, lambda _: simulate_dataset(
+            data, PopulationConfig(patients=s.get("patients", 2000), seed=s.get("seed", 0),
+                                   minutes=s.get("minutes", 4.0)), workers=s.get("workers"), overwrite=True))
+    b = dict(cfg.get("build_cohort", {}))
+    columns = b.pop("columns", "") or None
+    stage("build_cohort", {**b, "columns": columns, "data": str(data)},
+          lambda _: build_cohort(data, cohort, CohortConfig(**b), columns_file=columns, overwrite=True))
+    e = dict(cfg.get("extract_segments", {}))
+    workers = e.pop("workers", None)
+    stage("extract_segments", e,
+          lambda _: extract_segments(data, cohort, SegmentConfig(**e), workers=workers, overwrite=True))
+    p = dict(cfg.get("pretrain", {}))
+    if p:
+        pcfg = pt.make_config(p.pop("preset", "study"), **p)
+        stage("pretrain", p | {"preset": pcfg.preset},
+              lambda resume: pt.pretrain(cohort, pre_run, pcfg, resume=resume, overwrite=not resume), resumable=True)
+    f = dict(cfg.get("finetune", {}))
+    init = f.pop("init", "pretrain" if p else "")
+    init = str(pre_run) if init == "pretrain" else (str((Path(config_path).parent / init).resolve()) if init else None)
+    fcfg = ft.make_config(f.pop("preset", "study"), init=init, **f)
+    stage("finetune", f | {"preset": fcfg.preset, "init": init},
+          lambda resume: ft.finetune(cohort, ft_run, fcfg, resume=resume, overwrite=not resume), resumable=True)
+    split = cfg.get("predict", {}).get("split", "heldout")
+    stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split))
+    r = dict(cfg.get("report", {}))
+    if "thresholds" in r:
+        r["thresholds"] = tuple(r["thresholds"])
+    rcfg = ReportConfig(split=split, **r)
+    summary = stage("report", r, lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,
+                                                        overwrite=True))
+    if summary is None:
+        summary = json.loads((report / "summary.json").read_text())
+    out = {"report": str(report / "index.html"), "seconds": times, "summary": summary}
+    truth = data / "truth.json"
+    if truth.exists():
+        from .truth import check_recovery
+        out["truth_check"] = check_recovery(report / "phenotypes.parquet", truth, alpha=rcfg.alpha)
+        write_json(work / "truth_check.json", out["truth_check"])
+    return out
