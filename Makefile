@@ -5,8 +5,6 @@ BIN    := $(VENV)/bin
 # torch is installed before the project so that pip never pulls a CUDA build on a CPU machine.
 # Elsewhere: make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
-DEMO_DIR ?= demo
-DEMO_PATIENTS ?= 1200
 
 .PHONY: install demo test bench clean
 
@@ -29,4 +27,4 @@ bench: install
 	bash bench/run_all.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) demo .pytest_cache

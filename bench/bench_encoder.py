@@ -32,6 +32,17 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def per_second(step, steps: int, device) -> float:
+    """Calls of ``step`` per second, after one warm-up call."""
+    step()
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return steps / (time.perf_counter() - t)
+
+
 def train_rate(model, device, batch, steps, bf16=False):
     x = torch.randn(batch, 1, 1250, device=device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
@@ -43,14 +54,8 @@ def train_rate(model, device, batch, steps, bf16=False):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(2):
-        step()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return batch * steps / (time.perf_counter() - t)
+    step()  # a second warm-up: first calls allocate
+    return batch * per_second(step, steps, device)
 
 
 def pretrain_step_rate(device, batch, steps, cached: bool):
@@ -70,13 +75,7 @@ def pretrain_step_rate(device, batch, steps, cached: bool):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    step()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return steps / (time.perf_counter() - t)
+    return per_second(step, steps, device)
 
 
 def main():

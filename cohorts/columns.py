@@ -14,10 +14,10 @@ given override the defaults below, which follow MC-MED's data dictionary
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 
 from phewas.errors import InputError
+from phewas.io import read_toml
 
 DEFAULT_COLUMNS: dict = {
     "files": {"visits": "visits.csv", "pmh": "pmh.csv", "waveforms": "waveforms"},
@@ -72,11 +72,4 @@ def load_columns(path=None) -> dict:
     """Return the column map: the defaults, overridden by the TOML file at ``path`` if given."""
     if path is None:
         return copy.deepcopy(DEFAULT_COLUMNS)
-    path = Path(path)
-    try:
-        override = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "column map not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(path, f"not valid TOML: {err}") from None
-    return _merge(DEFAULT_COLUMNS, override, "", path)
+    return _merge(DEFAULT_COLUMNS, read_toml(path, "column map"), "", Path(path))

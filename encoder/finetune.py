@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +31,17 @@ from .checkpoints import load_anyppg, read_state_dict
 from .data import StayWindows, identity_collate
 from .net1d import Net1D, Net1DConfig, anyppg_config
 from .pretrain import demo_ppg
-from .training import (MetricsLog, ResumableBatches, autocast, cleanup_distributed, load_checkpoint,
-                       param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
+from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, cleanup_distributed, from_preset,
+                       load_checkpoint, param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
 
 log = logging.getLogger(__name__)
 AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(TrainConfig):
     """Every field is a ``phewas finetune`` flag; presets fill them, flags override."""
 
-    preset: str = "study"
     ppg: Net1DConfig = field(default_factory=anyppg_config)
     init: str | None = None
     segments_per_stay: int = 20
@@ -57,15 +56,8 @@ class FinetuneConfig:
     encoder_lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 500
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    bf16: bool = True
-    compile: bool = False
     evals_per_epoch: int = 1
     patience: int = 3  # evaluations without improvement before stopping
-    workers: int = 4
-    seed: int = 0
-    device: str = "auto"
 
     def __post_init__(self):
         if self.aggregation not in AGGREGATIONS:
@@ -81,12 +73,8 @@ PRESETS = {
 
 
 def make_config(preset: str = "study", **overrides) -> FinetuneConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    unknown = set(overrides) - {f.name for f in fields(FinetuneConfig)}
-    if unknown:
-        raise ValueError(f"unknown settings: {sorted(unknown)}")
-    return FinetuneConfig(preset=preset, **{**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+    """A preset with overrides (``None`` values are ignored)."""
+    return from_preset(FinetuneConfig, PRESETS, preset, overrides)
 
 
 class StayClassifier(nn.Module):

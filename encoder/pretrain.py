@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,8 @@ from .checkpoints import load_ecgfounder, save_anyppg
 from .clip import PPGECGClip, clip_loss, retrieval_metrics
 from .data import PairWindows, identity_collate, read_rows
 from .net1d import Net1D, Net1DConfig, anyppg_config, ecgfounder_config
-from .training import (MetricsLog, ResumableBatches, autocast, cleanup_distributed, load_checkpoint,
-                       param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
+from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, cleanup_distributed, from_preset,
+                       load_checkpoint, param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +47,19 @@ def demo_ecg() -> Net1DConfig:
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(TrainConfig):
     """Every field is a ``phewas pretrain`` flag; presets fill them, flags override."""
 
-    preset: str = "study"
     ppg: Net1DConfig = field(default_factory=anyppg_config)
     ecg: Net1DConfig = field(default_factory=ecgfounder_config)
     ecg_checkpoint: str | None = None
     cache_ecg: bool | None = None  # default: on when the ECG encoder is frozen (loaded)
     embed_dim: int = 128
     temperature: float = 0.07
-    batch_size: int = 256  # global, across processes
     steps: int = 20000
-    lr: float = 3e-4
-    weight_decay: float = 0.05
-    warmup_steps: int = 1000
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    bf16: bool = True
-    compile: bool = False
     eval_every: int = 500
     checkpoint_every: int = 500
     retrieval_batch: int = 64
-    workers: int = 4
-    seed: int = 0
-    device: str = "auto"
 
     @property
     def ecg_frozen(self) -> bool:
@@ -95,14 +83,7 @@ PRESETS = {
 
 def make_config(preset: str = "study", **overrides) -> PretrainConfig:
     """A preset with overrides (``None`` values are ignored)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    names = {f.name for f in fields(PretrainConfig)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise ValueError(f"unknown settings: {sorted(unknown)}")
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    return PretrainConfig(preset=preset, **values)
+    return from_preset(PretrainConfig, PRESETS, preset, overrides)
 
 
 class CachedPairs(PairWindows):

@@ -6,12 +6,40 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+
+@dataclass
+class TrainConfig:
+    """Settings that pretraining and fine-tuning share; each is a command-line flag."""
+
+    preset: str = "study"
+    batch_size: int = 256  # global, across processes
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 1000
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    bf16: bool = True
+    compile: bool = False
+    workers: int = 4
+    seed: int = 0
+    device: str = "auto"
+
+
+def from_preset(cls, presets: dict, preset: str, overrides: dict):
+    """``cls`` filled from ``presets[preset]``, then from ``overrides`` (``None`` values ignored)."""
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+    unknown = set(overrides) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown settings: {sorted(unknown)}")
+    return cls(preset=preset, **{**presets[preset], **{k: v for k, v in overrides.items() if v is not None}})
 
 
 @dataclass

@@ -20,7 +20,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def cmd_simulate(a) -> None:
     from .sim import PopulationConfig, simulate_dataset
-    cfg = PopulationConfig(patients=a.patients, seed=a.seed, minutes=a.minutes)
+    cfg = PopulationConfig(patients=a.patients, seed=a.seed, minutes=a.minutes,
+                           injected_prevalence_scale=a.injected_prevalence_scale)
     m = simulate_dataset(a.out, cfg, workers=a.workers, overwrite=a.force)
     c = m["counts"]
     log.info("simulated %d patients, %d visits (%d with waveforms) in %s", c["patients"], c["visits"],
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=4.0, help="monitored minutes per visit")
+    p.add_argument("--injected-prevalence-scale", type=float, default=1.0,
+                   help="multiply the injected phecodes' prevalences (small test studies)")
     p.add_argument("--workers", type=int, default=None)
     _common(p)
     p.set_defaults(func=cmd_simulate)

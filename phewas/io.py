@@ -95,6 +95,21 @@ def write_manifest(folder, *, command: str, inputs: dict, parameters: dict, **ex
     return manifest
 
 
+def read_toml(path, what: str = "file") -> dict:
+    """Parse a TOML file; a missing or malformed file is an :class:`InputError` naming it."""
+    import tomllib
+
+    from .errors import InputError
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, f"{what} not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(path, f"not valid TOML: {err}") from None
+
+
 def read_manifest(folder) -> dict:
     return json.loads((Path(folder) / "manifest.json").read_text())
 

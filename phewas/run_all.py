@@ -12,11 +12,10 @@ import hashlib
 import json
 import logging
 import time
-import tomllib
 from pathlib import Path
 
 from .errors import InputError
-from .io import write_json
+from .io import read_toml, write_json
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
@@ -25,12 +24,7 @@ KNOWN = {"paths", *STAGES}
 
 def load_config(path) -> dict:
     path = Path(path)
-    try:
-        cfg = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "config not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(path, f"not valid TOML: {err}") from None
+    cfg = read_toml(path, "config")
     unknown = set(cfg) - KNOWN
     if unknown:
         raise InputError(path, f"unknown tables {sorted(unknown)}; known: {sorted(KNOWN)}")
@@ -98,8 +92,8 @@ def run_all(config_path, *, force: bool = False) -> dict:
         from .sim import PopulationConfig, simulate_dataset
         s = cfg["simulate"]
         stage("simulate", s, lambda _: simulate_dataset(
-            data, PopulationConfig(patients=s.get("patients", 2000), seed=s.get("seed", 0),
-                                   minutes=s.get("minutes", 4.0)), workers=s.get("workers"), overwrite=True))
+            data, PopulationConfig(**{k: v for k, v in s.items() if k != "workers"}), workers=s.get("workers"),
+            overwrite=True))
     b = dict(cfg.get("build_cohort", {}))
     columns = b.pop("columns", "") or None
     stage("build_cohort", {**b, "columns": columns, "data": str(data)},

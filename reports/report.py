@@ -103,11 +103,12 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     lo, hi = auc_ci(auc, var)
     table = info.with_columns(n_pos=pl.Series(m), n_neg=pl.Series(k), auc=pl.Series(auc),
                               auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi))
-    age, sex = stays["age"].to_numpy(), stays["sex"].to_numpy()
+    age, sex, patient = stays["age"].to_numpy(), stays["sex"].to_numpy(), stays["patient_id"].to_numpy()
     if cfg.association:
         def one(j):
             use = y[:, j] >= 0
-            return associate(y[use, j], scores[use, j], age[use], sex[use], folds=cfg.folds, seed=cfg.seed)
+            return associate(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use], folds=cfg.folds,
+                             seed=cfg.seed)
         jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
         rows = Parallel(n_jobs=cfg.workers)(delayed(one)(j) for j in jobs)
         assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}

@@ -58,6 +58,9 @@ class PopulationConfig:
     minutes: float = 4.0  # monitored time per visit with waveforms (s = 60 x minutes)
     n_background: int = 250
     noise_codes_per_patient: float = 3.0
+    # multiplies the injected phecodes' prevalences (capped at 0.5): small test studies with
+    # enough cases; recorded in truth.json
+    injected_prevalence_scale: float = 1.0
 
 
 def _logit(p):
@@ -150,7 +153,7 @@ def simulate_population(cfg: PopulationConfig):
 
     # Diseases: presence and onset per (patient, phecode)
     names = list(INJECTED) + background
-    prev = np.array([INJECTED[p]["prevalence"] for p in INJECTED]
+    prev = np.array([min(0.5, INJECTED[p]["prevalence"] * cfg.injected_prevalence_scale) for p in INJECTED]
                     + list(np.exp(rng.uniform(np.log(0.004), np.log(0.15), len(background)))))
     age_slope = np.array([INJECTED[p]["age"] for p in INJECTED]
                          + list(rng.normal(0.4, 0.5, len(background))))
@@ -282,7 +285,8 @@ def simulate_population(cfg: PopulationConfig):
 
     truth = {
         "injected": {p: v["effect"] for p, v in INJECTED.items()},
-        "effects": {p: {"description": info[p][1], "waveform": v["what"], "prevalence": v["prevalence"]}
+        "effects": {p: {"description": info[p][1], "waveform": v["what"],
+                        "prevalence": min(0.5, v["prevalence"] * cfg.injected_prevalence_scale)}
                     for p, v in INJECTED.items()},
         "related": sorted(related),
         "background": background,

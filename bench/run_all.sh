@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Re-measure every benchmark and rewrite bench/RESULTS.md. Run from the repository root:
+#   bash bench/run_all.sh            # all
+#   bash bench/run_all.sh loader auc_delong   # some
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+exec "$PY" bench/write_results.py "$@"

@@ -1,0 +1,80 @@
+"""Run every benchmark in one go and rewrite ``bench/RESULTS.md`` (called by ``bench/run_all.sh``).
+
+Each benchmark prints one JSON line; ratios against the peer measured in the same run are part
+of each benchmark's output. GPU figures measured on a lent machine are kept from
+``bench/gpu_results.json`` when present (they cannot be re-measured on a CPU-only machine).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = [
+    ("simulate", ["bench_simulate.py"], "Issue 2: simulate 2,000 patients (< 3 min)"),
+    ("build_cohort", ["bench_build_cohort.py"], "Issue 2: build-cohort at MC-MED scale (< 60 s, < 4 GB)"),
+    ("extract_segments", ["bench_extract.py"], "Issue 3: extraction stays/s per core"),
+    ("loader", ["bench_loader.py"], "Issue 3: loader windows/s (>= 20,000) vs per-window np.load"),
+    ("encoder", ["bench_encoder.py"], "Issue 7: encoder training throughput vs eager reference; ECG cache"),
+    ("finetune", ["bench_finetune.py"], "Issue 4: fine-tuning windows/s"),
+    ("auc_delong", ["bench_auc.py"], "Issue 5: AUC + DeLong, 1,500 x 20,000 (< 5 s) vs sklearn loop"),
+]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, no GPU"
+
+
+def main():
+    only = set(sys.argv[1:])
+    results = {}
+    for name, args, _ in BENCHES:
+        if only and name not in only:
+            continue
+        print(f"# {name}", file=sys.stderr, flush=True)
+        out = subprocess.run([sys.executable, str(HERE / args[0]), *args[1:]], capture_output=True, text=True,
+                             check=True, env={**os.environ, "PHEWAS_QUIET": "1"})
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(json.dumps(results[name]), file=sys.stderr)
+    old = HERE / "results.json"
+    merged = (json.loads(old.read_text()) if old.exists() else {}) | results
+    old.write_text(json.dumps(merged, indent=2) + "\n")
+    gpu = json.loads((HERE / "gpu_results.json").read_text()) if (HERE / "gpu_results.json").exists() else None
+    lines = ["# Benchmark results", "",
+             f"Machine: {machine()}. Written by `bash bench/run_all.sh` on "
+             f"{dt.date.today().isoformat()}; every ratio compares two things measured in the same run.", ""]
+    for name, _, title in BENCHES:
+        r = merged.get(name)
+        if r is None:
+            continue
+        lines += [f"## {title}", "", f"Command: `{r.get('command', '')}`", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in r.items() if k not in ("bench", "command")]
+        lines.append("")
+    lines += ["## GPU", ""]
+    if gpu:
+        lines += [f"Device: {gpu.get('device')}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in gpu.items() if k != "device"]
+    else:
+        lines += ["Not measured: no GPU was lent to the sessions that wrote this file. `bench/bench_encoder.py` "
+                  "and `bench/bench_finetune.py` measure bf16 and `torch.compile` throughput when run on a GPU "
+                  "(they detect CUDA); put their output in `bench/gpu_results.json` to keep it here."]
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
