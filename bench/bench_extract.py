@@ -48,13 +48,23 @@ def main():
             process_stay(j, str(d / "data" / "waveforms"), SegmentConfig())
         prof.disable()
         s = io.StringIO()
-        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(12)
+        stats = pstats.Stats(prof, stream=s).sort_stats("tottime")
+        stats.print_stats(12)
         print(s.getvalue(), file=sys.stderr)
+        total = sum(v[2] for v in stats.stats.values())
+        by_area: dict = {}  # own time grouped by where the code lives
+        for (file, _, func), v in stats.stats.items():
+            area = ("wfdb read" if "wfdb" in file else "scipy filters/resampling" if "scipy" in file
+                    else "preprocess (numpy)" if "preprocess" in file or "numpy" in file or file == "~"
+                    else "other")
+            by_area[area] = by_area.get(area, 0.0) + v[2]
+        profile = {k: f"{100 * v / total:.0f}%" for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])}
         c = m["counts"]
     print(json.dumps({"bench": "extract_segments", "stays": c["stays"], "ppg_windows": c["ppg_windows"],
                       "pairs": c["pairs"], "minutes_per_visit": a.minutes,
                       "stays_per_s_1_worker": round(rates[1], 1), "stays_per_s_2_workers": round(rates[2], 1),
                       "stays_per_s_per_core": round(rates[2] / 2, 1), "cores": os.cpu_count(),
+                      "profile_share_of_time_1_process_40_stays": profile,
                       "command": f"python bench/bench_extract.py --patients {a.patients} --minutes {a.minutes}"}))
 
 

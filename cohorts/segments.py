@@ -238,7 +238,7 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
     root = Path(data_dir) / cman["parameters"]["columns"]["files"]["waveforms"]
     if not root.is_dir():
         raise InputError(root, "waveform folder not found")
-    params = {**asdict(cfg), "shard": [i, n], "cohort_labels_sha256": file_sha256(cohort / "stays.parquet")}
+    params = {**asdict(cfg), "shard": [i, n], "cohort_stays_sha256": file_sha256(cohort / "stays.parquet")}
     dest = _store_path(cohort, shard)
     if dest.exists() and not overwrite:
         old = read_manifest(dest)

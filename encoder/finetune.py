@@ -285,8 +285,10 @@ def _finetune(cohort, run, cfg, d, resume, stop_after):
     bar.close()
     metrics.close()
     finished = stopped_early or step >= total
-    if not finished or not d.main:
+    if not finished:
         return {"step": step, "finished": False}
+    if not d.main:
+        return {"step": step, "finished": True, "main": False}
     summary = {"step": step, "finished": True, "stopped_early": stopped_early, "best_val_macro_auc": best,
                "targets": len(targets), "train_stays": len(train), "val_stays": len(val),
                "stays_without_windows_dropped": train.dropped + val.dropped, "init": origin,
@@ -323,7 +325,8 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     train = StayWindows(store, labels, targets, ["pretrain_train"], 1)
     prior = (train.y * train.mask).sum(0) / np.maximum(train.mask.sum(0), 1)
     stays = pl.read_parquet(cohort / "stays.parquet").filter(pl.col("split") == split)["stay_id"].to_list()
-    missing = [s for s in stays if s not in set(ds.stay_ids)]
+    have = set(ds.stay_ids)
+    missing = [s for s in stays if s not in have]
     ids = ds.stay_ids + missing
     probs = np.vstack([probs, np.tile(prior, (len(missing), 1))]).astype(np.float32)
     df = pl.DataFrame({"stay_id": ids, **{p: probs[:, j] for j, p in enumerate(targets)}}).sort("stay_id")

@@ -80,6 +80,8 @@ class Block(nn.Module):
         self.first, self.downsample = first, downsample
         self.stride = stride if downsample else 1
         self.bn1 = nn.BatchNorm1d(in_channels)  # present (and saved) even where unused, as released
+        if first:  # the network's first block skips it: frozen, so DDP sees no unused gradients
+            self.bn1.requires_grad_(False)
         self.conv1 = SamePadConv1d(in_channels, mid, 1)
         self.bn2 = nn.BatchNorm1d(mid)
         self.conv2 = SamePadConv1d(mid, mid, kernel_size, self.stride, groups=groups)

@@ -277,8 +277,10 @@ def _pretrain(cohort, run, ckpt_dir, cfg, d, resume, stop_after):
                             extra={"config": json.dumps(asdict(cfg))})
     bar.close()
     metrics.close()
-    if step < cfg.steps or not d.main:
+    if step < cfg.steps:
         return {"step": step, "finished": False}
+    if not d.main:
+        return {"step": step, "finished": True, "main": False}
 
     # Final: the best checkpoint, its PPG encoder in AnyPPG format, and the retrieval test
     if (ckpt_dir / "best.pt").exists():

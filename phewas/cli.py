@@ -105,6 +105,8 @@ def cmd_pretrain(a) -> None:
                       checkpoint_every=a.checkpoint_every, retrieval_batch=a.retrieval_batch, workers=a.workers,
                       seed=a.seed, device=a.device, bf16=a.bf16, compile=a.compile)
     s = pretrain(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after=a.stop_after_steps)
+    if not s.get("main", True):  # other torchrun ranks: rank 0 reports
+        return
     if not s["finished"]:
         log.info("stopped at step %d of %d; continue with --resume", s["step"], cfg.steps)
         return
@@ -123,6 +125,8 @@ def cmd_finetune(a) -> None:
                       grad_accum=a.grad_accum, patience=a.patience, workers=a.workers, seed=a.seed, device=a.device,
                       bf16=a.bf16, compile=a.compile)
     s = finetune(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after=a.stop_after_steps)
+    if not s.get("main", True):
+        return
     if not s["finished"]:
         log.info("stopped at step %d; continue with --resume", s["step"])
         return

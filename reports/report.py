@@ -36,7 +36,7 @@ class ReportConfig:
 
 
 def load_inputs(cohort: Path, predictions: Path, split: str):
-    """Read and check the cohort files and the predictions. Returns ``(stays, y, scores, phecodes)``
+    """Read and check the cohort files and the predictions. Returns ``(stays, y, scores, info)``
     with ``y`` ``[n, p]`` int8 (-1 = excluded), ``scores`` ``[n, p]`` float, restricted to ``split``."""
     cohort, predictions = Path(cohort), Path(predictions)
     for name in ("stays.parquet", "labels.parquet", "phecodes.parquet"):
@@ -66,10 +66,12 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
     stray = pred.filter(~pl.col("stay_id").is_in(stays["stay_id"].implode())).height
     if stray:
         raise InputError(predictions, f"{stray} stays are not in the cohort's stays.parquet", column="stay_id")
+    info = info.filter(pl.col("phecode").is_in(phecodes))
+    phecodes = info["phecode"].to_list()  # the cohort's order
     chosen = stays.filter(pl.col("split") == split)
     if chosen.height == 0:
         raise InputError(cohort / "stays.parquet", f"no stays in split {split!r}", column="split")
-    data = chosen.join(pred, on="stay_id", how="left")
+    data = chosen.join(pred.with_columns(pl.col(phecodes).cast(pl.Float64)), on="stay_id", how="left")
     missing = data.filter(pl.col(phecodes[0]).is_null()).height
     if missing:
         raise InputError(predictions, f"{missing} of {chosen.height} {split!r} stays have no prediction")
@@ -80,17 +82,13 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
     scores = data.select(phecodes).to_numpy()
     lab = chosen.select("stay_id").join(labels.select("stay_id", *phecodes), on="stay_id", how="left")
     y = lab.select(phecodes).fill_null(-1).to_numpy().astype(np.int8)
-    return chosen, y, scores, info.filter(pl.col("phecode").is_in(phecodes))
+    return chosen, y, scores, info
 
 
 def make_report(cohort, predictions, out, config: ReportConfig | None = None, overwrite: bool = False) -> dict:
     """Compute the tables, figures and HTML page. Returns ``summary.json``'s content."""
     cfg = config or ReportConfig()
     stays, y, scores, info = load_inputs(cohort, predictions, cfg.split)
-    phecodes = [c for c in info["phecode"].to_list()]
-    order = {p: i for i, p in enumerate(pl.read_parquet(Path(predictions)).columns)}
-    cols = np.array([order[p] - 1 for p in phecodes])
-    y, scores = y[:, cols], scores[:, cols]
     n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
     keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
     if not keep.any():

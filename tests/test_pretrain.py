@@ -80,3 +80,22 @@ def test_cli_pretrain_flags_override_the_preset(sim_store, sim_cohort, tmp_path)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["steps"] == 2 and cfg["batch_size"] == 16 and cfg["preset"] == "demo" and cfg["lr"] == 5e-3
     assert list((run / "tensorboard").iterdir())
+
+
+def test_torchrun_two_processes(sim_store, sim_cohort, tmp_path):
+    """The same command under torchrun: DistributedDataParallel on CPU (gloo), features gathered
+    across ranks; rank 0 writes the run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    run = tmp_path / "ddp"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "phewas.cli", "pretrain", "--cohort",
+           str(sim_cohort), "--out", str(run), "--preset", "demo", "--steps", "3", "--batch-size", "16",
+           "--eval-every", "3", "--retrieval-batch", "8", "--device", "cpu", "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 3 and (run / "retrieval.json").exists()
