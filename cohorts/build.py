@@ -102,8 +102,9 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
     steps.update()
 
     records, bad_headers = scan_headers(files["waveforms"], columns["waveforms"], config.workers)
-    for path, reason in bad_headers[:20]:
-        log.warning("unreadable header skipped: %s (%s)", path, reason)
+    if bad_headers:  # record names carry visit ids: logs get the count, the manifest the names
+        log.warning("%d unreadable WFDB headers skipped; listed under bad_headers in %s/manifest.json",
+                    len(bad_headers), out_dir)
     stays = waveform_flags(visits, records, config.min_ppg_s, config.min_overlap_s)
     stays = assign_splits(stays, config.seed, config.fractions).sort("stay_id")
     steps.update()
@@ -162,7 +163,7 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
             unmapped_codes={"total": int(unmapped["n"].sum()), "distinct": unmapped.height,
                             "by_code": {f"ICD{s}:{c}": int(n) for s, c, n in unmapped.iter_rows()}},
             dropped_history_rows=pmh_dropped,
-            bad_headers={"count": len(bad_headers), "files": [p for p, _ in bad_headers]},
+            bad_headers={"count": len(bad_headers), "files": [f"{p}: {why}" for p, why in bad_headers]},
         )
         steps.update()
     steps.close()

@@ -214,7 +214,7 @@ def _assemble(chunks: list[Path], dest: Path, per_stay: int) -> dict:
             "stays_short_of_per_stay": int(((stays["n_ppg_windows"] > 0) &
                                             (stays["n_ppg_windows"] < per_stay)).sum()),
             "stays_with_pairs": int((stays["n_pairs"] > 0).sum()),
-            "bad_records": {"count": len(bad), "records": [b[0] for b in bad]}}
+            "bad_records": {"count": len(bad), "records": [b[0] for b in bad], "reasons": [b[1] for b in bad]}}
 
 
 def _store_path(cohort: Path, shard) -> Path:
@@ -271,8 +271,9 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
     bar.close()
     with atomic_dir(dest, overwrite=True) as tmp:
         counts = _assemble(paths, tmp, cfg.per_stay)
-        for rec in counts["bad_records"]["records"][:20]:
-            log.warning("unreadable record skipped: %s", rec)
+        if counts["bad_records"]["count"]:  # names carry visit ids: the manifest lists them, not the log
+            log.warning("%d unreadable or truncated records skipped; listed under counts.bad_records in "
+                        "%s/manifest.json", counts["bad_records"]["count"], dest)
         manifest = write_manifest(tmp, command="extract-segments",
                                   inputs={"data": str(Path(data_dir).resolve()), "cohort": str(cohort.resolve())},
                                   parameters=params, counts=counts)

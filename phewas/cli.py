@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     quiet = getattr(args, "quiet", False)
     set_quiet(quiet)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     try:
         args.func(args)
     except PhewasError as err:

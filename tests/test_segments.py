@@ -114,15 +114,17 @@ def test_killed_run_resumes_from_last_chunk(sim_data, sim_cohort, sim_store, tmp
 def test_bad_records_are_skipped_and_counted(sim_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(sim_data, data)
-    cohort = tmp_path / "cohort"
-    build_cohort(data, cohort, CohortConfig(workers=1))
     heads = sorted((data / "waveforms").glob("*/*/Pleth/*_1.hea"))
+    heads[2].write_text("x 1\n")  # unreadable before build-cohort: skipped and counted there
+    cohort = tmp_path / "cohort"
+    man = build_cohort(data, cohort, CohortConfig(workers=1))
+    assert man["bad_headers"]["count"] == 1 and heads[2].stem in man["bad_headers"]["files"][0]
     dat = heads[0].with_suffix(".dat")
     dat.write_bytes(dat.read_bytes()[:1000])  # truncated signal
     heads[1].write_text("garbage\n")  # unreadable header
     m = extract_segments(data, cohort, SegmentConfig(), workers=1)
     bad = m["counts"]["bad_records"]
-    assert bad["count"] == 2
+    assert bad["count"] == 2 and len(bad["reasons"]) == 2, bad
     assert {r.split("/")[-1] for r in bad["records"]} == {heads[0].stem, heads[1].stem}
 
 
