@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from cohorts.segments import open_segments
-from phewas.errors import OutputExistsError, PhewasError
+from phewas.errors import PhewasError
 from phewas.io import file_sha256, versions, write_json, write_manifest
 from phewas.progress import progress
 
@@ -31,8 +30,8 @@ from .checkpoints import load_anyppg, read_state_dict
 from .data import StayWindows, identity_collate
 from .net1d import Net1D, Net1DConfig, anyppg_config
 from .pretrain import demo_ppg
-from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, cleanup_distributed, from_preset,
-                       load_checkpoint, param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
+from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, from_preset, launch, load_checkpoint,
+                       param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
 
 log = logging.getLogger(__name__)
 AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
@@ -171,19 +170,13 @@ def predict_dataset(model, dataset: StayWindows, device, batch: int, bf16: bool)
 
 def finetune(cohort, run, cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool = False,
              stop_after: int | None = None) -> dict:
-    run = Path(run)
-    if run.exists() and not resume and not overwrite and any(run.iterdir()):
-        raise OutputExistsError(f"{run}: exists already (pass --resume to continue it or --force to restart)")
-    d = setup_distributed(cfg.device)
-    if overwrite and not resume and d.main and run.exists():
-        shutil.rmtree(run)
-    try:
-        return _finetune(Path(cohort), run, cfg, d, resume, stop_after)
-    finally:
-        cleanup_distributed()
+    """Train; returns the run's summary. ``stop_after`` ends this invocation (resumably) after that
+    many steps."""
+    return launch(lambda *a: _finetune(cfg, *a), cohort, run, cfg.device, resume=resume, overwrite=overwrite,
+                  stop_after=stop_after)
 
 
-def _finetune(cohort, run, cfg, d, resume, stop_after):
+def _finetune(cfg, cohort, run, d, resume, stop_after):
     ckpt_dir = run / "checkpoints"
     torch.manual_seed(cfg.seed)
     encoder, origin = build_encoder(cfg)

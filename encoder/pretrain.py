@@ -11,17 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from cohorts.segments import open_segments
-from phewas.errors import OutputExistsError, PhewasError
+from phewas.errors import PhewasError
 from phewas.io import write_json, write_manifest
 from phewas.progress import progress
 
@@ -29,8 +27,8 @@ from .checkpoints import load_ecgfounder, save_anyppg
 from .clip import PPGECGClip, clip_loss, retrieval_metrics
 from .data import PairWindows, identity_collate, read_rows
 from .net1d import Net1D, Net1DConfig, anyppg_config, ecgfounder_config
-from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, cleanup_distributed, from_preset,
-                       load_checkpoint, param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
+from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, from_preset, launch, load_checkpoint,
+                       param_groups, save_checkpoint, unwrap, warmup_cosine)
 
 log = logging.getLogger(__name__)
 
@@ -173,20 +171,12 @@ def pretrain(cohort, run, cfg: PretrainConfig, *, resume: bool = False, overwrit
              stop_after: int | None = None) -> dict:
     """Train; returns the run's summary. ``stop_after`` ends this invocation (resumably) after that
     many steps, for time-limited job schedulers."""
-    run = Path(run)
+    return launch(lambda *a: _pretrain(cfg, *a), cohort, run, cfg.device, resume=resume, overwrite=overwrite,
+                  stop_after=stop_after)
+
+
+def _pretrain(cfg, cohort, run, d, resume, stop_after):
     ckpt_dir = run / "checkpoints"
-    if run.exists() and not resume and not overwrite and any(run.iterdir()):
-        raise OutputExistsError(f"{run}: exists already (pass --resume to continue it or --force to restart)")
-    d = setup_distributed(cfg.device)
-    if overwrite and not resume and d.main and run.exists():
-        shutil.rmtree(run)
-    try:
-        return _pretrain(Path(cohort), run, ckpt_dir, cfg, d, resume, stop_after)
-    finally:
-        cleanup_distributed()
-
-
-def _pretrain(cohort, run, ckpt_dir, cfg, d, resume, stop_after):
     if d.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_json(run / "config.json", asdict(cfg))

@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from phewas.errors import OutputExistsError
 
 
 @dataclass
@@ -76,6 +79,21 @@ def setup_distributed(device: str = "auto") -> Dist:
 def cleanup_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def launch(body, cohort, run, device: str, *, resume: bool, overwrite: bool, stop_after):
+    """Check the run folder, set up the process group, call ``body(cohort, run, dist, resume,
+    stop_after)`` and tear down, for pretraining and fine-tuning alike."""
+    run = Path(run)
+    if run.exists() and not resume and not overwrite and any(run.iterdir()):
+        raise OutputExistsError(f"{run}: exists already (pass --resume to continue it or --force to restart)")
+    d = setup_distributed(device)
+    if overwrite and not resume and d.main and run.exists():
+        shutil.rmtree(run)
+    try:
+        return body(Path(cohort), run, d, resume, stop_after)
+    finally:
+        cleanup_distributed()
 
 
 def param_groups(model: nn.Module, weight_decay: float, extra_lr: dict | None = None, base_lr: float = 1e-3):

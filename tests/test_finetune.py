@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import encoder.finetune as ftm
-from encoder.finetune import StayClassifier, finetune, make_config, masked_bce, predict
+from encoder.finetune import StayClassifier, finetune, make_config, masked_bce
 from encoder.net1d import Net1D, Net1DConfig
 from phewas.cli import main
 from phewas.errors import InputError, PhewasError

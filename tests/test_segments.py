@@ -6,7 +6,7 @@ import pytest
 from scipy import signal as sps
 
 import cohorts.segments as seg
-from cohorts import SegmentConfig, build_cohort, extract_segments, merge_shards, open_segments
+from cohorts import SegmentConfig, build_cohort, extract_segments, open_segments
 from cohorts.build import CohortConfig
 from encoder.data import PairWindows, StayWindows, loader
 from phewas.cli import main
