@@ -27,7 +27,7 @@ class StayWindows(Dataset):
     """Fine-tuning and inference: one item per stay.
 
     Yields ``(stay_id, ppg [W, 1, 1250], labels [P], mask [P])``. A stay with fewer than ``W``
-    windows repeats its windows cyclically (``n_windows`` says how many are distinct); stays
+    windows repeats its windows cyclically (``self.count`` says how many are distinct); stays
     without a window are left out (``self.dropped``).
 
     Parameters
