@@ -234,6 +234,8 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
     i, n = shard
     if not (0 <= i < n):
         raise ValueError(f"shard must satisfy 0 <= i < n, got {i}/{n}")
+    if not (cohort / "manifest.json").exists():
+        raise InputError(cohort, "not a cohort folder (no manifest.json): run `phewas build-cohort` first")
     cman = read_manifest(cohort)
     root = Path(data_dir) / cman["parameters"]["columns"]["files"]["waveforms"]
     if not root.is_dir():
