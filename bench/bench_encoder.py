@@ -70,7 +70,7 @@ def pretrain_step_rate(device, batch, steps, cached: bool):
     feats = torch.randn(batch, 1024, device=device)
 
     def step():
-        p, z, s = model(x, ecg_features=feats) if cached else model(x, e)
+        p, z, s = model(x, feats if cached else e)
         clip_loss(p, z, s).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

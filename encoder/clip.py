@@ -39,9 +39,10 @@ class PPGECGClip(nn.Module):
         self.ecg_head = ProjectionHead(ecg_dim, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 
-    def forward(self, ppg, ecg=None, ecg_features=None):
-        if ecg_features is None:
-            ecg_features = self.ecg_encoder(ecg)
+    def forward(self, ppg, ecg):
+        """``ecg`` is the raw window ``[B, 1, 5000]``, or, for a model built without an ECG encoder
+        (the feature cache), the precomputed features ``[B, D]``."""
+        ecg_features = ecg if self.ecg_encoder is None else self.ecg_encoder(ecg)
         return self.ppg_head(self.ppg_encoder(ppg)), self.ecg_head(ecg_features), self.logit_scale.exp()
 
     @torch.no_grad()

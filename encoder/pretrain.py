@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from cohorts.segments import open_segments
 from phewas.errors import PhewasError
-from phewas.io import write_json, write_manifest
+from phewas.io import file_sha256, write_json, write_manifest
 from phewas.progress import progress
 
 from .checkpoints import load_ecgfounder, save_anyppg
@@ -121,7 +121,6 @@ def ecg_feature_cache(store, encoder: Net1D, key: str, device, batch: int = 256)
 
 
 def _cache_key(cfg: PretrainConfig) -> str:
-    from phewas.io import file_sha256
     h = hashlib.sha256(file_sha256(cfg.ecg_checkpoint).encode() if cfg.ecg_checkpoint else b"scratch")
     h.update(json.dumps(cfg.ecg.to_dict(), sort_keys=True).encode())
     return h.hexdigest()[:16]
@@ -130,10 +129,7 @@ def _cache_key(cfg: PretrainConfig) -> str:
 def _batch_loss(model, batch, cfg, device, gather=True):
     ppg, ecg = (t.to(device, non_blocking=True) for t in batch)
     with autocast(device, cfg.bf16):
-        if cfg.use_cache:
-            p, e, scale = model(ppg, ecg_features=ecg)
-        else:
-            p, e, scale = model(ppg, ecg)
+        p, e, scale = model(ppg, ecg)
         return clip_loss(p.float(), e.float(), scale.float(), gather=gather)
 
 
@@ -150,13 +146,13 @@ def evaluate_loss(model, dataset, cfg, device, max_batches: int = 50) -> float:
 
 
 @torch.no_grad()
-def embed_pairs(model, dataset, cfg, device, batch: int = 256):
+def embed_pairs(model, dataset, device, batch: int = 256):
     m = unwrap(model)
     m.eval()
     ps, es = [], []
     for a in range(0, len(dataset), batch):
         ppg, ecg = (t.to(device) for t in dataset.__getitems__(list(range(a, min(a + batch, len(dataset))))))
-        p, e, _ = m(ppg, ecg_features=ecg) if cfg.use_cache else m(ppg, ecg)
+        p, e, _ = m(ppg, ecg)
         ps.append(p.float().cpu().numpy())
         es.append(e.float().cpu().numpy())
     return np.concatenate(ps), np.concatenate(es)
@@ -276,7 +272,7 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after):
     if (ckpt_dir / "best.pt").exists():
         load_checkpoint(ckpt_dir / "best.pt", model=model)
     save_anyppg(model.ppg_encoder, run / "ppg_encoder.pth")
-    p, e = embed_pairs(model, test, cfg, d.device)
+    p, e = embed_pairs(model, test, d.device)
     retrieval = retrieval_metrics(p, e, min(cfg.retrieval_batch, len(p)))
     retrieval["split"] = "pretrain_test"
     write_json(run / "retrieval.json", retrieval)
