@@ -45,13 +45,13 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
     if not predictions.exists():
         raise InputError(predictions, "not found")
     stays = pl.read_parquet(cohort / "stays.parquet")
-    labels = pl.read_parquet(cohort / "labels.parquet")
+    label_columns = pl.read_parquet_schema(cohort / "labels.parquet")
     info = pl.read_parquet(cohort / "phecodes.parquet").select("phecode", "description", "chapter")
     pred = pl.read_parquet(predictions)
     if "stay_id" not in pred.columns:
         raise InputError(predictions, f"no 'stay_id' column; columns found: {', '.join(pred.columns[:8])}")
     phecodes = [c for c in pred.columns if c != "stay_id"]
-    unknown = [c for c in phecodes if c not in labels.columns]
+    unknown = [c for c in phecodes if c not in label_columns]
     if unknown:
         raise InputError(predictions, f"{len(unknown)} columns are not phecodes of the cohort: "
                          f"{', '.join(map(repr, unknown[:5]))}")
@@ -80,7 +80,8 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
         if bad:
             raise InputError(predictions, f"{bad} missing or NaN scores in split {split!r}", column=c)
     scores = data.select(phecodes).to_numpy()
-    lab = chosen.select("stay_id").join(labels.select("stay_id", *phecodes), on="stay_id", how="left")
+    labels = pl.read_parquet(cohort / "labels.parquet", columns=["stay_id", *phecodes])  # not all 1,817
+    lab = chosen.select("stay_id").join(labels, on="stay_id", how="left")
     y = lab.select(phecodes).fill_null(-1).to_numpy().astype(np.int8)
     return chosen, y, scores, info
 
