@@ -72,10 +72,11 @@ def run_all(config_path, *, force: bool = False) -> dict:
         state.data = {}
     times, fp = {}, _fingerprint("start")
 
-    def stage(name, params, fn, resumable=False):
+    def stage(name, params, fn, output: Path, resumable=False):
+        """Run ``fn`` unless ``output`` (the file the stage writes last) exists from the same inputs."""
         nonlocal fp
         fp = _fingerprint(fp, name, params)
-        if state.done(name, fp):
+        if state.done(name, fp) and output.exists():
             log.info("%s: up to date, skipped", name)
             return None
         resume = resumable and state.started(name, fp)
@@ -93,34 +94,38 @@ def run_all(config_path, *, force: bool = False) -> dict:
         s = cfg["simulate"]
         stage("simulate", s, lambda _: simulate_dataset(
             data, PopulationConfig(**{k: v for k, v in s.items() if k != "workers"}), workers=s.get("workers"),
-            overwrite=True))
+            overwrite=True), data / "manifest.json")
     b = dict(cfg.get("build_cohort", {}))
     columns = b.pop("columns", "") or None
     stage("build_cohort", {**b, "columns": columns, "data": str(data)},
-          lambda _: build_cohort(data, cohort, CohortConfig(**b), columns_file=columns, overwrite=True))
+          lambda _: build_cohort(data, cohort, CohortConfig(**b), columns_file=columns, overwrite=True),
+          cohort / "manifest.json")
     e = dict(cfg.get("extract_segments", {}))
     workers = e.pop("workers", None)
     stage("extract_segments", e,
-          lambda _: extract_segments(data, cohort, SegmentConfig(**e), workers=workers, overwrite=True))
+          lambda _: extract_segments(data, cohort, SegmentConfig(**e), workers=workers, overwrite=True),
+          cohort / "segments" / "manifest.json")
     p = dict(cfg.get("pretrain", {}))
     if p:
         pcfg = pt.make_config(p.pop("preset", "study"), **p)
         stage("pretrain", p | {"preset": pcfg.preset},
-              lambda resume: pt.pretrain(cohort, pre_run, pcfg, resume=resume, overwrite=not resume), resumable=True)
+              lambda resume: pt.pretrain(cohort, pre_run, pcfg, resume=resume, overwrite=not resume),
+              pre_run / "manifest.json", resumable=True)
     f = dict(cfg.get("finetune", {}))
     init = f.pop("init", "pretrain" if p else "")
     init = str(pre_run) if init == "pretrain" else (str((Path(config_path).parent / init).resolve()) if init else None)
     fcfg = ft.make_config(f.pop("preset", "study"), init=init, **f)
     stage("finetune", f | {"preset": fcfg.preset, "init": init},
-          lambda resume: ft.finetune(cohort, ft_run, fcfg, resume=resume, overwrite=not resume), resumable=True)
+          lambda resume: ft.finetune(cohort, ft_run, fcfg, resume=resume, overwrite=not resume),
+          ft_run / "manifest.json", resumable=True)
     split = cfg.get("predict", {}).get("split", "heldout")
-    stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split))
+    stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split), ft_run / "predictions.parquet")
     r = dict(cfg.get("report", {}))
     if "thresholds" in r:
         r["thresholds"] = tuple(r["thresholds"])
     rcfg = ReportConfig(split=split, **r)
     summary = stage("report", r, lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,
-                                                        overwrite=True))
+                                                        overwrite=True), report / "summary.json")
     if summary is None:
         summary = json.loads((report / "summary.json").read_text())
     out = {"report": str(report / "index.html"), "seconds": times, "summary": summary}
