@@ -14,8 +14,9 @@ def check_recovery(phenotypes_path, truth_path, alpha: float = 0.05) -> dict:
 
     Recovered: an injected phecode whose age- and sex-adjusted test is significant after FDR
     (q <= ``alpha``) and whose AUC's 95% interval lies above 0.5. Null phecodes (neither injected
-    nor tied to one through the map): the false discovery proportion among them and their mean
-    AUC minus the mean AUC of age and sex alone.
+    nor tied to one through the map): the false discovery proportion among them, the share of
+    their p-values below ``alpha`` (about ``alpha`` for a calibrated test), and their mean AUC
+    minus the mean AUC of age and sex alone.
     """
     table = pl.read_parquet(phenotypes_path)
     truth = json.loads(Path(truth_path).read_text())
@@ -33,6 +34,7 @@ def check_recovery(phenotypes_path, truth_path, alpha: float = 0.05) -> dict:
                         "recovered": bool(r["q_value"] is not None and r["q_value"] <= alpha and r["auc_ci_low"] > 0.5)}
     null = table.filter(~pl.col("phecode").is_in(list(injected | related)))
     sig = null["q_value"].fill_null(1.0) <= alpha
+    null_p = null["p_value"].drop_nulls().drop_nans()
     discoveries = int((table["q_value"].fill_null(1.0) <= alpha).sum())
     gap = float(np.nanmean(null["auc"].to_numpy()) - np.nanmean(null["auc_age_sex"].to_numpy().astype(float))) \
         if null.height else float("nan")
@@ -43,6 +45,7 @@ def check_recovery(phenotypes_path, truth_path, alpha: float = 0.05) -> dict:
         "n_null_phecodes": null.height,
         "n_null_significant": int(sig.sum()),
         "false_discovery_proportion": (int(sig.sum()) / discoveries) if discoveries else 0.0,
+        "null_share_p_below_alpha": float((null_p < alpha).mean()) if len(null_p) else float("nan"),
         "null_mean_auc": float(np.nanmean(null["auc"].to_numpy())) if null.height else float("nan"),
         "null_mean_auc_age_sex": float(np.nanmean(null["auc_age_sex"].to_numpy().astype(float))) if null.height else float("nan"),
         "null_mean_auc_minus_age_sex": gap,

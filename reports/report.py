@@ -15,6 +15,7 @@ from phewas.progress import progress
 
 from . import figures
 from .association import COLUMNS as ASSOC_COLUMNS
+from .association import COUNT_COLUMNS
 from .association import adjust, associate
 from .html import write_html
 from .metrics import auc_ci, auc_delong
@@ -103,20 +104,24 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     table = info.with_columns(n_pos=pl.Series(m), n_neg=pl.Series(k), auc=pl.Series(auc),
                               auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi))
     age, sex, patient = stays["age"].to_numpy(), stays["sex"].to_numpy(), stays["patient_id"].to_numpy()
+    # the association test keeps each patient's latest stay; without arrival times, the file's last
+    arrival = stays["arrival"].cast(pl.Int64).to_numpy() if "arrival" in stays.columns else np.arange(stays.height)
     if cfg.association:
         def one(j):
             use = y[:, j] >= 0
-            return associate(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use], folds=cfg.folds,
-                             seed=cfg.seed)
+            return associate(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use],
+                             order=arrival[use], folds=cfg.folds, seed=cfg.seed)
         jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
         rows = Parallel(n_jobs=cfg.workers)(delayed(one)(j) for j in jobs)
         assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}
         q, bonf = adjust(np.array(assoc["p_value"], dtype=float), cfg.alpha)
         table = table.with_columns(**{c: pl.Series(v, dtype=pl.Float64) for c, v in assoc.items()},
-                                   q_value=pl.Series(q), bonferroni=pl.Series(bonf))
+                                   q_value=pl.Series(q), bonferroni=pl.Series(bonf),
+                                   **{c: pl.Series([r[c] for r in rows], dtype=pl.Int64) for c in COUNT_COLUMNS})
     else:
         table = table.with_columns(**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS},
-                                   q_value=pl.lit(None, pl.Float64), bonferroni=pl.lit(False))
+                                   q_value=pl.lit(None, pl.Float64), bonferroni=pl.lit(False),
+                                   **{c: pl.lit(None, pl.Int64) for c in COUNT_COLUMNS})
     table = table.with_columns(pl.col("chapter").map_elements(figures.chapter_rank, return_dtype=pl.Int64)
                                .alias("_rank")).sort("_rank", "phecode").drop("_rank")
     chapters = (table.group_by("chapter", maintain_order=True)

@@ -5,6 +5,7 @@ extract-segments -> pretrain -> finetune -> predict -> report through ``phewas r
 """
 
 import json
+import shutil
 
 from phewas.cli import main
 from phewas.run_all import run_all
@@ -45,10 +46,17 @@ def test_small_study_recovers_the_injected_phecodes(tmp_path):
         assert r["reported"] and r["recovered"], (phecode, r)  # FDR-significant, AUC CI above 0.5
     assert check["injected"]["427.21"]["auc"] > 0.8
     # nothing but the injected effects beyond age and sex: mean AUC of the null phecodes within
-    # 0.03 of age and sex alone, and at most one chance discovery among them (see README)
+    # 0.03 of age and sex alone, their p-values calibrated (a test over stays instead of patients
+    # puts 12% below 0.05), and the issue's false discovery proportion <= 5%, which with eight
+    # true discoveries means none. On this seed the smallest null q-value is 0.062 (4.4% of null
+    # p below 0.05); a rate over twelve other seeds is bench/bench_fdr.py's (README, "Ground truth").
     assert check["null_mean_auc_minus_age_sex"] < 0.03
-    assert check["n_null_significant"] <= 1, check
+    assert check["null_share_p_below_alpha"] <= 0.10, check
+    assert check["false_discovery_proportion"] <= 0.05, check
     assert check["n_null_phecodes"] > 100
     # a second run is up to date: every stage skipped, the report read back
     again = run_all(cfg)
     assert again["seconds"] == {} and again["summary"]["n_phenotypes"] > 100
+    # a stage whose output went missing runs again, and only it
+    shutil.rmtree(tmp_path / "work" / "report")
+    assert list(run_all(cfg)["seconds"]) == ["report"]

@@ -3,13 +3,14 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+import statsmodels.api as sm
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
 from cohorts.phecodes import load_phecode_map
 from phewas.cli import main
 from phewas.errors import InputError
-from reports.association import adjust, associate, bh_qvalues
+from reports.association import adjust, associate, bh_qvalues, covariates, latest_per_patient
 from reports.metrics import auc_delong
 from reports.report import ReportConfig, make_report
 
@@ -75,6 +76,40 @@ def test_association_separates_confounded_from_real_signal():
     b = associate(y, real, age, sex, seed=0)
     assert a["p_value"] > 1e-3 and abs(a["auc_age_sex_ppg"] - a["auc_age_sex"]) < 0.01
     assert b["p_value"] < 1e-10 and b["or_per_sd"] > 1.5 and b["auc_age_sex_ppg"] > b["auc_age_sex"] + 0.03
+
+
+def test_latest_per_patient_against_a_loop():
+    rng = np.random.default_rng(3)
+    groups = rng.choice(["a", "b", "c", "d"], 40)
+    order = rng.integers(0, 10, 40)  # ties: the later row wins
+    expected = np.zeros(40, dtype=bool)
+    for g in np.unique(groups):
+        rows = [i for i in range(40) if groups[i] == g]
+        expected[max(rows, key=lambda i: (order[i], i))] = True
+    np.testing.assert_array_equal(latest_per_patient(groups, order), expected)
+
+
+def test_association_tests_persons_not_stays():
+    rng = np.random.default_rng(5)
+    n = 1500
+    age, sex = rng.uniform(20, 90, n), rng.choice(["F", "M"], n)
+    y = (rng.random(n) < 0.1).astype(int)
+    prob = 1 / (1 + np.exp(-(rng.normal(size=n) + 0.3 * y)))
+    one = associate(y, prob, age, sex, seed=0)
+    # every patient seen four times with the same label and score: the evidence is unchanged
+    rep = lambda a: np.repeat(a, 4)  # noqa: E731
+    times = np.tile(np.arange(4), n)
+    four = associate(rep(y), rep(prob), rep(age), rep(sex), groups=rep(np.arange(n)), order=times, seed=0)
+    assert four["p_value"] == pytest.approx(one["p_value"], rel=1e-9) and four["n_pos_patients"] == y.sum()
+    # the reference: statsmodels on the latest stays, written out
+    X = sm.add_constant(covariates(age, sex))
+    z = np.log(prob / (1 - prob))
+    full = sm.Logit(y, np.column_stack([X, (z - z.mean()) / z.std()])).fit(disp=0)
+    lr = 2 * (full.llf - sm.Logit(y, X).fit(disp=0).llf)
+    assert one["lrt_chi2"] == pytest.approx(lr, rel=1e-6) and one["or_per_sd"] == pytest.approx(np.exp(full.params[-1]))
+    # the same stays treated as independent: four times the evidence, none of it real
+    naive = associate(rep(y), rep(prob), rep(age), rep(sex), seed=0)
+    assert naive["lrt_chi2"] == pytest.approx(4 * one["lrt_chi2"], rel=1e-6) and naive["p_value"] < one["p_value"]
 
 
 def fake_cohort(path, n=600, pos=(100, 99, 150), seed=0):
