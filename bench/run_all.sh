@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Re-measure every benchmark and rewrite bench/RESULTS.md. Run from the repository root:
-#   bash bench/run_all.sh            # all
+#   bash bench/run_all.sh            # all but the hour-long replicate-study FDR benchmark
+#   bash bench/run_all.sh fdr        # that one (issue 6)
 #   bash bench/run_all.sh loader auc_delong   # some
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -24,7 +24,11 @@ BENCHES = [
     ("encoder", ["bench_encoder.py"], "Issue 7: encoder training throughput vs eager reference; ECG cache"),
     ("finetune", ["bench_finetune.py"], "Issue 4: fine-tuning windows/s"),
     ("auc_delong", ["bench_auc.py"], "Issue 5: AUC + DeLong, 1,500 x 20,000 (< 5 s) vs sklearn loop"),
+    ("fdr", ["bench_fdr.py", "--seeds", "101-112", "--reanalyse", "--compare-tests"],
+     "Issue 6: false discoveries over 12 replicate small studies (about 70 min the first time; "
+     "only when named: `bash bench/run_all.sh fdr`)"),
 ]
+SLOW = {"fdr"}  # run only when named
 
 
 def machine() -> str:
@@ -44,7 +48,7 @@ def main():
     only = set(sys.argv[1:])
     results = {}
     for name, args, _ in BENCHES:
-        if only and name not in only:
+        if (only and name not in only) or (not only and name in SLOW):
             continue
         print(f"# {name}", file=sys.stderr, flush=True)
         out = subprocess.run([sys.executable, str(HERE / args[0]), *args[1:]], capture_output=True, text=True,
