@@ -21,8 +21,8 @@ import argparse
 import json
 import os
 import shutil
-import warnings
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,13 +86,13 @@ def fdp(p: np.ndarray, is_null: np.ndarray, alpha: float = 0.05) -> float:
 
 
 def summarise(rows: list[dict], null_p: np.ndarray) -> dict:
-    fdp = np.array([r["false_discovery_proportion"] for r in rows])
+    props = np.array([r["false_discovery_proportion"] for r in rows])
     return {
         "replicates": len(rows),
-        "mean_fdp": float(fdp.mean()),
-        "fdp_se": float(fdp.std(ddof=1) / np.sqrt(len(fdp))) if len(fdp) > 1 else float("nan"),
+        "mean_fdp": float(props.mean()),
+        "fdp_se": float(props.std(ddof=1) / np.sqrt(len(props))) if len(props) > 1 else float("nan"),
         "share_of_studies_with_a_false_discovery": float(np.mean([r["n_null_significant"] > 0 for r in rows])),
-        "fdp_per_study": [round(float(x), 3) for x in fdp],
+        "fdp_per_study": [round(float(x), 3) for x in props],
         "injected_recovered": int(sum(r["n_injected_recovered"] for r in rows)),
         "injected_total": int(sum(len(r["injected"]) for r in rows)),
         "null_mean_auc_minus_age_sex": float(np.mean([r["null_mean_auc_minus_age_sex"] for r in rows])),
@@ -126,11 +126,10 @@ def main():
         check = json.loads((study / "work" / "truth_check.json").read_text())
         truth = json.loads((study / "mcmed" / "truth.json").read_text())
         table = pl.read_parquet(study / "work" / "report" / "phenotypes.parquet")
-        null = table.filter(~pl.col("phecode").is_in(list(truth["injected"]) + truth["related"]))
-        null_p += null["p_value"].drop_nulls().to_list()
+        tested = table.filter(pl.col("p_value").is_not_null() & pl.col("p_value").is_not_nan())
+        is_null = ~tested["phecode"].is_in(list(truth["injected"]) + truth["related"]).to_numpy()
+        null_p += tested["p_value"].to_numpy()[is_null].tolist()
         if a.compare_tests:
-            tested = table.filter(pl.col("p_value").is_not_nan())
-            is_null = ~tested["phecode"].is_in(list(truth["injected"]) + truth["related"]).to_numpy()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for name, p in stay_level_tests(study, tested["phecode"].to_list()).items():
