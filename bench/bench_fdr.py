@@ -35,10 +35,10 @@ from test_ground_truth import CONFIG  # noqa: E402  the test's study, one defini
 
 from phewas.io import write_json  # noqa: E402
 from phewas.progress import set_quiet  # noqa: E402
-from phewas.run_all import load_config, run_all  # noqa: E402
+from phewas.run_all import load_config, report_config, run_all  # noqa: E402
 from phewas.truth import check_recovery  # noqa: E402
 from reports.association import adjust, covariates, score_z  # noqa: E402
-from reports.report import ReportConfig, load_inputs, make_report  # noqa: E402
+from reports.report import load_inputs, make_report  # noqa: E402
 
 
 def _seeds(text: str) -> list[int]:
@@ -51,8 +51,7 @@ def _seeds(text: str) -> list[int]:
 
 def reanalyse(study: Path) -> None:
     """The report stage of ``run_all`` again, on the kept predictions."""
-    cfg, work = load_config(study / "study.toml"), study / "work"
-    rcfg = ReportConfig(split=cfg.get("predict", {}).get("split", "heldout"), **cfg.get("report", {}))
+    rcfg, work = report_config(load_config(study / "study.toml")), study / "work"
     make_report(work / "cohort", work / "finetune" / "predictions.parquet", work / "report", rcfg, overwrite=True)
     write_json(work / "truth_check.json",
                check_recovery(work / "report" / "phenotypes.parquet", study / "mcmed" / "truth.json", rcfg.alpha))

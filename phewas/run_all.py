@@ -36,6 +36,15 @@ def load_config(path) -> dict:
     return cfg
 
 
+def report_config(cfg: dict):
+    """The ``[report]`` table, with ``[predict]``'s split, as a ``ReportConfig``."""
+    from reports.report import ReportConfig
+    r = dict(cfg.get("report", {}))
+    if "thresholds" in r:
+        r["thresholds"] = tuple(r["thresholds"])
+    return ReportConfig(split=cfg.get("predict", {}).get("split", "heldout"), **r)
+
+
 def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -61,7 +70,7 @@ def run_all(config_path, *, force: bool = False) -> dict:
     from cohorts import CohortConfig, SegmentConfig, build_cohort, extract_segments
     from encoder import finetune as ft
     from encoder import pretrain as pt
-    from reports.report import ReportConfig, make_report
+    from reports.report import make_report
 
     cfg = load_config(config_path)
     data, work = Path(cfg["paths"]["data"]), Path(cfg["paths"]["work"])
@@ -120,11 +129,8 @@ def run_all(config_path, *, force: bool = False) -> dict:
           ft_run / "manifest.json", resumable=True)
     split = cfg.get("predict", {}).get("split", "heldout")
     stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split), ft_run / "predictions.parquet")
-    r = dict(cfg.get("report", {}))
-    if "thresholds" in r:
-        r["thresholds"] = tuple(r["thresholds"])
-    rcfg = ReportConfig(split=split, **r)
-    summary = stage("report", r, lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,
+    rcfg = report_config(cfg)
+    summary = stage("report", cfg.get("report", {}), lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,
                                                         overwrite=True), report / "summary.json")
     if summary is None:
         summary = json.loads((report / "summary.json").read_text())
