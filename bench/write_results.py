@@ -19,6 +19,9 @@ HERE = Path(__file__).resolve().parent
 BENCHES = [
     ("simulate", ["bench_simulate.py"], "Issue 2: simulate 2,000 patients (< 3 min)"),
     ("build_cohort", ["bench_build_cohort.py"], "Issue 2: build-cohort at MC-MED scale (< 60 s, < 4 GB)"),
+    ("build_cohort_vs_phetk", ["bench_phetk.py"],
+     "Issue 11: build-cohort vs PheTK 0.3.6, same MC-MED-scale input, same run "
+     "(>= 2.5x faster, peak memory <= PheTK's)"),
     ("extract_segments", ["bench_extract.py"], "Issue 3: extraction stays/s per core"),
     ("loader", ["bench_loader.py"], "Issue 3: loader windows/s (>= 20,000) vs per-window np.load"),
     ("encoder", ["bench_encoder.py"], "Issue 7: encoder training throughput vs eager reference; ECG cache"),

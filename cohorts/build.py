@@ -6,17 +6,15 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from phewas.errors import InputError
 from phewas.io import atomic_dir, file_sha256, write_manifest
 from phewas.progress import progress
 
 from .columns import load_columns
-from .labels import CODE_SOURCES, label_matrix, map_codes, phecode_counts, visit_codes
+from .labels import (BLOCK_ROWS, CODE_SOURCES, COUNT_RULE, LabelWriter, iter_label_blocks,
+                     resolve_codes, unmapped_codes, visit_codes)
 from .phecodes import load_phecode_map, map_path
 from .splits import SPLITS, assign_splits, shared_patients
 from .tables import read_pmh, read_visits
@@ -37,6 +35,7 @@ class CohortConfig:
     min_ppg_s: float = 10.0
     min_overlap_s: float = 10.0
     workers: int | None = None
+    allow_no_waveforms: bool = False
 
     def __post_init__(self):
         if self.codes not in CODE_SOURCES:
@@ -63,23 +62,22 @@ def waveform_flags(visits: pl.DataFrame, records: pl.DataFrame, min_ppg_s: float
     )
 
 
-def _labels_table(stay_ids, labels: np.ndarray, codes) -> pa.Table:
-    labels = np.asfortranarray(labels)
-    arrays = [pa.array(stay_ids, pa.string())]
-    for j in progress(range(len(codes)), desc="label columns", unit="phecode"):
-        col = labels[:, j]
-        arrays.append(pa.array(col, type=pa.int8(), mask=col < 0))
-    return pa.Table.from_arrays(arrays, names=["stay_id", *codes])
-
-
-def _phecode_table(pmap, labels: np.ndarray, splits: np.ndarray) -> pl.DataFrame:
+def _phecode_table(pmap, split_counts: dict) -> pl.DataFrame:
     out = pmap.phecodes.select("phecode", "description", "chapter", "sex")
-    extra = {}
-    for s in SPLITS:
-        sub = labels[splits == s]
-        extra[f"n_cases_{s}"] = (sub == 1).sum(axis=0).astype(np.int64)
-        extra[f"n_controls_{s}"] = (sub == 0).sum(axis=0).astype(np.int64)
-    return out.with_columns(**{k: pl.Series(v) for k, v in extra.items()})
+    return out.with_columns(**{k: pl.Series(v) for k, v in split_counts.items()})
+
+
+def _check_waveforms(folder: Path, records: pl.DataFrame, channels: dict, allow_missing: bool):
+    """A cohort without PPG has no stay to study: a missing or misnamed folder is an error."""
+    if allow_missing:
+        return
+    hint = ("; pass --allow-no-waveforms to build labels without waveforms "
+            "(every stay is then 'excluded')")
+    if not folder.is_dir():
+        raise InputError(folder, f"waveform folder not found (column map key files.waveforms){hint}")
+    if not records.filter(pl.col("channel") == "ppg").height:
+        raise InputError(folder, f"no PPG record found: no <bucket>/<CSN>/{channels['ppg']}/*.hea "
+                         f"header (column map key waveforms.ppg){hint}")
 
 
 def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_file=None,
@@ -102,6 +100,7 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
     steps.update()
 
     records, bad_headers = scan_headers(files["waveforms"], columns["waveforms"], config.workers)
+    _check_waveforms(files["waveforms"], records, columns["waveforms"], config.allow_no_waveforms)
     if bad_headers:  # record names carry visit ids: logs get the count, the manifest the names
         log.warning("%d unreadable WFDB headers skipped; listed under bad_headers in %s/manifest.json",
                     len(bad_headers), out_dir)
@@ -110,35 +109,39 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
     steps.update()
 
     pmap = load_phecode_map()
-    vdx, vdx_unmapped = map_codes(visit_codes(stays), pmap)
+    vdx = visit_codes(stays)
     history = history_raw.filter(pl.col("patient_id").is_in(stays["patient_id"].implode()))
-    if config.codes == "visit":
-        history = history.filter(pl.col("noted").is_not_null())
-    hist, hist_unmapped = map_codes(history, pmap)
-    counts = phecode_counts(stays, vdx, hist, config.codes)
+    del history_raw
+    codes = pl.concat([vdx.select("system", "code"), history.select("system", "code")])
+    table = resolve_codes(codes, pmap)
+    unmapped = unmapped_codes(codes, table)
+    del codes
+    n_history = {"used": int(history.height), "undated": int(history["noted"].null_count())}
     steps.update()
 
-    labels = label_matrix(stays["stay_id"].to_list(), stays["sex"].to_numpy(), counts, pmap,
-                          min_code_count=config.min_code_count, exclusions=config.exclusions)
-    steps.update()
-    unmapped = (pl.concat([vdx_unmapped, hist_unmapped]).group_by("system", "code")
-                .agg(pl.col("n").sum()).sort("n", "system", "code", descending=[True, False, False]))
-
-    split_arr = stays["split"].to_numpy()
-    phecodes = _phecode_table(pmap, labels, split_arr)
     n_shared = shared_patients(stays)
+    label_info: dict = {}
+    blocks = iter_label_blocks(stays, vdx, history, pmap, source=config.codes,
+                               min_code_count=config.min_code_count, exclusions=config.exclusions,
+                               info=label_info, table=table)
+    del vdx, history
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         stays.select("stay_id", "patient_id", "age", "sex", "has_ppg", "has_sync_ecg", "split",
                      "arrival").write_parquet(tmp / "stays.parquet")
-        pq.write_table(_labels_table(stays["stay_id"].to_list(), labels, pmap.codes),
-                       tmp / "labels.parquet")
-        phecodes.write_parquet(tmp / "phecodes.parquet")
+        with LabelWriter(tmp / "labels.parquet", stays["stay_id"].to_list(), pmap.codes,
+                         stays["split"].to_numpy(), SPLITS) as writer:
+            for first_row, block in progress(blocks, desc="labels", unit="block",
+                                             total=-(-stays.height // BLOCK_ROWS)):
+                writer.write(first_row, block)
+        steps.update()
+        _phecode_table(pmap, writer.split_counts).write_parquet(tmp / "phecodes.parquet")
         records.write_parquet(tmp / "records.parquet")
         steps.update()
         inputs = {name: {"path": str(p.resolve()), "sha256": file_sha256(p)}
                   for name, p in files.items() if name != "waveforms"}
         inputs["waveforms"] = {"path": str(files["waveforms"].resolve()),
-                               "headers": int(records.height + len(bad_headers))}
+                               "headers": int(records.height + len(bad_headers)),
+                               "present": files["waveforms"].is_dir()}
         inputs["phecode_map"] = {"path": str(map_path()), "sha256": file_sha256(map_path())}
         if columns_file:
             inputs["columns"] = {"path": str(Path(columns_file).resolve()),
@@ -155,10 +158,21 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
                 "stays_with_ppg": int(stays["has_ppg"].sum()),
                 "stays_with_sync_ecg": int(stays["has_sync_ecg"].sum()),
                 "phecodes": len(pmap.codes),
-                "history_rows_used": int(history.height),
-                "label_cells": {"case": int((labels == 1).sum()), "control": int((labels == 0).sum()),
-                                "excluded": int((labels == -1).sum())},
+                "history_rows_used": n_history["used"],
+                "history_rows_undated": n_history["undated"],
+                "label_cells_nulled_by_undated_history": label_info["undated_cells_nulled"],
+                "label_cells": writer.cells,
             },
+            label_rules={
+                "count": COUNT_RULE,
+                "codes": config.codes,
+                "min_code_count": config.min_code_count,
+                "undated_history": ("phecodes null (not control) for every stay; never a case"
+                                    if config.codes == "visit" else "one more (unknown) date"),
+                "code_matching": "exact spelling (dots, spaces removed) first, then case-insensitive",
+            },
+            waveforms=("absent: labels built without waveforms (--allow-no-waveforms)"
+                       if not records.height else "scanned"),
             patients_shared_heldout_pretrain=n_shared,
             unmapped_codes={"total": int(unmapped["n"].sum()), "distinct": unmapped.height,
                             "by_code": {f"ICD{s}:{c}": int(n) for s, c, n in unmapped.iter_rows()}},

