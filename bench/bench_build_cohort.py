@@ -76,7 +76,9 @@ def main():
     cmd = [sys.executable, "-m", "phewas.cli", "build-cohort", "--data", str(data), "--out", str(cohort),
            "--force", "--quiet"]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    # as from a shell: importing polars here set _RJEM_MALLOC_CONF, which phewas.cli would inherit
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     man = json.loads((cohort / "manifest.json").read_text())

@@ -140,7 +140,9 @@ def main():
 
     runner = Path(__file__).resolve().parent / "phetk_runner.py"
     cmd = [py, str(runner), str(events), str(cohort_tsv), str(phetk_out), "--min-count", str(a.min_count)]
-    # PheTK as a user runs it, and with the allocator setting our CLI makes for itself
+    # Both tools as a user runs them from a shell: importing polars (as this script does) sets
+    # _RJEM_MALLOC_CONF for child processes, which would override phewas.cli's own setting.
+    # PheTK runs again with the setting our CLI makes for itself.
     env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
     phetk = run_measured(cmd, env=env)
     phetk.update(json.loads((phetk_out / "phetk_timing.json").read_text()))
@@ -150,7 +152,7 @@ def main():
         cmd = [sys.executable, "-m", "phewas.cli", "build-cohort", "--data", str(data),
                "--out", str(a.out / f"cohort_{mode}"), "--force", "--quiet", "--codes", mode,
                "--min-code-count", str(a.min_count)]
-        ours[mode] = run_measured(cmd)
+        ours[mode] = run_measured(cmd, env=env)
         ours[mode]["command"] = " ".join(["python"] + cmd[1:])
 
     # agreement: each person's first stay (--codes all: every stay of a person has the same labels)

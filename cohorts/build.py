@@ -67,7 +67,7 @@ def _phecode_table(pmap, split_counts: dict) -> pl.DataFrame:
     return out.with_columns(**{k: pl.Series(v) for k, v in split_counts.items()})
 
 
-def _check_waveforms(folder: Path, records: pl.DataFrame, channels: dict, allow_missing: bool):
+def _check_waveforms(folder: Path, n_ppg_records: int, channels: dict, allow_missing: bool):
     """A cohort without PPG has no stay to study: a missing or misnamed folder is an error."""
     if allow_missing:
         return
@@ -75,7 +75,7 @@ def _check_waveforms(folder: Path, records: pl.DataFrame, channels: dict, allow_
             "(every stay is then 'excluded')")
     if not folder.is_dir():
         raise InputError(folder, f"waveform folder not found (column map key files.waveforms){hint}")
-    if not records.filter(pl.col("channel") == "ppg").height:
+    if not n_ppg_records:
         raise InputError(folder, f"no PPG record found: no <bucket>/<CSN>/{channels['ppg']}/*.hea "
                          f"header (column map key waveforms.ppg){hint}")
 
@@ -100,7 +100,8 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
     steps.update()
 
     records, bad_headers = scan_headers(files["waveforms"], columns["waveforms"], config.workers)
-    _check_waveforms(files["waveforms"], records, columns["waveforms"], config.allow_no_waveforms)
+    n_ppg_records = records.filter(pl.col("channel") == "ppg").height
+    _check_waveforms(files["waveforms"], n_ppg_records, columns["waveforms"], config.allow_no_waveforms)
     if bad_headers:  # record names carry visit ids: logs get the count, the manifest the names
         log.warning("%d unreadable WFDB headers skipped; listed under bad_headers in %s/manifest.json",
                     len(bad_headers), out_dir)
@@ -171,8 +172,9 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
                                     if config.codes == "visit" else "one more (unknown) date"),
                 "code_matching": "exact spelling (dots, spaces removed) first, then case-insensitive",
             },
-            waveforms=("absent: labels built without waveforms (--allow-no-waveforms)"
-                       if not records.height else "scanned"),
+            waveforms=("scanned" if n_ppg_records else
+                       ("absent" if not files["waveforms"].is_dir() else "no PPG record")
+                       + " (--allow-no-waveforms): labels built, every stay excluded"),
             patients_shared_heldout_pretrain=n_shared,
             unmapped_codes={"total": int(unmapped["n"].sum()), "distinct": unmapped.height,
                             "by_code": {f"ICD{s}:{c}": int(n) for s, c, n in unmapped.iter_rows()}},
