@@ -57,20 +57,23 @@ def main():
         out = subprocess.run([sys.executable, str(HERE / args[0]), *args[1:]], capture_output=True, text=True,
                              check=True, env={**os.environ, "PHEWAS_QUIET": "1"})
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name]["measured_on"] = f"{machine()}, {dt.date.today().isoformat()}"
         print(json.dumps(results[name]), file=sys.stderr)
     old = HERE / "results.json"
     merged = (json.loads(old.read_text()) if old.exists() else {}) | results
     old.write_text(json.dumps(merged, indent=2) + "\n")
     gpu = json.loads((HERE / "gpu_results.json").read_text()) if (HERE / "gpu_results.json").exists() else None
     lines = ["# Benchmark results", "",
-             f"Machine: {machine()}. Written by `bash bench/run_all.sh` on "
-             f"{dt.date.today().isoformat()}; every ratio compares two things measured in the same run.", ""]
+             f"Written by `bash bench/run_all.sh` on {dt.date.today().isoformat()}, which re-measures the "
+             "benchmarks it is given and keeps the others' last figures; each section names the machine "
+             "and date of its own measurement. Every ratio compares two things measured in the same run.", ""]
     for name, _, title in BENCHES:
         r = merged.get(name)
         if r is None:
             continue
-        lines += [f"## {title}", "", f"Command: `{r.get('command', '')}`", "", "| figure | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in r.items() if k not in ("bench", "command")]
+        lines += [f"## {title}", "", f"Command: `{r.get('command', '')}`", "",
+                  f"Measured on: {r.get('measured_on', 'unknown')}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in r.items() if k not in ("bench", "command", "measured_on")]
         lines.append("")
     lines += ["## GPU", ""]
     if gpu:
