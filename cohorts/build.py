@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from phewas.errors import InputError
+from phewas.errors import InputError, check_settings
 from phewas.io import atomic_dir, file_sha256, write_manifest
 from phewas.progress import progress
 
@@ -38,11 +38,16 @@ class CohortConfig:
     allow_no_waveforms: bool = False
 
     def __post_init__(self):
-        if self.codes not in CODE_SOURCES:
-            raise ValueError(f"codes must be one of {CODE_SOURCES}, got {self.codes!r}")
-        if self.min_code_count < 1:
-            raise ValueError("min_code_count must be at least 1")
         self.fractions = tuple(float(f) for f in self.fractions)
+        check_settings(
+            (self.codes in CODE_SOURCES, "--codes", f"one of {CODE_SOURCES}", self.codes),
+            (self.min_code_count >= 1, "--min-code-count", "at least 1", self.min_code_count),
+            (len(self.fractions) == 3 and min(self.fractions) >= 0 and abs(sum(self.fractions) - 1) < 1e-9,
+             "fractions", "three non-negative shares summing to 1", self.fractions),
+            (self.min_ppg_s >= 0, "--min-ppg-seconds", "0 or more", self.min_ppg_s),
+            (self.min_overlap_s >= 0, "--min-overlap-seconds", "0 or more", self.min_overlap_s),
+            (self.workers is None or self.workers >= 1, "--workers", "at least 1", self.workers),
+        )
 
 
 def waveform_flags(visits: pl.DataFrame, records: pl.DataFrame, min_ppg_s: float,

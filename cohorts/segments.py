@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from phewas.errors import InputError, PhewasError
-from phewas.io import atomic_dir, file_sha256, read_manifest, write_manifest
+from phewas.errors import InputError, PhewasError, check_settings
+from phewas.io import atomic_dir, file_sha256, read_manifest, remove_stale_temporaries, write_manifest
 from phewas.progress import progress
 
 from .preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
@@ -52,6 +52,17 @@ class SegmentConfig:
     max_invalid: float = 0.25
     notch_hz: float = 50.0  # the published pipeline; US mains hum is 60 Hz
     chunk_stays: int = 128
+
+    def __post_init__(self):
+        n = self.notch_hz
+        check_settings(
+            (self.per_stay >= 1, "--per-stay", "at least 1", self.per_stay),
+            (self.max_pairs_per_stay >= 0, "--max-pairs-per-stay", "0 or more", self.max_pairs_per_stay),
+            (0 <= self.max_invalid <= 1, "--max-invalid", "a share between 0 and 1", self.max_invalid),
+            # 0 turns the notch off; it must lie below the ECG's Nyquist frequency (250 Hz)
+            (n == 0 or 0 < n < ECG.fs / 2, "--notch-hz", f"0 (off) or between 0 and {ECG.fs / 2:g} Hz", n),
+            (self.chunk_stays >= 1, "chunk_stays", "at least 1", self.chunk_stays),
+        )
 
     def specs(self) -> tuple[ChannelSpec, ChannelSpec]:
         return PPG, ChannelSpec(fs=ECG.fs, band=ECG.band, notch_hz=self.notch_hz or None)
@@ -242,7 +253,11 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
         raise InputError(root, "waveform folder not found")
     params = {**asdict(cfg), "shard": [i, n], "cohort_stays_sha256": file_sha256(cohort / "stays.parquet")}
     dest = _store_path(cohort, shard)
+    remove_stale_temporaries(dest)  # a killed assembly's temporary (gigabytes at MC-MED scale)
     if dest.exists() and not overwrite:
+        if not (dest / "manifest.json").exists():
+            raise PhewasError(f"{dest}: exists but is not a finished segment store (no manifest.json); "
+                              "pass --force to rebuild it")
         old = read_manifest(dest)
         if old["parameters"] == params:
             return old | {"up_to_date": True}

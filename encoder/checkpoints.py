@@ -7,6 +7,7 @@ a silent fall-back to random weights.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -26,6 +27,10 @@ def read_state_dict(path) -> dict:
             from safetensors.torch import load_file
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which would run the file's code
+        raise InputError(path, "holds objects other than tensors and plain containers; refused "
+                         "(checkpoints are read with weights_only=True, so that no code in them runs)") from None
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise InputError(path, f"not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     if not isinstance(obj, dict):
@@ -33,7 +38,8 @@ def read_state_dict(path) -> dict:
     return obj
 
 
-def _load_strict(model: Net1D, state: dict, path) -> None:
+def load_strict(model: Net1D, state: dict, path) -> None:
+    """Load ``state`` into ``model``; a mismatch is an :class:`InputError` naming ``path``."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -50,7 +56,7 @@ def _load_strict(model: Net1D, state: dict, path) -> None:
 def load_anyppg(path, config: Net1DConfig | None = None) -> Net1D:
     """The AnyPPG PPG encoder with the released weights at ``path`` loaded strictly."""
     model = Net1D(config or anyppg_config())
-    _load_strict(model, read_state_dict(path), path)
+    load_strict(model, read_state_dict(path), path)
     return model
 
 
@@ -82,5 +88,5 @@ def load_ecgfounder(path, config: Net1DConfig | None = None) -> tuple[Net1D, dic
     model = Net1D(config or ecgfounder_config())
     own = set(model.state_dict())
     ignored = sorted(k for k in state if k not in own)
-    _load_strict(model, {k: v for k, v in state.items() if k in own}, path)
+    load_strict(model, {k: v for k, v in state.items() if k in own}, path)
     return model, {"used": len(own), "ignored": ignored}

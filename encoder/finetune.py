@@ -22,16 +22,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from cohorts.segments import open_segments
-from phewas.errors import PhewasError
+from phewas.errors import InputError, OutputExistsError, PhewasError, check_settings
 from phewas.io import file_sha256, versions, write_json, write_manifest
 from phewas.progress import progress
 
-from .checkpoints import load_anyppg, read_state_dict
+from .checkpoints import load_anyppg, load_strict, read_state_dict
 from .data import StayWindows, identity_collate
 from .net1d import Net1D, Net1DConfig, anyppg_config
 from .pretrain import demo_ppg
-from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, from_preset, launch, load_checkpoint,
-                       param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
+from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, check_batches, from_preset, launch,
+                       load_checkpoint, param_groups, save_checkpoint, setup_distributed, unwrap, warmup_cosine)
 
 log = logging.getLogger(__name__)
 AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
@@ -59,8 +59,18 @@ class FinetuneConfig(TrainConfig):
     patience: int = 3  # evaluations without improvement before stopping
 
     def __post_init__(self):
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        super().__post_init__()
+        check_settings(
+            (self.aggregation in AGGREGATIONS, "--aggregation", f"one of {AGGREGATIONS}", self.aggregation),
+            (self.segments_per_stay >= 1, "--segments-per-stay", "at least 1", self.segments_per_stay),
+            (self.min_train_positives >= 1, "--min-train-positives", "at least 1", self.min_train_positives),
+            (self.epochs >= 1, "--epochs", "at least 1", self.epochs),
+            (self.encoder_lr > 0, "--encoder-lr", "more than 0", self.encoder_lr),
+            (self.patience >= 1, "--patience", "at least 1", self.patience),
+            (self.evals_per_epoch >= 1, "evals_per_epoch", "at least 1", self.evals_per_epoch),
+            (0 <= self.head_dropout < 1, "head_dropout", "between 0 and 1", self.head_dropout),
+            (self.pos_weight_max >= 1, "pos_weight_max", "at least 1", self.pos_weight_max),
+        )
 
 
 PRESETS = {
@@ -129,7 +139,11 @@ def build_encoder(cfg: FinetuneConfig) -> tuple[Net1D, str]:
         return Net1D(cfg.ppg), "no --init: the encoder trains from scratch"
     init = Path(cfg.init)
     if init.is_dir():  # a pretrain run: its exported encoder and architecture
-        arch = Net1DConfig(**json.loads((init / "config.json").read_text())["ppg"])
+        try:
+            arch = Net1DConfig(**json.loads((init / "config.json").read_text())["ppg"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(init / "config.json", "--init: not a pretraining run's configuration "
+                             f"({type(err).__name__}: {err})") from None
         if arch != cfg.ppg:
             log.info("--init run uses another encoder width than the preset: taking the run's")
             cfg.ppg = arch
@@ -141,7 +155,7 @@ def build_encoder(cfg: FinetuneConfig) -> tuple[Net1D, str]:
     if "model" in state and isinstance(state["model"], dict):  # a pretrain checkpoint file
         state = {k.removeprefix("ppg_encoder."): v for k, v in state["model"].items() if k.startswith("ppg_encoder.")}
         enc = Net1D(cfg.ppg)
-        enc.load_state_dict(state, strict=True)
+        load_strict(enc, state, init)
         return enc, f"initialised from pretraining checkpoint {init}"
     return load_anyppg(init, cfg.ppg), f"initialised from AnyPPG weights {init}"
 
@@ -172,11 +186,11 @@ def finetune(cohort, run, cfg: FinetuneConfig, *, resume: bool = False, overwrit
              stop_after: int | None = None) -> dict:
     """Train; returns the run's summary. ``stop_after`` ends this invocation (resumably) after that
     many steps."""
-    return launch(lambda *a: _finetune(cfg, *a), cohort, run, cfg.device, resume=resume, overwrite=overwrite,
+    return launch(lambda *a: _finetune(cfg, *a), cohort, run, cfg, resume=resume, overwrite=overwrite,
                   stop_after=stop_after)
 
 
-def _finetune(cfg, cohort, run, d, resume, stop_after):
+def _finetune(cfg, cohort, run, d, resume, stop_after, started):
     ckpt_dir = run / "checkpoints"
     torch.manual_seed(cfg.seed)
     encoder, origin = build_encoder(cfg)
@@ -190,19 +204,21 @@ def _finetune(cfg, cohort, run, d, resume, stop_after):
         targets = target_phecodes(store, labels, cfg.min_train_positives)
     if not targets:
         raise PhewasError(f"no phecode has {cfg.min_train_positives} positive training stays; lower --min-train-positives")
-    if d.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run / "config.json", asdict(cfg))
-        write_json(run / "targets.json", targets)
     log.info("%d target phecodes (at least %d positive training stays)", len(targets), cfg.min_train_positives)
 
     train = StayWindows(store, labels, targets, ["pretrain_train"], cfg.segments_per_stay)
     val = StayWindows(store, labels, targets, ["pretrain_val"], cfg.segments_per_stay)
+    check_batches(d, cfg.batch_size, cfg.grad_accum, len(train), len(val), "stays")
     heldout_patients = set(stays.filter(pl.col("split") == "heldout")["patient_id"])
     patient_of = dict(zip(stays["stay_id"], stays["patient_id"]))
     leaked = {s for s in train.stay_ids + val.stay_ids if patient_of[s] in heldout_patients}
     if leaked:
         raise PhewasError(f"{len(leaked)} training/validation stays belong to held-out patients; refusing to train")
+    started()  # set-up worked: the run folder appears (or replaces the old one, with --force)
+    if d.main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run / "config.json", asdict(cfg))
+        write_json(run / "targets.json", targets)
 
     model = StayClassifier(encoder, len(targets), cfg.aggregation, cfg.head_dropout).to(d.device)
     pos_weight = None
@@ -291,17 +307,31 @@ def _finetune(cfg, cohort, run, d, resume, stop_after):
     return summary
 
 
-def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch: int = 32) -> dict:
+def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch: int = 32,
+            overwrite: bool = False, allow_unfinished: bool = False) -> dict:
     """Write ``RUN/predictions.parquet`` (``stay_id`` + one Float32 probability column per target
     phecode) for every stay of ``split``, from the run's best checkpoint and its own settings.
 
     A stay whose store holds no valid window gets each phecode's training prevalence (counted in
-    the manifest), so that the file covers the whole split.
+    the manifest), so that the file covers the whole split. A run that has not finished (stopped
+    with ``--stop-after-steps``, or killed) is refused unless ``allow_unfinished``, which the
+    predictions' manifest then records.
     """
+    from cohorts.splits import SPLITS
+
     run, cohort = Path(run), Path(cohort)
+    check_settings((split in SPLITS, "--split", f"one of {SPLITS}", split),
+                   (batch >= 1, "--batch-size", "at least 1", batch))
     for name in ("config.json", "targets.json", "checkpoints/best.pt"):
         if not (run / name).exists():
             raise PhewasError(f"{run / name}: missing (is this a finished `phewas finetune` run?)")
+    finished = (run / "manifest.json").exists()
+    if not finished and not allow_unfinished:
+        raise PhewasError(f"{run}: the run has not finished (no manifest.json: stopped with "
+                          "--stop-after-steps, or killed); continue it with `phewas finetune --resume`, "
+                          "or pass --allow-unfinished to predict from its best checkpoint so far")
+    if (run / "predictions.parquet").exists() and not overwrite:
+        raise OutputExistsError(f"{run / 'predictions.parquet'}: exists already (pass --force to replace it)")
     raw = json.loads((run / "config.json").read_text())
     raw["ppg"] = Net1DConfig(**raw["ppg"])
     cfg = FinetuneConfig(**raw)
@@ -329,6 +359,6 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     manifest = {"command": "predict", "checkpoint": {"path": str(best.resolve()), "sha256": file_sha256(best)},
                 "cohort": str(cohort.resolve()), "split": split, "stays": len(ids), "phecodes": len(targets),
                 "stays_without_windows_given_prior": len(missing), "windows_per_stay": cfg.segments_per_stay,
-                "versions": versions()}
+                "run_finished": finished, "allow_unfinished": allow_unfinished, "versions": versions()}
     write_json(run / "predictions.manifest.json", manifest)
     return manifest

@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from cohorts.segments import open_segments
-from phewas.errors import PhewasError
+from phewas.errors import PhewasError, check_settings
 from phewas.io import file_sha256, write_json, write_manifest
 from phewas.progress import progress
 
@@ -27,8 +27,8 @@ from .checkpoints import load_ecgfounder, save_anyppg
 from .clip import PPGECGClip, clip_loss, retrieval_metrics
 from .data import PairWindows, identity_collate, read_rows
 from .net1d import Net1D, Net1DConfig, anyppg_config, ecgfounder_config
-from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, from_preset, launch, load_checkpoint,
-                       param_groups, save_checkpoint, unwrap, warmup_cosine)
+from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, check_batches, from_preset, launch,
+                       load_checkpoint, param_groups, save_checkpoint, unwrap, warmup_cosine)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,17 @@ class PretrainConfig(TrainConfig):
     eval_every: int = 500
     checkpoint_every: int = 500
     retrieval_batch: int = 64
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_settings(
+            (self.steps >= 1, "--steps", "at least 1", self.steps),
+            (self.eval_every >= 1, "--eval-every", "at least 1", self.eval_every),
+            (self.checkpoint_every >= 1, "--checkpoint-every", "at least 1", self.checkpoint_every),
+            (self.retrieval_batch >= 2, "--retrieval-batch", "at least 2", self.retrieval_batch),
+            (self.temperature > 0, "temperature", "more than 0", self.temperature),
+            (self.embed_dim >= 1, "embed_dim", "at least 1", self.embed_dim),
+        )
 
     @property
     def ecg_frozen(self) -> bool:
@@ -167,15 +178,12 @@ def pretrain(cohort, run, cfg: PretrainConfig, *, resume: bool = False, overwrit
              stop_after: int | None = None) -> dict:
     """Train; returns the run's summary. ``stop_after`` ends this invocation (resumably) after that
     many steps, for time-limited job schedulers."""
-    return launch(lambda *a: _pretrain(cfg, *a), cohort, run, cfg.device, resume=resume, overwrite=overwrite,
+    return launch(lambda *a: _pretrain(cfg, *a), cohort, run, cfg, resume=resume, overwrite=overwrite,
                   stop_after=stop_after)
 
 
-def _pretrain(cfg, cohort, run, d, resume, stop_after):
+def _pretrain(cfg, cohort, run, d, resume, stop_after, started):
     ckpt_dir = run / "checkpoints"
-    if d.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run / "config.json", asdict(cfg))
     torch.manual_seed(cfg.seed)
     store = open_segments(cohort)
 
@@ -203,8 +211,11 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after):
     def pairs(split):
         return CachedPairs(store, [split], features) if features is not None else PairWindows(store, [split])
     train, val, test = pairs("pretrain_train"), pairs("pretrain_val"), pairs("pretrain_test")
-    if len(train) < cfg.batch_size:
-        raise PhewasError(f"{len(train)} training pairs are fewer than one batch of {cfg.batch_size}")
+    check_batches(d, cfg.batch_size, cfg.grad_accum, len(train), len(val), "pairs")
+    started()  # set-up worked: the run folder appears (or replaces the old one, with --force)
+    if d.main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run / "config.json", asdict(cfg))
 
     # Optimiser, schedule, resume
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, base_lr=cfg.lr), lr=cfg.lr, betas=(0.9, 0.98))

@@ -4,17 +4,19 @@ a resumable batch order, checkpoints with RNG state, and mixed precision."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from phewas.errors import OutputExistsError
+from phewas.errors import InputError, OutputExistsError, PhewasError, SettingError, check_settings
+from phewas.io import make_parent
 
 
 @dataclass
@@ -34,14 +36,31 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
 
+    def __post_init__(self):
+        check_settings(
+            (self.batch_size >= 1, "--batch-size", "at least 1", self.batch_size),
+            (self.lr > 0, "--lr", "more than 0", self.lr),
+            (self.weight_decay >= 0, "--weight-decay", "0 or more", self.weight_decay),
+            (self.warmup_steps >= 0, "--warmup-steps", "0 or more", self.warmup_steps),
+            (self.grad_clip > 0, "grad_clip", "more than 0", self.grad_clip),
+            (self.grad_accum >= 1, "--grad-accum", "at least 1", self.grad_accum),
+            (self.batch_size % self.grad_accum == 0, "--batch-size",
+             f"a multiple of --grad-accum ({self.grad_accum})", self.batch_size),
+            (self.workers >= 0, "--workers", "0 or more", self.workers),
+            (self.device in DEVICES, "--device", f"one of {DEVICES}", self.device),
+        )
+
+
+DEVICES = ("auto", "cuda", "cpu")
+
 
 def from_preset(cls, presets: dict, preset: str, overrides: dict):
     """``cls`` filled from ``presets[preset]``, then from ``overrides`` (``None`` values ignored)."""
     if preset not in presets:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+        raise SettingError(f"--preset: unknown preset {preset!r}; choose from {sorted(presets)}")
     unknown = set(overrides) - {f.name for f in fields(cls)}
     if unknown:
-        raise ValueError(f"unknown settings: {sorted(unknown)}")
+        raise SettingError(f"unknown settings {sorted(unknown)}; known: {sorted(f.name for f in fields(cls))}")
     return cls(preset=preset, **{**presets[preset], **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -66,7 +85,7 @@ def setup_distributed(device: str = "auto") -> Dist:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda asked for, but torch sees no GPU")
+            raise SettingError("--device cuda: torch sees no GPU (use --device cpu or auto)")
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
     else:
@@ -76,22 +95,73 @@ def setup_distributed(device: str = "auto") -> Dist:
     return Dist(rank=rank, world=world, local_rank=local, device=dev)
 
 
+def check_batches(d: Dist, batch_size: int, grad_accum: int, n_train: int, n_val: int, unit: str) -> None:
+    """Refuse, before any work, a batch that the processes and micro-batches cannot share, a
+    training set smaller than one batch and an empty validation set."""
+    if batch_size % (d.world * grad_accum):
+        raise SettingError(f"--batch-size: must be a multiple of processes x --grad-accum "
+                           f"({d.world} x {grad_accum}), got {batch_size}")
+    if n_train < batch_size:
+        raise SettingError(f"--batch-size: {n_train} training {unit} are fewer than one batch of "
+                           f"{batch_size}; lower --batch-size")
+    if n_val == 0:
+        raise PhewasError(f"no validation {unit} (split pretrain_val is empty): the cohort is too small "
+                          "or its split fractions leave none")
+
+
 def cleanup_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
 
 
-def launch(body, cohort, run, device: str, *, resume: bool, overwrite: bool, stop_after):
+SPEED_ONLY = ("workers", "compile", "device")  # may change on --resume: the weights do not depend on them
+
+
+def changed_settings(saved: dict, now: dict) -> list[str]:
+    """``key: old -> new`` for every setting but the speed-only ones that differs."""
+    norm = lambda d: json.loads(json.dumps(d, default=str))  # noqa: E731 (tuples vs lists)
+    saved, now = norm(saved), norm(now)
+    return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+            if k not in SPEED_ONLY and saved.get(k) != now.get(k)]
+
+
+def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after):
     """Check the run folder, set up the process group, call ``body(cohort, run, dist, resume,
-    stop_after)`` and tear down, for pretraining and fine-tuning alike."""
+    stop_after, started)`` and tear down, for pretraining and fine-tuning alike.
+
+    Nothing is written to ``run`` before the body calls ``started()``, once its set-up (data,
+    models, initial weights, batch sizes) has succeeded: a command that fails early leaves no
+    run folder, and ``--force`` replaces a finished run only then, never before. On ``--resume``,
+    ``started()`` refuses settings that differ from the run's (speed-only ones may change).
+    """
     run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise InputError(run, "exists and is not a folder (--out names the run folder)")
     if run.exists() and not resume and not overwrite and any(run.iterdir()):
         raise OutputExistsError(f"{run}: exists already (pass --resume to continue it or --force to restart)")
-    d = setup_distributed(device)
-    if overwrite and not resume and d.main and run.exists():
-        shutil.rmtree(run)
+    make_parent(run)
+    d = setup_distributed(cfg.device)
+
+    def started() -> Path:
+        if resume and (run / "config.json").exists():
+            saved = json.loads((run / "config.json").read_text())
+            diff = changed_settings(saved, asdict(cfg))
+            if diff:
+                raise SettingError(f"--resume: settings differ from those {run} was trained with "
+                                   f"({'; '.join(diff)}); only {', '.join(SPEED_ONLY)} may change")
+        elif d.main and run.exists() and any(run.iterdir()):  # --force: replace, now that set-up worked
+            old = run.with_name(f".{run.name}.old-{os.getpid()}")
+            os.replace(run, old)
+            run.mkdir()
+            shutil.rmtree(old, ignore_errors=True)
+        if d.main:
+            run.mkdir(exist_ok=True)
+        if d.world > 1:
+            dist.barrier()
+        return run
+
     try:
-        return body(Path(cohort), run, d, resume, stop_after)
+        return body(Path(cohort), run, d, resume, stop_after, started)
     finally:
         cleanup_distributed()
 

@@ -142,7 +142,8 @@ def cmd_finetune(a) -> None:
 
 def cmd_predict(a) -> None:
     from encoder.finetune import predict
-    m = predict(a.run, a.cohort, a.split, device=a.device, batch=a.batch_size)
+    m = predict(a.run, a.cohort, a.split, device=a.device, batch=a.batch_size, overwrite=a.force,
+                allow_unfinished=a.allow_unfinished)
     log.info("predicted %d phecodes for %d %s stays (%d without a valid window got the training prevalence): %s",
              m["phecodes"], m["stays"], a.split, m["stays_without_windows_given_prior"], a.run / "predictions.parquet")
 
@@ -283,10 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="probabilities per phecode for every stay of a split")
     p.add_argument("--run", type=Path, required=True, help="a finished `phewas finetune` run")
     p.add_argument("--cohort", type=Path, required=True)
-    p.add_argument("--split", default="heldout")
+    p.add_argument("--split", default="heldout",
+                   choices=("pretrain_train", "pretrain_val", "pretrain_test", "heldout", "excluded"))
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--batch-size", type=int, default=32, help="stays per forward pass")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="predict from a run stopped before its end (recorded in the predictions' manifest)")
+    _common(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("run-all", help="every stage from one TOML config, skipping what is up to date")

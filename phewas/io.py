@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def _jsonable(obj):
 def write_json(path, obj) -> None:
     """Write JSON atomically (temporary file, then rename)."""
     path = Path(path)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
     os.replace(tmp, path)
@@ -106,24 +108,89 @@ def read_toml(path, what: str = "file") -> dict:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(path, f"{what} not found") from None
+    except IsADirectoryError:
+        raise InputError(path, f"{what} is a folder, expected a TOML file") from None
+    except UnicodeDecodeError:
+        raise InputError(path, f"{what} is not text (expected a TOML file)") from None
+    except OSError as err:
+        raise InputError(path, f"{what} cannot be read ({err.strerror})") from None
     except tomllib.TOMLDecodeError as err:
         raise InputError(path, f"not valid TOML: {err}") from None
 
 
 def read_manifest(folder) -> dict:
-    return json.loads((Path(folder) / "manifest.json").read_text())
+    """``folder/manifest.json``; missing or unreadable is an :class:`InputError` naming it."""
+    from .errors import InputError
+
+    path = Path(folder) / "manifest.json"
+    try:
+        out = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "not found: not a finished output of phewas (or another tool wrote "
+                         "this folder)") from None
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable ({type(err).__name__}: {err})") from None
+    if not isinstance(out, dict):
+        raise InputError(path, "not a phewas manifest")
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> list[str]:
+    """Remove ``.NAME.tmp-PID`` / ``.NAME.old-PID`` siblings of ``path`` left by dead processes.
+
+    A process killed while writing (an extraction's assembly holds gigabytes there) leaves its
+    temporary behind; nothing else would ever remove it. Returns the names removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(tmp|old)-(\d+)$")
+    removed = []
+    for entry in path.parent.iterdir():
+        m = pattern.match(entry.name)
+        if not m or int(m.group(2)) == os.getpid() or _pid_alive(int(m.group(2))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry.name)
+    return removed
+
+
+def make_parent(path) -> None:
+    """Create ``path``'s parent folders; a file in the way is an :class:`InputError`."""
+    from .errors import InputError
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(path, "cannot be created: a file stands where a folder of its path "
+                         "should be") from None
 
 
 @contextlib.contextmanager
 def atomic_dir(path, *, overwrite: bool = False):
     """Yield a temporary sibling folder; on success it replaces ``path``, on error it is removed.
 
-    Nothing half-written is ever visible at ``path``.
+    Nothing half-written is ever visible at ``path``; temporaries that dead processes left beside
+    it are removed first.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: exists already (pass --force to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -65,6 +65,22 @@ class _State:
         write_json(self.path, self.data)
 
 
+def _simulate(data: Path, table: dict) -> dict:
+    """The ``[simulate]`` stage. Never passes force: a folder holding the same simulation is
+    kept, any other non-empty one is refused by ``simulate`` (it may be real MC-MED data)."""
+    from dataclasses import asdict
+
+    from .sim import PopulationConfig, simulate_dataset
+    pcfg = PopulationConfig(**{k: v for k, v in table.items() if k != "workers"})
+    try:
+        old = json.loads((data / "manifest.json").read_text())
+    except (OSError, ValueError):
+        old = {}
+    if old.get("command") == "simulate" and old.get("parameters") == asdict(pcfg):
+        return old
+    return simulate_dataset(data, pcfg, workers=table.get("workers"), overwrite=False)
+
+
 def run_all(config_path, *, force: bool = False) -> dict:
     """Run the configured stages in order. Returns a summary with each stage's time and the report's."""
     from cohorts import CohortConfig, SegmentConfig, build_cohort, extract_segments
@@ -99,11 +115,8 @@ def run_all(config_path, *, force: bool = False) -> dict:
         return result
 
     if "simulate" in cfg:
-        from .sim import PopulationConfig, simulate_dataset
         s = cfg["simulate"]
-        stage("simulate", s, lambda _: simulate_dataset(
-            data, PopulationConfig(**{k: v for k, v in s.items() if k != "workers"}), workers=s.get("workers"),
-            overwrite=True), data / "manifest.json")
+        stage("simulate", s, lambda _: _simulate(data, s), data / "manifest.json")
     b = dict(cfg.get("build_cohort", {}))
     columns = b.pop("columns", "") or None
     stage("build_cohort", {**b, "columns": columns, "data": str(data)},
@@ -128,7 +141,8 @@ def run_all(config_path, *, force: bool = False) -> dict:
           lambda resume: ft.finetune(cohort, ft_run, fcfg, resume=resume, overwrite=not resume),
           ft_run / "manifest.json", resumable=True)
     split = cfg.get("predict", {}).get("split", "heldout")
-    stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split), ft_run / "predictions.parquet")
+    stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split, overwrite=True),
+          ft_run / "predictions.parquet")
     rcfg = report_config(cfg)
     summary = stage("report", cfg.get("report", {}), lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,
                                                         overwrite=True), report / "summary.json")

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 from joblib import Parallel, delayed
 
-from phewas.errors import InputError
+from phewas.errors import InputError, check_settings
 from phewas.io import atomic_dir, file_sha256, write_json, write_manifest
 from phewas.progress import progress
 
@@ -35,6 +35,19 @@ class ReportConfig:
     association: bool = True
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        from cohorts.splits import SPLITS
+        self.thresholds = tuple(self.thresholds)
+        check_settings(
+            (self.min_positives >= 1, "--min-positives", "at least 1", self.min_positives),
+            (self.split in SPLITS, "--split", f"one of {SPLITS}", self.split),
+            (len(self.thresholds) > 0 and all(0 < t < 1 for t in self.thresholds), "--thresholds",
+             "AUCs between 0 and 1", self.thresholds),
+            (0 < self.alpha < 1, "--alpha", "between 0 and 1", self.alpha),
+            (self.folds >= 2, "--folds", "at least 2", self.folds),
+            (self.workers >= 1, "--workers", "at least 1", self.workers),
+        )
+
 
 def load_inputs(cohort: Path, predictions: Path, split: str):
     """Read and check the cohort files and the predictions. Returns ``(stays, y, scores, info)``
@@ -48,9 +61,15 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
     stays = pl.read_parquet(cohort / "stays.parquet")
     label_columns = pl.read_parquet_schema(cohort / "labels.parquet")
     info = pl.read_parquet(cohort / "phecodes.parquet").select("phecode", "description", "chapter")
-    pred = pl.read_parquet(predictions)
+    try:
+        pred = pl.read_parquet(predictions)
+    except (pl.exceptions.ComputeError, OSError) as err:
+        raise InputError(predictions, f"not a Parquet file ({str(err).splitlines()[0]})") from None
     if "stay_id" not in pred.columns:
         raise InputError(predictions, f"no 'stay_id' column; columns found: {', '.join(pred.columns[:8])}")
+    if pred["stay_id"].dtype != pl.String:
+        raise InputError(predictions, f"stay_id must be text (the cohort's CSNs), found {pred['stay_id'].dtype}",
+                         column="stay_id")
     phecodes = [c for c in pred.columns if c != "stay_id"]
     unknown = [c for c in phecodes if c not in label_columns]
     if unknown:
@@ -77,9 +96,9 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
     if missing:
         raise InputError(predictions, f"{missing} of {chosen.height} {split!r} stays have no prediction")
     for c in phecodes:
-        bad = data[c].is_null().sum() + data[c].is_nan().sum()
+        bad = data[c].is_null().sum() + (~data[c].is_finite()).sum()
         if bad:
-            raise InputError(predictions, f"{bad} missing or NaN scores in split {split!r}", column=c)
+            raise InputError(predictions, f"{bad} missing, NaN or infinite scores in split {split!r}", column=c)
     scores = data.select(phecodes).to_numpy()
     labels = pl.read_parquet(cohort / "labels.parquet", columns=["stay_id", *phecodes])  # not all 1,817
     lab = chosen.select("stay_id").join(labels, on="stay_id", how="left")

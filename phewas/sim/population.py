@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from cohorts.phecodes import load_phecode_map
+from phewas.errors import check_settings
 
 # field: the Physiology attribute the disease drives; effect: its size at a diseased visit.
 INJECTED = {
@@ -67,6 +68,20 @@ class PopulationConfig:
     # first seen when a visit codes them.
     undated_history: float = 0.03
     same_day_revisits: float = 0.06
+
+    def __post_init__(self):
+        check_settings(
+            (self.patients >= 1, "--patients", "at least 1", self.patients),
+            (self.minutes > 0, "--minutes", "more than 0", self.minutes),
+            (self.n_background >= 0, "n_background", "0 or more", self.n_background),
+            (self.noise_codes_per_patient >= 0, "noise_codes_per_patient", "0 or more",
+             self.noise_codes_per_patient),
+            (self.injected_prevalence_scale > 0, "--injected-prevalence-scale", "more than 0",
+             self.injected_prevalence_scale),
+            (0 <= self.undated_history <= 1, "undated_history", "a share between 0 and 1", self.undated_history),
+            (0 <= self.same_day_revisits <= 1, "same_day_revisits", "a share between 0 and 1",
+             self.same_day_revisits),
+        )
 
 
 def _logit(p):

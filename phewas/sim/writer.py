@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -12,6 +13,7 @@ import numpy as np
 import polars as pl
 import wfdb
 
+from phewas.errors import OutputExistsError
 from phewas.io import atomic_dir, write_json, write_manifest
 from phewas.progress import progress
 
@@ -97,10 +99,31 @@ def _official_splits(visits: pl.DataFrame, seed: int) -> dict:
     return {k: visits.filter(pl.col("MRN").is_in(list(v)))["CSN"] for k, v in parts.items()}
 
 
+def check_simulation_target(out, overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` that no simulation wrote, and any non-empty one without force."""
+    out = Path(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    try:
+        made_by = json.loads((out / "manifest.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        made_by = None
+    if made_by != "simulate":
+        raise OutputExistsError(f"{out}: exists and was not written by `phewas simulate` (no simulator "
+                                "manifest.json); refusing to replace it, --force or not")
+    if not overwrite:
+        raise OutputExistsError(f"{out}: holds an earlier simulation (pass --force to replace it)")
+
+
 def simulate_dataset(out, cfg: PopulationConfig, *, workers: int | None = None,
                      overwrite: bool = False) -> dict:
     """Write ``visits.csv``, ``pmh.csv``, ``waveform_summary.csv``, the official split files,
-    WFDB records under ``waveforms/``, ``truth.json`` and ``manifest.json`` to ``out``."""
+    WFDB records under ``waveforms/``, ``truth.json`` and ``manifest.json`` to ``out``.
+
+    A folder that holds anything but an earlier simulation (no ``manifest.json`` of ``phewas
+    simulate``) is never replaced, ``overwrite`` or not: it may be real MC-MED data.
+    """
+    check_simulation_target(out, overwrite)
     visits, pmh, plans, truth = simulate_population(cfg)
     workers = workers or os.cpu_count() or 1
     with atomic_dir(out, overwrite=overwrite) as tmp:
