@@ -1,5 +1,8 @@
 # Two set-up commands: `make demo` and `make test`. Both create .venv and install everything.
-PYTHON ?= python3.11
+# The first Python >= 3.11 on PATH (python3 first); `make demo PYTHON=/path/to/python` to choose.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+            command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+            2>/dev/null && { echo $$p; break; }; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is installed before the project so that pip never pulls a CUDA build on a CPU machine.
@@ -11,10 +14,12 @@ TORCH_SPEC ?= torch==2.13.0
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found on PATH \
+	(tried python3, python3.13, python3.12, python3.11); install one, or pass PYTHON=/path/to/python" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[train,test]"
 	touch $@
 
 demo: install

@@ -40,14 +40,48 @@ def read_csv_text(path, wanted: dict | None = None, section: str = "") -> pl.Dat
     try:
         if wanted is not None:
             header = pl.read_csv(path, n_rows=0, infer_schema_length=0, encoding="utf8-lossy")
+            _check_delimiter(header, path)
             require_columns(header, path, wanted, section)
+            # reading some columns skips polars' field-count check: run it over every column,
+            # streaming and keeping no row (a quarter of a second for 2 million rows)
+            pl.scan_csv(path, infer_schema_length=0, encoding="utf8-lossy").filter(pl.lit(False)).collect(
+                engine="streaming")
         # utf8-lossy: stray bytes in free-text columns the toolkit never reads (descriptions)
         # must not reject the file; in an identifier or code they fail its own check.
         df = pl.read_csv(path, infer_schema_length=0, null_values=[""], encoding="utf8-lossy",
                          columns=None if wanted is None else list(dict.fromkeys(wanted.values())))
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
-        raise InputError(path, f"cannot be read as CSV: {str(err).splitlines()[0]}") from None
+        row, why = _find_structure_error(path)
+        raise InputError(path, f"cannot be read as CSV: {why or str(err).splitlines()[0]}", row=row) from None
     return df.with_row_index(ROW, offset=2)
+
+
+def _find_structure_error(path: Path):
+    """The first line whose field count differs from the header's, read with the csv module
+    (polars' message names no line). Returns ``(row, reason)`` or ``(None, None)``."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.reader(f, strict=True)
+            header = next(reader, None)
+            if header is None:
+                return None, "the file is empty"
+            for row in reader:
+                if row and len(row) != len(header):
+                    return reader.line_num, f"{len(row)} fields, the header has {len(header)}"
+    except csv.Error as err:
+        return reader.line_num, str(err)
+    return None, None
+
+
+def _check_delimiter(df: pl.DataFrame, path: Path) -> None:
+    """One column named like ``MRN;CSN;...``: the file is separated by something else."""
+    if len(df.columns) == 1:
+        for sep in (";", "\t", "|"):
+            if sep in df.columns[0]:
+                raise InputError(path, f"the header has one column holding {sep!r}: the file is "
+                                 f"separated by {sep!r}, expected commas", row=1)
 
 
 def require_columns(df: pl.DataFrame, path, wanted: dict, section: str) -> None:

@@ -27,10 +27,17 @@ def read_state_dict(path) -> dict:
             from safetensors.torch import load_file
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's own message suggests weights_only=False, which would run the file's code
-        raise InputError(path, "holds objects other than tensors and plain containers; refused "
-                         "(checkpoints are read with weights_only=True, so that no code in them runs)") from None
+    except pickle.UnpicklingError as err:
+        # torch's message suggests weights_only=False, which would run the file's code: never
+        # pass that on; keep only its diagnosis
+        text = str(err)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0] if text.strip() else ""
+        detail = detail.split(" was not an allowed global")[0]  # not torch's advice on allowing it
+        if "Unsupported global" in text:
+            raise InputError(path, "holds objects other than tensors and plain containers; refused "
+                             "(checkpoints are read with weights_only=True, so that no code in them runs; "
+                             f"{detail})") from None
+        raise InputError(path, f"not a readable checkpoint ({detail})") from None
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise InputError(path, f"not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     if not isinstance(obj, dict):

@@ -7,6 +7,7 @@ Train on ``pretrain_train``, select and stop early on the macro AUC over phecode
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -322,14 +323,15 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     run, cohort = Path(run), Path(cohort)
     check_settings((split in SPLITS, "--split", f"one of {SPLITS}", split),
                    (batch >= 1, "--batch-size", "at least 1", batch))
-    for name in ("config.json", "targets.json", "checkpoints/best.pt"):
-        if not (run / name).exists():
-            raise PhewasError(f"{run / name}: missing (is this a finished `phewas finetune` run?)")
     finished = (run / "manifest.json").exists()
-    if not finished and not allow_unfinished:
+    if (run / "config.json").exists() and not finished and not allow_unfinished:
         raise PhewasError(f"{run}: the run has not finished (no manifest.json: stopped with "
                           "--stop-after-steps, or killed); continue it with `phewas finetune --resume`, "
                           "or pass --allow-unfinished to predict from its best checkpoint so far")
+    for name in ("config.json", "targets.json", "checkpoints/best.pt"):
+        if not (run / name).exists():
+            raise PhewasError(f"{run / name}: missing (is this a `phewas finetune` run that has "
+                              "evaluated at least once?)")
     if (run / "predictions.parquet").exists() and not overwrite:
         raise OutputExistsError(f"{run / 'predictions.parquet'}: exists already (pass --force to replace it)")
     raw = json.loads((run / "config.json").read_text())
@@ -356,7 +358,9 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     tmp = run / ".predictions.parquet.tmp"
     df.write_parquet(tmp)
     tmp.replace(run / "predictions.parquet")
-    manifest = {"command": "predict", "checkpoint": {"path": str(best.resolve()), "sha256": file_sha256(best)},
+    manifest = {"command": "predict", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "predictions_sha256": file_sha256(run / "predictions.parquet"),
+                "checkpoint": {"path": str(best.resolve()), "sha256": file_sha256(best)},
                 "cohort": str(cohort.resolve()), "split": split, "stays": len(ids), "phecodes": len(targets),
                 "stays_without_windows_given_prior": len(missing), "windows_per_stay": cfg.segments_per_stay,
                 "run_finished": finished, "allow_unfinished": allow_unfinished, "versions": versions()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -108,26 +109,36 @@ class CachedPairs(PairWindows):
         return torch.from_numpy(ppg), torch.from_numpy(read_rows(self.features, rows))
 
 
-def ecg_feature_cache(store, encoder: Net1D, key: str, device, batch: int = 256) -> np.ndarray:
-    """ECG-encoder features of every pair, computed once and kept beside the segment store."""
+def ecg_feature_cache(store, encoder: Net1D, key: str, device, batch: int = 256, d=None) -> np.ndarray:
+    """ECG-encoder features of every pair, computed once and kept beside the segment store.
+
+    Under torchrun (``d`` with several processes) rank 0 computes and writes while the others
+    wait at a barrier, then every rank maps the finished file: concurrent writers could corrupt
+    it, and a rank could map a half-written one. The temporary name carries the process id.
+    """
     folder = store.path / "ecg_cache"
-    folder.mkdir(exist_ok=True)
     path = folder / f"{key}.npy"
     n = store.pairs_ecg_array.shape[0]
-    if path.exists():
-        feats = np.load(path, mmap_mode="r")
-        if feats.shape == (n, encoder.out_dim):
-            return feats
-    encoder = encoder.to(device).eval()
-    out = np.zeros((n, encoder.out_dim), np.float16)
-    with torch.no_grad():
-        for a in progress(range(0, n, batch), desc="ECG feature cache", unit="batch"):
-            x = torch.from_numpy(np.asarray(store.pairs_ecg_array[a:a + batch], np.float32))[:, None].to(device)
-            with autocast(device, True):
-                out[a:a + batch] = encoder(x).float().cpu().numpy()
-    tmp = folder / f".{key}.tmp.npy"
-    np.save(tmp, out)
-    tmp.replace(path)
+
+    def valid() -> bool:
+        return path.exists() and np.load(path, mmap_mode="r").shape == (n, encoder.out_dim)
+
+    if (d is None or d.main) and not valid():
+        folder.mkdir(exist_ok=True)
+        encoder = encoder.to(device).eval()
+        out = np.zeros((n, encoder.out_dim), np.float16)
+        with torch.no_grad():
+            for a in progress(range(0, n, batch), desc="ECG feature cache", unit="batch"):
+                x = torch.from_numpy(np.asarray(store.pairs_ecg_array[a:a + batch], np.float32))[:, None].to(device)
+                with autocast(device, True):
+                    out[a:a + batch] = encoder(x).float().cpu().numpy()
+        tmp = folder / f".{key}.tmp-{os.getpid()}.npy"
+        np.save(tmp, out)
+        tmp.replace(path)
+    if d is not None and d.world > 1:
+        torch.distributed.barrier()
+    if not valid():
+        raise PhewasError(f"{path}: ECG feature cache missing or of the wrong shape after rank 0 wrote it")
     return np.load(path, mmap_mode="r")
 
 
@@ -202,7 +213,7 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after, started):
     if cfg.use_cache:
         if not cfg.ecg_frozen:
             raise PhewasError("--cache-ecg needs a frozen ECG encoder (--ecg-checkpoint)")
-        features = ecg_feature_cache(store, ecg_encoder, _cache_key(cfg), d.device)
+        features = ecg_feature_cache(store, ecg_encoder, _cache_key(cfg), d.device, d=d)
         ecg_encoder = None
     model = PPGECGClip(ppg_encoder, cfg.ecg.out_dim, ecg_encoder, cfg.embed_dim, cfg.temperature).to(d.device)
     _freeze_bn_if_frozen(model, cfg)

@@ -17,6 +17,7 @@ from .errors import PhewasError
 from .progress import set_quiet
 
 log = logging.getLogger("phewas")
+TRAIN_EXTRA = ("torch", "safetensors", "tensorboard")  # `pip install phewas[train]`
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -311,6 +312,12 @@ def main(argv=None) -> int:
         args.func(args)
     except PhewasError as err:
         print(f"phewas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if err.name not in TRAIN_EXTRA:
+            raise
+        print(f"phewas {args.command}: error: needs {err.name}, which is not installed: "
+              "pip install 'phewas[train]' (install torch==2.13.0 first; see README)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"phewas {args.command}: interrupted", file=sys.stderr)

@@ -1,9 +1,13 @@
 """``phewas run-all --config study.toml``: every stage from one file, skipping what is up to date.
 
 Each stage's settings come from its table in the TOML file. A stage is skipped when its output
-exists, finished, and was made from the same settings and the same upstream outputs (a
-fingerprint chained through the stages, kept in ``WORK/run_all.json``). An interrupted training
-stage resumes from its last checkpoint; an interrupted extraction from its last chunk.
+manifest exists, is the one run-all recorded when the stage finished, and the stage's fingerprint
+is unchanged. The fingerprint, kept in ``WORK/run_all.json``, chains through the stages: the
+stage's settings (speed-only ones such as ``workers`` left out), the toolkit's version and git
+commit, and the checksum of the upstream stage's output manifest (for the first stage, the input
+files' sizes and times, or the simulator's manifest). So changed inputs, a stage rerun by hand
+and new code are noticed. An interrupted training stage resumes from its last checkpoint; an
+interrupted extraction from its last chunk.
 """
 
 from __future__ import annotations
@@ -15,11 +19,38 @@ import time
 from pathlib import Path
 
 from .errors import InputError
-from .io import read_toml, write_json
+from .io import file_sha256, read_toml, versions, write_json
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
 KNOWN = {"paths", *STAGES}
+# settings that change how fast a stage runs, never what it writes: not part of its fingerprint
+SPEED_ONLY = {"workers", "chunk_stays", "compile", "device"}
+
+
+def _table_keys() -> dict:
+    """Each table's known keys: its config dataclass's fields plus the run-all extras."""
+    from dataclasses import fields
+
+    from cohorts import CohortConfig, SegmentConfig
+    from reports.report import ReportConfig
+
+    from .sim import PopulationConfig
+
+    def names(cls):
+        return {f.name for f in fields(cls)}
+    keys = {"paths": {"data", "work"}, "simulate": names(PopulationConfig) | {"workers"},
+            "build_cohort": names(CohortConfig) | {"columns"},
+            "extract_segments": names(SegmentConfig) | {"workers"},
+            "predict": {"split"}, "report": names(ReportConfig) - {"split", "extra"}}
+    try:  # training tables need torch; without it, they are checked where they are used
+        from encoder.finetune import FinetuneConfig
+        from encoder.pretrain import PretrainConfig
+        keys["pretrain"] = names(PretrainConfig)
+        keys["finetune"] = names(FinetuneConfig)
+    except ModuleNotFoundError:
+        pass
+    return keys
 
 
 def load_config(path) -> dict:
@@ -28,6 +59,13 @@ def load_config(path) -> dict:
     unknown = set(cfg) - KNOWN
     if unknown:
         raise InputError(path, f"unknown tables {sorted(unknown)}; known: {sorted(KNOWN)}")
+    for table, known in _table_keys().items():
+        value = cfg.get(table, {})
+        if not isinstance(value, dict):
+            raise InputError(path, f"[{table}] must be a table")
+        bad = sorted(set(value) - known)
+        if bad:
+            raise InputError(path, f"[{table}] unknown key {bad[0]!r}; known keys: {', '.join(sorted(known))}")
     for key in ("data", "work"):
         if key not in cfg.get("paths", {}):
             raise InputError(path, f"[paths] needs {key!r}")
@@ -49,19 +87,43 @@ def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _identity(path: Path):
+    """What identifies an output: its manifest's checksum (None when absent)."""
+    return file_sha256(path) if path.is_file() else None
+
+
+def _input_identity(data: Path, columns) -> list:
+    """The first stage's upstream: the input tables' (and column map's) sizes and modification
+    times (checksums of hundreds of MB on every run-all would cost more than the check is
+    worth), and the simulator's manifest where there is one."""
+    out = [_identity(data / "manifest.json")]
+    for p in [data / "visits.csv", data / "pmh.csv"] + ([Path(columns)] if columns else []):
+        st = p.stat() if p.exists() else None
+        out.append([str(p), st.st_size if st else None, st.st_mtime_ns if st else None])
+    return out
+
+
+def _code_version() -> list:
+    v = versions()
+    return [v.get("phewas"), (v.get("git_commit") or "").removesuffix("-dirty")]
+
+
 class _State:
     def __init__(self, work: Path):
         self.path = work / "run_all.json"
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
 
-    def done(self, stage, fp) -> bool:
-        return self.data.get(stage, {}).get("fingerprint") == fp and self.data[stage].get("finished", False)
+    def done(self, stage, fp, output: Path) -> bool:
+        s = self.data.get(stage, {})
+        return (s.get("fingerprint") == fp and s.get("finished", False)
+                and s.get("output") is not None and s.get("output") == _identity(output))
 
     def started(self, stage, fp) -> bool:
         return self.data.get(stage, {}).get("fingerprint") == fp
 
-    def mark(self, stage, fp, finished, seconds=None):
-        self.data[stage] = {"fingerprint": fp, "finished": finished, "seconds": seconds}
+    def mark(self, stage, fp, finished, seconds=None, output=None):
+        self.data[stage] = {"fingerprint": fp, "finished": finished, "seconds": seconds,
+                            "output": _identity(output) if output is not None else None}
         write_json(self.path, self.data)
 
 
@@ -95,13 +157,23 @@ def run_all(config_path, *, force: bool = False) -> dict:
     state = _State(work)
     if force:
         state.data = {}
-    times, fp = {}, _fingerprint("start")
+    times = {}
+    columns = cfg.get("build_cohort", {}).get("columns") or None
+    if columns:  # relative to the config file, as [paths] are
+        columns = str((Path(config_path).parent / columns).resolve())
+    fp, upstream = _fingerprint("start", _code_version()), None
 
     def stage(name, params, fn, output: Path, resumable=False):
-        """Run ``fn`` unless ``output`` (the file the stage writes last) exists from the same inputs."""
-        nonlocal fp
-        fp = _fingerprint(fp, name, params)
-        if state.done(name, fp) and output.exists():
+        """Run ``fn`` unless ``output`` (the stage's manifest) is the one recorded when the stage
+        last finished with the same fingerprint."""
+        nonlocal fp, upstream
+        if name == "simulate":  # no inputs
+            up = None
+        else:
+            up = _input_identity(data, columns) if upstream is None else _identity(upstream)
+        fp = _fingerprint(fp, name, {k: v for k, v in params.items() if k not in SPEED_ONLY}, up)
+        upstream = output
+        if state.done(name, fp, output):
             log.info("%s: up to date, skipped", name)
             return None
         resume = resumable and state.started(name, fp)
@@ -111,14 +183,14 @@ def run_all(config_path, *, force: bool = False) -> dict:
         result = fn(resume)
         finished = not (isinstance(result, dict) and result.get("finished") is False)
         times[name] = round(time.perf_counter() - t, 1)
-        state.mark(name, fp, finished, times[name])
+        state.mark(name, fp, finished, times[name], output if finished else None)
         return result
 
     if "simulate" in cfg:
         s = cfg["simulate"]
         stage("simulate", s, lambda _: _simulate(data, s), data / "manifest.json")
     b = dict(cfg.get("build_cohort", {}))
-    columns = b.pop("columns", "") or None
+    b.pop("columns", None)
     stage("build_cohort", {**b, "columns": columns, "data": str(data)},
           lambda _: build_cohort(data, cohort, CohortConfig(**b), columns_file=columns, overwrite=True),
           cohort / "manifest.json")
@@ -142,10 +214,10 @@ def run_all(config_path, *, force: bool = False) -> dict:
           ft_run / "manifest.json", resumable=True)
     split = cfg.get("predict", {}).get("split", "heldout")
     stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split, overwrite=True),
-          ft_run / "predictions.parquet")
+          ft_run / "predictions.manifest.json")
     rcfg = report_config(cfg)
     summary = stage("report", cfg.get("report", {}), lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,
-                                                        overwrite=True), report / "summary.json")
+                                                        overwrite=True), report / "manifest.json")
     if summary is None:
         summary = json.loads((report / "summary.json").read_text())
     out = {"report": str(report / "index.html"), "seconds": times, "summary": summary}

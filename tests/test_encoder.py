@@ -78,8 +78,11 @@ def test_anyppg_rejects_wrong_or_unsafe_checkpoints(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_anyppg(tmp_path / "none.pth")
     torch.save({"x": Evil()}, tmp_path / "evil.pth")  # weights_only refuses arbitrary objects
-    with pytest.raises(InputError, match="not a readable checkpoint"):
+    with pytest.raises(InputError, match="holds objects other than tensors .* refused"):
         load_anyppg(tmp_path / "evil.pth")
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        load_anyppg(tmp_path / "garbage.pth")
 
 
 def test_ecgfounder_wrappers_prefix_and_head(tmp_path):

@@ -60,3 +60,12 @@ def test_small_study_recovers_the_injected_phecodes(tmp_path):
     # a stage whose output went missing runs again, and only it
     shutil.rmtree(tmp_path / "work" / "report")
     assert list(run_all(cfg)["seconds"]) == ["report"]
+    # speed-only settings are no reason to rerun
+    cfg.write_text(CONFIG.replace("workers = 2", "workers = 1"))
+    assert run_all(cfg)["seconds"] == {}
+    # a stage rerun by hand (perhaps with other settings): run-all reruns it with the config's
+    # settings and what depends on it, nothing upstream
+    work = tmp_path / "work"
+    assert main(["predict", "--run", str(work / "finetune"), "--cohort", str(work / "cohort"), "--force",
+                 "--quiet"]) == 0
+    assert list(run_all(cfg)["seconds"]) == ["predict", "report"]
