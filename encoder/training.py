@@ -149,7 +149,7 @@ def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after)
             if diff:
                 raise SettingError(f"--resume: settings differ from those {run} was trained with "
                                    f"({'; '.join(diff)}); only {', '.join(SPEED_ONLY)} may change")
-        elif d.main and run.exists() and any(run.iterdir()):  # --force: replace, now that set-up worked
+        elif overwrite and d.main and run.exists() and any(run.iterdir()):  # --force: replace it now
             old = run.with_name(f".{run.name}.old-{os.getpid()}")
             os.replace(run, old)
             run.mkdir()
