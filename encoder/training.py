@@ -101,6 +101,9 @@ def check_batches(d: Dist, batch_size: int, grad_accum: int, n_train: int, n_val
     if batch_size % (d.world * grad_accum):
         raise SettingError(f"--batch-size: must be a multiple of processes x --grad-accum "
                            f"({d.world} x {grad_accum}), got {batch_size}")
+    if n_train == 0:
+        raise PhewasError(f"no training {unit} (split pretrain_train is empty): the cohort has too few "
+                          "patients with synchronised PPG-ECG")
     if n_train < batch_size:
         raise SettingError(f"--batch-size: {n_train} training {unit} are fewer than one batch of "
                            f"{batch_size}; lower --batch-size")

@@ -58,12 +58,14 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
             raise InputError(cohort / name, "not found (is this a cohort folder from `phewas build-cohort`?)")
     if not predictions.exists():
         raise InputError(predictions, "not found")
+    if not predictions.is_file():
+        raise InputError(predictions, "is a folder; --predictions names a predictions.parquet file")
     stays = pl.read_parquet(cohort / "stays.parquet")
     label_columns = pl.read_parquet_schema(cohort / "labels.parquet")
     info = pl.read_parquet(cohort / "phecodes.parquet").select("phecode", "description", "chapter")
     try:
         pred = pl.read_parquet(predictions)
-    except (pl.exceptions.ComputeError, OSError) as err:
+    except (pl.exceptions.PolarsError, OSError) as err:
         raise InputError(predictions, f"not a Parquet file ({str(err).splitlines()[0]})") from None
     if "stay_id" not in pred.columns:
         raise InputError(predictions, f"no 'stay_id' column; columns found: {', '.join(pred.columns[:8])}")

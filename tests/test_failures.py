@@ -231,6 +231,8 @@ def test_bad_predictions_files(sim_cohort, tmp_path, capsys):
     path.write_text("stay_id,401.1\n1,0.5\n")
     one_line_error(["report", "--cohort", sim_cohort, "--predictions", path, "--out", tmp_path / "r"], capsys,
                    "not a Parquet file")
+    one_line_error(["report", "--cohort", sim_cohort, "--predictions", tmp_path, "--out", tmp_path / "r"], capsys,
+                   "is a folder")
     assert not (tmp_path / "r").exists()
 
 
