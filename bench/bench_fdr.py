@@ -60,7 +60,7 @@ def reanalyse(study: Path) -> None:
 def stay_level_tests(study: Path, phecodes: list[str]) -> dict[str, np.ndarray]:
     """p-values over all stays of ``phecodes``: likelihood-ratio test, patient-clustered Wald test."""
     work = study / "work"
-    stays, y, scores, info = load_inputs(work / "cohort", work / "finetune" / "predictions.parquet", "heldout")
+    stays, y, scores, info, _ = load_inputs(work / "cohort", work / "finetune" / "predictions.parquet", "heldout")
     column = {p: j for j, p in enumerate(info["phecode"])}
     age, sex = stays["age"].to_numpy().astype(float), stays["sex"].to_numpy()
     patient = np.unique(stays["patient_id"].to_numpy(), return_inverse=True)[1]

@@ -65,7 +65,7 @@ def main():
         t = time.perf_counter()
         n = 0
         for _ in range(2):
-            for _, x, _, _ in dl:
+            for _, x, _, _, _ in dl:
                 n += x.shape[0] * x.shape[1]
         fast = n / (time.perf_counter() - t)
         # baseline: one .npy file per window, loaded one at a time

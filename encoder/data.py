@@ -26,9 +26,11 @@ def read_rows(array, rows: np.ndarray) -> np.ndarray:
 class StayWindows(Dataset):
     """Fine-tuning and inference: one item per stay.
 
-    Yields ``(stay_id, ppg [W, 1, 1250], labels [P], mask [P])``. A stay with fewer than ``W``
-    windows repeats its windows cyclically (``self.count`` says how many are distinct); stays
-    without a window are left out (``self.dropped``).
+    Yields ``(stay_id, ppg [W, 1, 1250], labels [P], mask [P], distinct [W])``. A stay with fewer
+    than ``W`` windows repeats its windows cyclically to fill the batch tensor (``self.count``
+    says how many are distinct); ``distinct`` marks the first occurrence of each window, so that
+    the model averages over distinct windows (a stay with 3 windows weighs each 1/3, not
+    7/20, 7/20, 6/20). Stays without a window are left out (``self.dropped``).
 
     Parameters
     ----------
@@ -72,12 +74,13 @@ class StayWindows(Dataset):
     def __getitems__(self, idx):
         idx = np.asarray(idx)
         x = read_rows(self.store.ppg_array, self._rows(idx)).reshape(len(idx), self.windows, 1, -1)
+        distinct = np.arange(self.windows)[None, :] < self.count[idx, None]
         return ([self.stay_ids[i] for i in idx], torch.from_numpy(x), torch.from_numpy(self.y[idx]),
-                torch.from_numpy(self.mask[idx]))
+                torch.from_numpy(self.mask[idx]), torch.from_numpy(distinct))
 
     def __getitem__(self, i):
-        s, x, y, m = self.__getitems__([i])
-        return s[0], x[0], y[0], m[0]
+        s, x, y, m, d = self.__getitems__([i])
+        return s[0], x[0], y[0], m[0], d[0]
 
 
 class PairWindows(Dataset):

@@ -104,14 +104,21 @@ class StayClassifier(nn.Module):
         if aggregation == "attention":
             self.att_v, self.att_u, self.att_w = nn.Linear(d, 128), nn.Linear(d, 128), nn.Linear(128, 1)
 
-    def forward(self, x):  # x: [B, W, 1, L]
+    def forward(self, x, distinct=None):  # x: [B, W, 1, L]; distinct: [B, W] bool, or all windows
         b, w = x.shape[:2]
         emb = self.encoder(x.reshape(b * w, *x.shape[2:])).reshape(b, w, -1)
+        if distinct is None:
+            weight = torch.full((b, w, 1), 1.0 / w, dtype=emb.dtype, device=emb.device)
+        else:
+            weight = distinct.to(emb.dtype).unsqueeze(-1)
+            weight = weight / weight.sum(1, keepdim=True).clamp(min=1.0)
         if self.aggregation == "mean_logits":
-            return self.head(self.drop(emb)).mean(1)
+            return (self.head(self.drop(emb)) * weight).sum(1)
         if self.aggregation == "mean_embedding":
-            return self.head(self.drop(emb.mean(1)))
+            return self.head(self.drop((emb * weight).sum(1)))
         a = self.att_w(torch.tanh(self.att_v(emb)) * torch.sigmoid(self.att_u(emb)))  # [B, W, 1]
+        if distinct is not None:  # repeats of a window get no attention of their own
+            a = a.masked_fill(~distinct.unsqueeze(-1), float("-inf"))
         return self.head(self.drop((torch.softmax(a, dim=1) * emb).sum(1)))
 
 
@@ -176,9 +183,9 @@ def predict_dataset(model, dataset: StayWindows, device, batch: int, bf16: bool)
     m.eval()
     out = []
     for a in range(0, len(dataset), batch):
-        _, x, _, _ = dataset.__getitems__(list(range(a, min(a + batch, len(dataset)))))
+        _, x, _, _, distinct = dataset.__getitems__(list(range(a, min(a + batch, len(dataset)))))
         with autocast(device, bf16):
-            out.append(torch.sigmoid(m(x.to(device)).float()).cpu().numpy())
+            out.append(torch.sigmoid(m(x.to(device), distinct.to(device)).float()).cpu().numpy())
     m.train(was)
     return np.concatenate(out) if out else np.zeros((0, m.head.out_features), np.float32)
 
@@ -251,16 +258,17 @@ def _finetune(cfg, cohort, run, d, resume, stop_after, started):
     end = total if stop_after is None else min(total, step + stop_after)
     t0, windows, stopped_early = time.perf_counter(), 0, False
     model.train()
-    for stay_ids, x, y, mask in loader:
+    for stay_ids, x, y, mask, distinct in loader:
         if step >= end:
             break
         bad = [s for s in stay_ids if patient_of[s] in heldout_patients]
         assert not bad, f"{len(bad)} held-out stays in a training batch"
         opt.zero_grad(set_to_none=True)
         loss_sum = 0.0
-        for xs, ys, ms in zip(x.chunk(cfg.grad_accum), y.chunk(cfg.grad_accum), mask.chunk(cfg.grad_accum)):
+        for xs, ys, ms, ds in zip(x.chunk(cfg.grad_accum), y.chunk(cfg.grad_accum), mask.chunk(cfg.grad_accum),
+                                  distinct.chunk(cfg.grad_accum)):
             with autocast(d.device, cfg.bf16):
-                logits = train_model(xs.to(d.device, non_blocking=True))
+                logits = train_model(xs.to(d.device, non_blocking=True), ds.to(d.device, non_blocking=True))
             loss = masked_bce(logits.float(), ys.to(d.device), ms.to(d.device), pos_weight) / cfg.grad_accum
             loss.backward()
             loss_sum += float(loss.detach())
@@ -314,7 +322,8 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     phecode) for every stay of ``split``, from the run's best checkpoint and its own settings.
 
     A stay whose store holds no valid window gets each phecode's training prevalence (counted in
-    the manifest), so that the file covers the whole split. A run that has not finished (stopped
+    the manifest), so that the file covers the whole split; the ``n_windows`` column (distinct
+    windows behind each stay's scores, 0 for those) lets ``report`` leave them out. A run that has not finished (stopped
     with ``--stop-after-steps``, or killed) is refused unless ``allow_unfinished``, which the
     predictions' manifest then records.
     """
@@ -354,7 +363,9 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     missing = [s for s in stays if s not in have]
     ids = ds.stay_ids + missing
     probs = np.vstack([probs, np.tile(prior, (len(missing), 1))]).astype(np.float32)
-    df = pl.DataFrame({"stay_id": ids, **{p: probs[:, j] for j, p in enumerate(targets)}}).sort("stay_id")
+    n_windows = np.concatenate([np.minimum(ds.count, cfg.segments_per_stay), np.zeros(len(missing), np.int64)])
+    df = pl.DataFrame({"stay_id": ids, "n_windows": pl.Series(n_windows, dtype=pl.Int32),
+                       **{p: probs[:, j] for j, p in enumerate(targets)}}).sort("stay_id")
     tmp = run / ".predictions.parquet.tmp"
     df.write_parquet(tmp)
     tmp.replace(run / "predictions.parquet")

@@ -78,7 +78,8 @@ def cmd_report(a) -> None:
     from reports.report import ReportConfig, make_report
     cfg = ReportConfig(min_positives=a.min_positives, split=a.split, thresholds=tuple(a.thresholds),
                        alpha=a.alpha, folds=a.folds, seed=a.seed, workers=a.workers,
-                       association=a.association)
+                       association=a.association,
+                       include_stays_without_windows=a.include_stays_without_windows)
     s = make_report(a.cohort, a.predictions, a.out, cfg, overwrite=a.force)
     log.info("report %s: %d phenotypes, AUC >= %s; %d significant beyond age and sex (FDR %g); open %s",
              a.out, s["n_phenotypes"], s["auc_at_least"], s["n_fdr_significant"], a.alpha, a.out / "index.html")
@@ -252,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-association", dest="association", action="store_false",
                    help="skip the age/sex-adjusted models (AUCs only)")
     _common(p)
+    p.add_argument("--include-stays-without-windows", action="store_true",
+                   help="also report stays whose store holds no valid window (predictions' n_windows = 0; "
+                        "`predict` gave them the training prevalence)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("pretrain", help="ECG-guided contrastive (CLIP) pretraining of the PPG encoder")

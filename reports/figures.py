@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import matplotlib
@@ -113,21 +115,38 @@ def manhattan_association(df: pl.DataFrame, alpha: float, out: Path) -> list[str
     return _save(fig, out, "manhattan_association")
 
 
-def chapter_distributions(df: pl.DataFrame, thresholds, out: Path) -> list[str]:
+def chapter_distributions(df: pl.DataFrame, thresholds, out: Path, at_least: float = 0.70) -> list[str]:
+    """The AnyPPG paper's Figure 3 in three panels over chapters: each phenotype's AUC (with the
+    threshold lines), the chapter's mean AUC, and its count of phenotypes with AUC >= 0.70."""
     order = [c for c in CHAPTERS if c in set(df["chapter"])] + sorted(set(df["chapter"]) - set(CHAPTERS))
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True, height_ratios=[2, 1, 1])
     data = df.select("chapter", "auc").to_pandas()
     pal = {c: chapter_colour(c) for c in order}
+    ax = axes[0]
     sns.boxplot(data=data, x="chapter", y="auc", order=order, hue="chapter", palette=pal, ax=ax, fliersize=0,
                 linewidth=0.7, legend=False)
     sns.stripplot(data=data, x="chapter", y="auc", order=order, color="0.2", size=2, ax=ax, jitter=0.25)
     for t in thresholds:
         ax.axhline(t, color="0.3", lw=0.6, ls="--")
-    ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("")
     ax.set_ylabel("AUC")
     ax.set_title("AUC by phecode chapter")
-    sns.despine(ax=ax)
+    per = df.group_by("chapter").agg(pl.col("auc").mean().alias("mean"), (pl.col("auc") >= at_least).sum().alias("n"))
+    per = {c: (m, n) for c, m, n in per.iter_rows()}
+    x = np.arange(len(order))
+    colours = [pal[c] for c in order]
+    axes[1].bar(x, [per[c][0] for c in order], color=colours)
+    axes[1].axhline(0.5, color="0.3", lw=0.6, ls="--")
+    axes[1].set_ylim(0.4, max(0.75, max(per[c][0] for c in order) + 0.03))
+    axes[1].set_ylabel("mean AUC")
+    counts = [per[c][1] for c in order]
+    axes[2].bar(x, counts, color=colours)
+    for xi, n in zip(x, counts):
+        axes[2].text(xi, n, str(n), ha="center", va="bottom", fontsize=7)
+    axes[2].set_ylabel(f"AUC >= {at_least:.2f}")
+    axes[2].set_xticks(x, order, rotation=60, ha="right", fontsize=7)
+    axes[2].set_xlabel("")
+    for a in axes:
+        sns.despine(ax=a)
     return _save(fig, out, "chapter_auc")
 
 
@@ -146,8 +165,18 @@ def auc_histogram(df: pl.DataFrame, thresholds, out: Path) -> list[str]:
     return _save(fig, out, "auc_histogram")
 
 
+NON_SPECIFIC = re.compile(r"\b(?:[Oo]ther|OTHER|NOS|[Uu]nspecified|UNSPECIFIED)\b")
+
+
+def is_non_specific(description: str) -> bool:
+    """Descriptions with "other", "NOS" or "unspecified": left out of the top-phenotype figure,
+    as in the AnyPPG paper's Figure A1 (the tables keep them)."""
+    return bool(NON_SPECIFIC.search(description or ""))
+
+
 def top_phenotypes(df: pl.DataFrame, out: Path, n: int = 60) -> list[str]:
-    top = df.sort("auc", descending=True).head(n).reverse()
+    specific = df.filter(~pl.col("description").map_elements(is_non_specific, return_dtype=pl.Boolean))
+    top = specific.sort("auc", descending=True).head(n).reverse()
     fig, ax = plt.subplots(figsize=(7, max(3, 0.16 * top.height + 1)))
     y = np.arange(top.height)
     auc = top["auc"].to_numpy()
@@ -156,7 +185,8 @@ def top_phenotypes(df: pl.DataFrame, out: Path, n: int = 60) -> list[str]:
         ax.errorbar(auc[i], y[i], xerr=err[:, i:i + 1], fmt="o", ms=3, color=chapter_colour(c), lw=0.8)
     ax.set_yticks(y, [f"{p} {d[:40]}" for p, d in zip(top["phecode"], top["description"])], fontsize=6)
     ax.axvline(0.5, color="0.3", lw=0.6, ls="--")
-    ax.set_xlabel("AUC (95% CI, DeLong)")
-    ax.set_title(f"Top {top.height} phenotypes")
+    ax.set_xlabel("AUC (95% CI, patient-clustered DeLong)")
+    ax.set_title(f"Top {top.height} phenotypes ({df.height - specific.height} non-specific ones left out: "
+                 "other, NOS, unspecified)", fontsize=8)
     sns.despine(ax=ax)
     return _save(fig, out, "top_phenotypes")

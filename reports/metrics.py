@@ -4,28 +4,36 @@ One sort per phenotype, phenotypes processed in cache-sized blocks; ties handled
 groups, so the AUC equals ``sklearn.metrics.roc_auc_score`` and the variance equals DeLong et al.
 (1988) in the fast formulation of Sun & Xu (2014). Structural components are kept as exact
 integers (twice their value) until the final division.
+
+Patients return to the emergency department, and their stays are not independent. Given the
+stays' patients (``groups``), the variance is Obuchowski's (1997) clustered form of DeLong's:
+the structural components are summed per patient, and the covariance between a patient's
+positive and negative stays enters; with one stay per patient it equals DeLong's.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import sparse, stats
 
 BLOCK = 32  # phenotypes per block: keeps the working set in cache
 
 
-def auc_delong(scores: np.ndarray, labels: np.ndarray):
+def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None):
     """AUC and DeLong variance for each column.
 
     Parameters
     ----------
     scores : array ``[n, p]`` (or ``[n]``), finite.
     labels : array ``[n, p]`` with 1 (positive), 0 (negative) and anything else (left out).
+    groups : array ``[n]``, optional
+        Each row's cluster (patient). Given, ``var`` is Obuchowski's clustered variance.
 
     Returns
     -------
     auc, var, n_pos, n_neg : arrays ``[p]``. ``auc`` and ``var`` are NaN where a column lacks
-    positives or negatives; ``var`` is NaN where either side has a single member.
+    positives or negatives; ``var`` is NaN where either side has a single member (a single
+    patient, when clustered).
     """
     scores = np.asarray(scores)
     if scores.dtype not in (np.float32, np.float64):
@@ -39,10 +47,16 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray):
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
     n_cols = scores.shape[1]
+    G = None
+    if groups is not None:
+        g = np.unique(np.asarray(groups), return_inverse=True)[1]
+        if len(g) != scores.shape[0]:
+            raise ValueError(f"groups has {len(g)} entries for {scores.shape[0]} rows")
+        G = sparse.csr_matrix((np.ones(len(g)), (g, np.arange(len(g)))), shape=(g.max() + 1, len(g)))
     out = np.full((4, n_cols), np.nan)
     for a in range(0, n_cols, BLOCK):
         b = min(a + BLOCK, n_cols)
-        out[:, a:b] = _block(np.ascontiguousarray(scores[:, a:b].T), np.ascontiguousarray(labels[:, a:b].T))
+        out[:, a:b] = _block(np.ascontiguousarray(scores[:, a:b].T), np.ascontiguousarray(labels[:, a:b].T), G)
     auc, var, m, k = out
     m, k = m.astype(np.int64), k.astype(np.int64)
     if squeeze:
@@ -50,8 +64,9 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray):
     return auc, var, m, k
 
 
-def _block(s: np.ndarray, lab: np.ndarray) -> np.ndarray:
-    """Rows are phenotypes. Returns ``[auc, var, n_pos, n_neg]`` per row."""
+def _block(s: np.ndarray, lab: np.ndarray, G=None) -> np.ndarray:
+    """Rows are phenotypes. Returns ``[auc, var, n_pos, n_neg]`` per row; ``G`` (clusters x
+    stays, 0/1) switches to the clustered variance."""
     p0, q0 = lab == 1, lab == 0
     s = np.where(p0 | q0, s, np.inf)  # left-out entries sort last and count as neither side
     order = np.argsort(s, axis=1)
@@ -71,7 +86,38 @@ def _block(s: np.ndarray, lab: np.ndarray) -> np.ndarray:
         var = np.maximum(var10, 0) / mf + np.maximum(var01, 0) / kf
     auc[(m == 0) | (k == 0)] = np.nan
     var[(m < 2) | (k < 2)] = np.nan
+    if G is not None:
+        var = _clustered_var(G, order, w10, w01, p, q, auc, mf, kf)
     return np.stack([auc, var, mf, kf])
+
+
+def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
+    """Obuchowski (1997): with V10 (V01) the structural component of each positive (negative),
+    summed per cluster i over its m_i positives (n_i negatives), and I10 (I01, I) the clusters
+    with a positive (a negative, any),
+
+    S10 = I10 / ((I10 - 1) M) sum_i (V10_i - m_i A)^2, S01 likewise,
+    S11 = I / (I - 1) sum_i (V10_i - m_i A)(V01_i - n_i A),
+    var = S10 / M + S01 / N + 2 S11 / (M N).
+    """
+    inv = np.argsort(order, axis=1)  # back to the stays' order, which G's columns follow
+    un = lambda x: np.take_along_axis(x, inv, axis=1)  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v10 = un(w10) / (2.0 * k[:, None])
+        v01 = un(w01) / (2.0 * m[:, None])
+    v10, v01 = np.nan_to_num(v10), np.nan_to_num(v01)
+    mi = np.asarray(G @ un(p).T.astype(np.float64))  # clusters x phenotypes
+    ni = np.asarray(G @ un(q).T.astype(np.float64))
+    d10 = np.asarray(G @ v10.T) - mi * auc[None, :]
+    d01 = np.asarray(G @ v01.T) - ni * auc[None, :]
+    i10, i01, i_all = (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s10 = i10 / ((i10 - 1) * m) * (d10 ** 2).sum(0)
+        s01 = i01 / ((i01 - 1) * k) * (d01 ** 2).sum(0)
+        s11 = i_all / (i_all - 1) * (d10 * d01).sum(0)
+        var = s10 / m + s01 / k + 2 * s11 / (m * k)
+    var[(i10 < 2) | (i01 < 2) | ~np.isfinite(auc)] = np.nan
+    return var
 
 
 def _before_and_within(s, p, q):
@@ -94,7 +140,14 @@ def _before_and_within(s, p, q):
 
 
 def auc_ci(auc, var, level: float = 0.95):
-    """Normal-approximation interval ``auc +- z * sqrt(var)``, clipped to [0, 1]."""
+    """Interval on the logit scale, ``logit(auc) +- z * se / (auc (1 - auc))`` transformed back,
+    so that it stays inside (0, 1). NaN where the variance is undefined or zero, or the AUC is 0
+    or 1: never a zero-width interval."""
+    auc, var = np.asarray(auc, dtype=np.float64), np.asarray(var, dtype=np.float64)
     z = stats.norm.ppf(0.5 + level / 2)
-    se = np.sqrt(var)
-    return np.clip(auc - z * se, 0, 1), np.clip(auc + z * se, 0, 1)
+    ok = np.isfinite(auc) & np.isfinite(var) & (var > 0) & (auc > 0) & (auc < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = np.log(auc / (1 - auc))
+        half = z * np.sqrt(var) / (auc * (1 - auc))
+        lo, hi = 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
+    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)

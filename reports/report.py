@@ -33,6 +33,9 @@ class ReportConfig:
     seed: int = 0
     workers: int = 1
     association: bool = True
+    # stays whose segment store holds no valid window got a constant (the training prevalence)
+    # from `predict`: one tied score that pulls AUCs toward 0.5. Left out unless asked for.
+    include_stays_without_windows: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -49,9 +52,14 @@ class ReportConfig:
         )
 
 
-def load_inputs(cohort: Path, predictions: Path, split: str):
-    """Read and check the cohort files and the predictions. Returns ``(stays, y, scores, info)``
-    with ``y`` ``[n, p]`` int8 (-1 = excluded), ``scores`` ``[n, p]`` float, restricted to ``split``."""
+WINDOWS = "n_windows"  # optional column of predictions.parquet: distinct windows behind the score
+
+
+def load_inputs(cohort: Path, predictions: Path, split: str, include_without_windows: bool = False):
+    """Read and check the cohort files and the predictions. Returns ``(stays, y, scores, info,
+    n_left_out)`` with ``y`` ``[n, p]`` int8 (-1 = excluded), ``scores`` ``[n, p]`` float,
+    restricted to ``split`` and, where the predictions carry ``n_windows``, to stays with a window
+    unless ``include_without_windows`` (``n_left_out`` counts the others)."""
     cohort, predictions = Path(cohort), Path(predictions)
     for name in ("stays.parquet", "labels.parquet", "phecodes.parquet"):
         if not (cohort / name).exists():
@@ -72,7 +80,7 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
     if pred["stay_id"].dtype != pl.String:
         raise InputError(predictions, f"stay_id must be text (the cohort's CSNs), found {pred['stay_id'].dtype}",
                          column="stay_id")
-    phecodes = [c for c in pred.columns if c != "stay_id"]
+    phecodes = [c for c in pred.columns if c not in ("stay_id", WINDOWS)]
     unknown = [c for c in phecodes if c not in label_columns]
     if unknown:
         raise InputError(predictions, f"{len(unknown)} columns are not phecodes of the cohort: "
@@ -101,17 +109,26 @@ def load_inputs(cohort: Path, predictions: Path, split: str):
         bad = data[c].is_null().sum() + (~data[c].is_finite()).sum()
         if bad:
             raise InputError(predictions, f"{bad} missing, NaN or infinite scores in split {split!r}", column=c)
+    n_left_out = 0
+    if WINDOWS in pred.columns and not include_without_windows:
+        has = data[WINDOWS].fill_null(0) > 0
+        n_left_out = int((~has).sum())
+        data, chosen = data.filter(has), chosen.filter(has)
+        if chosen.height == 0:
+            raise InputError(predictions, f"no {split!r} stay has a window (n_windows); "
+                             "--include-stays-without-windows reports them anyway", column=WINDOWS)
     scores = data.select(phecodes).to_numpy()
     labels = pl.read_parquet(cohort / "labels.parquet", columns=["stay_id", *phecodes])  # not all 1,817
     lab = chosen.select("stay_id").join(labels, on="stay_id", how="left")
     y = lab.select(phecodes).fill_null(-1).to_numpy().astype(np.int8)
-    return chosen, y, scores, info
+    return chosen, y, scores, info, n_left_out
 
 
 def make_report(cohort, predictions, out, config: ReportConfig | None = None, overwrite: bool = False) -> dict:
     """Compute the tables, figures and HTML page. Returns ``summary.json``'s content."""
     cfg = config or ReportConfig()
-    stays, y, scores, info = load_inputs(cohort, predictions, cfg.split)
+    stays, y, scores, info, n_left_out = load_inputs(cohort, predictions, cfg.split,
+                                                     cfg.include_stays_without_windows)
     n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
     keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
     if not keep.any():
@@ -120,7 +137,8 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
                          "positives); lower --min-positives")
     y, scores = y[:, keep], scores[:, keep]
     info = info.filter(pl.Series(keep))
-    auc, var, m, k = auc_delong(scores, y)
+    # patients return: their stays are clustered (Obuchowski's variance; logit-scale interval)
+    auc, var, m, k = auc_delong(scores, y, groups=stays["patient_id"].to_numpy())
     lo, hi = auc_ci(auc, var)
     table = info.with_columns(n_pos=pl.Series(m), n_neg=pl.Series(k), auc=pl.Series(auc),
                               auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi))
@@ -152,6 +170,7 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     auc_all = table["auc"].to_numpy()
     summary = {
         "split": cfg.split, "n_stays": stays.height, "min_positives": cfg.min_positives,
+        "stays_without_windows_left_out": n_left_out,
         "n_phenotypes": table.height,
         "auc_at_least": {f"{t:g}": int((auc_all >= t).sum()) for t in cfg.thresholds},
         "mean_auc": float(np.mean(auc_all)), "median_auc": float(np.median(auc_all)),

@@ -50,6 +50,20 @@ def test_aggregation_shape_and_permutation_invariance(aggregation):
     torch.testing.assert_close(out, perm, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("aggregation", ["mean_logits", "mean_embedding", "attention"])
+def test_repeated_windows_weigh_as_one(aggregation):
+    """A stay with 3 windows, repeated cyclically to fill 8 slots, equals the stay's 3 windows
+    alone: each counts 1/3, not 3/8, 3/8, 2/8."""
+    torch.manual_seed(0)
+    m = StayClassifier(Net1D(SMALL), 5, aggregation).eval()
+    three = torch.randn(1, 3, 1, 1250)
+    filled = three[:, torch.arange(8) % 3]
+    distinct = (torch.arange(8) < 3)[None, :]
+    with torch.no_grad():
+        torch.testing.assert_close(m(filled, distinct), m(three), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(m(filled), m(three), rtol=1e-4, atol=1e-4)  # the old weighting
+
+
 def step_losses(run):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r["train_loss"] for r in rows if "train_loss" in r}
@@ -106,8 +120,10 @@ def test_predict_writes_every_heldout_stay(sim_store, sim_cohort, tmp_path):
     assert main(["predict", "--run", str(run), "--cohort", str(sim_cohort), "--quiet"]) == 0
     pred = pl.read_parquet(run / "predictions.parquet")
     targets = json.loads((run / "targets.json").read_text())
-    assert pred.columns == ["stay_id", *targets]
+    assert pred.columns == ["stay_id", "n_windows", *targets]
     assert all(pred[c].dtype == pl.Float32 for c in targets)
+    windows = dict(sim_store.stays.select("stay_id", "n_ppg_windows").iter_rows())
+    assert pred["n_windows"].to_list() == [min(windows.get(s, 0), 4) for s in pred["stay_id"]]
     held = pl.read_parquet(sim_cohort / "stays.parquet").filter(pl.col("split") == "heldout")
     assert sorted(pred["stay_id"]) == sorted(held["stay_id"])
     v = pred.select(targets).to_numpy()

@@ -172,6 +172,39 @@ def test_report_outputs_and_min_positive_edge(tmp_path):
         assert (out / f"{f}.png").stat().st_size > 0 and (out / f"{f}.svg").exists()
 
 
+def test_stays_without_windows_are_left_out_and_counted(tmp_path):
+    cohort, labels = fake_cohort(tmp_path / "c")
+    pred = pl.read_parquet(cohort / "predictions.parquet")
+    rng = np.random.default_rng(5)
+    none = rng.random(pred.height) < 0.15  # no valid window: predict gave them the prior
+    pred = pred.with_columns(pl.Series("n_windows", np.where(none, 0, 20), dtype=pl.Int32),
+                             *[pl.when(pl.Series(none)).then(pl.lit(0.2, pl.Float32)).otherwise(pl.col(c))
+                               .alias(c) for c in ("401.1", "427.21", "250.2")])
+    pred.write_parquet(cohort / "predictions.parquet")
+    cfg = ReportConfig(min_positives=50, association=False)
+    s = make_report(cohort, cohort / "predictions.parquet", tmp_path / "r1", cfg)
+    held = np.arange(pred.height) < 550
+    assert s["stays_without_windows_left_out"] == int((none & held).sum()) and s["n_stays"] == int((~none & held).sum())
+    y, x = labels["401.1"].to_numpy(), pred["401.1"].to_numpy()
+    keep = held & ~none & ~np.isnan(y.astype(float))
+    ph = pl.read_parquet(tmp_path / "r1" / "phenotypes.parquet").filter(pl.col("phecode") == "401.1")
+    assert ph["auc"][0] == pytest.approx(roc_auc_score(y[keep], x[keep]))
+    # with them, the tied constant pulls the AUC toward 0.5
+    s2 = make_report(cohort, cohort / "predictions.parquet", tmp_path / "r2",
+                     ReportConfig(min_positives=50, association=False, include_stays_without_windows=True))
+    ph2 = pl.read_parquet(tmp_path / "r2" / "phenotypes.parquet").filter(pl.col("phecode") == "401.1")
+    assert s2["stays_without_windows_left_out"] == 0 and abs(ph2["auc"][0] - 0.5) < abs(ph["auc"][0] - 0.5)
+
+
+def test_top_figure_leaves_out_non_specific_phenotypes():
+    from reports.figures import is_non_specific
+
+    assert is_non_specific("Other anemias") and is_non_specific("Chest pain NOS")
+    assert is_non_specific("Fracture, unspecified") and is_non_specific("Diseases of other endocrine glands")
+    assert not is_non_specific("Essential hypertension") and not is_non_specific("Nosebleed")
+    assert not is_non_specific("Mother-to-child transmission")
+
+
 def first_row(value, column):
     return pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
 

@@ -131,8 +131,11 @@ def test_bad_records_are_skipped_and_counted(sim_data, tmp_path):
 def test_datasets_yield_documented_shapes(sim_store, sim_cohort):
     labels = pl.read_parquet(sim_cohort / "labels.parquet")
     ds = StayWindows(sim_store, labels, ["427.21", "185", "401.1"], ["heldout"], windows=20)
-    sid, x, y, m = next(iter(loader(ds, 4, shuffle=False)))
+    sid, x, y, m, distinct = next(iter(loader(ds, 4, shuffle=False)))
     assert x.shape == (4, 20, 1, 1250) and y.shape == (4, 3) and m.shape == (4, 3)
+    # the distinct windows are the first n of each stay's row (the rest repeat them)
+    n = [sim_store.ppg(s).shape[0] for s in sid]
+    assert distinct.sum(1).tolist() == [min(k, 20) for k in n]
     # masks follow the nulls of labels.parquet (185 is male-only)
     lab = labels.filter(pl.col("stay_id").is_in(sid)).sort("stay_id")
     assert m[:, 1].tolist() == lab["185"].is_not_null().to_list()

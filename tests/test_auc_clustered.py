@@ -1,0 +1,115 @@
+"""Patient-clustered AUC variance (Obuchowski 1997) and the logit-scale interval, checked
+against DeLong (one stay per patient), a slow per-pair implementation of Obuchowski's formula, a
+patient-level bootstrap, and coverage on simulated returning patients."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from reports.metrics import auc_ci, auc_delong
+
+
+def slow_obuchowski(score, y, groups):
+    """Obuchowski's formula, written out with a loop over every positive-negative pair."""
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    M, N = len(pos), len(neg)
+    psi = lambda a, b: 1.0 if a > b else 0.5 if a == b else 0.0  # noqa: E731
+    v10 = {i: sum(psi(score[i], score[j]) for j in neg) / N for i in pos}
+    v01 = {j: sum(psi(score[i], score[j]) for i in pos) / M for j in neg}
+    auc = sum(v10.values()) / M
+    clusters = sorted(set(groups[pos]) | set(groups[neg]))
+    d10, d01 = [], []
+    for c in clusters:
+        ps = [i for i in pos if groups[i] == c]
+        ns = [j for j in neg if groups[j] == c]
+        d10.append(sum(v10[i] for i in ps) - len(ps) * auc)
+        d01.append(sum(v01[j] for j in ns) - len(ns) * auc)
+    d10, d01 = np.array(d10), np.array(d01)
+    i10 = len({groups[i] for i in pos})
+    i01 = len({groups[j] for j in neg})
+    ia = len(clusters)
+    s10 = i10 / ((i10 - 1) * M) * (d10 ** 2).sum()
+    s01 = i01 / ((i01 - 1) * N) * (d01 ** 2).sum()
+    s11 = ia / (ia - 1) * (d10 * d01).sum()
+    return auc, s10 / M + s01 / N + 2 * s11 / (M * N)
+
+
+def returning_patients(rng, n_patients, stays_per_patient, effect, rho=1.0, prevalence=0.3):
+    """Chronic labels, constant per patient; scores share a patient effect (rho)."""
+    g = np.repeat(np.arange(n_patients), stays_per_patient)
+    y_pat = (rng.random(n_patients) < prevalence).astype(int)
+    u = rng.normal(size=n_patients) * rho
+    y = y_pat[g]
+    s = u[g] + effect * y + rng.normal(size=len(g))
+    true_auc = stats.norm.cdf(effect / np.sqrt(2 * (rho ** 2 + 1)))
+    return s, y, g, true_auc
+
+
+def test_one_stay_per_patient_equals_delong():
+    rng = np.random.default_rng(0)
+    s = np.round(rng.normal(size=(300, 5)), 1)  # ties
+    y = (rng.random((300, 5)) < 0.3).astype(int)
+    y[rng.random((300, 5)) < 0.1] = -1
+    a0, v0, _, _ = auc_delong(s, y)
+    a1, v1, _, _ = auc_delong(s, y, groups=np.arange(300))
+    np.testing.assert_allclose(a1, a0)
+    np.testing.assert_allclose(v1, v0, rtol=1e-10)
+
+
+def test_matches_slow_formula_with_ties_and_left_out_stays():
+    rng = np.random.default_rng(1)
+    s, y, g, _ = returning_patients(rng, 40, 3, 0.8)
+    s = np.round(s, 1)
+    y = y.copy()
+    y[rng.random(len(y)) < 0.1] = -1  # excluded stays
+    y[:3] = [1, 0, 1]  # one patient with a positive and a negative stay
+    a, v, _, _ = auc_delong(s, y, groups=g)
+    keep = y >= 0
+    a_slow, v_slow = slow_obuchowski(s[keep], y[keep], g[keep])
+    assert a == pytest.approx(roc_auc_score(y[keep], s[keep]))
+    assert a == pytest.approx(a_slow) and v == pytest.approx(v_slow, rel=1e-10)
+
+
+def test_close_to_a_patient_bootstrap():
+    rng = np.random.default_rng(2)
+    s, y, g, _ = returning_patients(rng, 150, 2, 0.8)
+    _, v, _, _ = auc_delong(s, y, groups=g)
+    boot = []
+    patients = np.unique(g)
+    rows = [np.flatnonzero(g == p) for p in patients]
+    for _ in range(1500):
+        pick = np.concatenate([rows[i] for i in rng.integers(0, len(patients), len(patients))])
+        if 0 < y[pick].sum() < len(pick):
+            boot.append(roc_auc_score(y[pick], s[pick]))
+    assert v == pytest.approx(np.var(boot), rel=0.15)
+    _, v_naive, _, _ = auc_delong(s, y)
+    assert v > 1.3 * v_naive  # DeLong over stays understates it here
+
+
+def test_coverage_with_returning_patients():
+    """95% intervals over 400 simulated studies, 2 stays per patient: clustered >= 93%."""
+    rng = np.random.default_rng(3)
+    hit_clustered = hit_naive = 0
+    n = 400
+    for _ in range(n):
+        s, y, g, true_auc = returning_patients(rng, 120, 2, 0.9)
+        a, v, _, _ = auc_delong(s, y, groups=g)
+        lo, hi = auc_ci(a, v)
+        hit_clustered += lo <= true_auc <= hi
+        a, v, _, _ = auc_delong(s, y)
+        lo, hi = auc_ci(a, v)
+        hit_naive += lo <= true_auc <= hi
+    assert hit_clustered / n >= 0.93
+    assert hit_naive / n < 0.90  # what the clustering fixes
+
+
+def test_interval_stays_inside_and_is_nan_when_undefined():
+    lo, hi = auc_ci(np.array([0.99, 0.5, 1.0, 0.7, np.nan]), np.array([0.001, 0.01, 0.0, np.nan, 0.01]))
+    assert 0 < lo[0] < 0.99 < hi[0] < 1 and lo[1] < 0.5 < hi[1]
+    assert np.isnan(lo[2:]).all() and np.isnan(hi[2:]).all()
+    # a single positive patient: the clustered variance is undefined
+    s = np.array([0.9, 0.8, 0.1, 0.2, 0.3])
+    y = np.array([1, 1, 0, 0, 0])
+    _, v, _, _ = auc_delong(s, y, groups=np.array([0, 0, 1, 2, 3]))
+    assert np.isnan(v)
