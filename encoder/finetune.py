@@ -1,8 +1,10 @@
 """``phewas finetune`` and ``phewas predict``: the whole encoder fine-tuned end to end as one
 multi-label classifier over every phecode, a stay (its PPG windows) being one example.
 
-Train on ``pretrain_train``, select and stop early on the macro AUC over phecodes on
-``pretrain_val``; the held-out population is never read while training (asserted per batch).
+Train on ``pretrain_train`` and ``pretrain_test`` (the paper fine-tunes on every subject of the
+pretraining cohort; the test split served pretraining's retrieval test), select and stop early on
+the macro AUC over phecodes on ``pretrain_val``; the held-out population is never read while
+training (asserted per batch).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .training import (MetricsLog, ResumableBatches, TrainConfig, autocast, chec
 
 log = logging.getLogger(__name__)
 AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
+TRAIN_SPLITS = ("pretrain_train", "pretrain_test")
 
 
 @dataclass
@@ -169,8 +172,8 @@ def build_encoder(cfg: FinetuneConfig) -> tuple[Net1D, str]:
 
 
 def target_phecodes(store, labels: pl.DataFrame, k: int) -> list[str]:
-    """Phecodes with at least ``k`` positive training stays (stays with windows)."""
-    train = store.stays.filter((pl.col("split") == "pretrain_train") & (pl.col("n_ppg_windows") > 0))["stay_id"]
+    """Phecodes with at least ``k`` positive training stays (``TRAIN_SPLITS``, stays with windows)."""
+    train = store.stays.filter(pl.col("split").is_in(TRAIN_SPLITS) & (pl.col("n_ppg_windows") > 0))["stay_id"]
     lab = labels.filter(pl.col("stay_id").is_in(train.implode()))
     counts = lab.select(pl.exclude("stay_id").eq(1).sum()).row(0, named=True)
     return [p for p, n in counts.items() if n >= k]
@@ -214,7 +217,7 @@ def _finetune(cfg, cohort, run, d, resume, stop_after, started):
         raise PhewasError(f"no phecode has {cfg.min_train_positives} positive training stays; lower --min-train-positives")
     log.info("%d target phecodes (at least %d positive training stays)", len(targets), cfg.min_train_positives)
 
-    train = StayWindows(store, labels, targets, ["pretrain_train"], cfg.segments_per_stay)
+    train = StayWindows(store, labels, targets, TRAIN_SPLITS, cfg.segments_per_stay)
     val = StayWindows(store, labels, targets, ["pretrain_val"], cfg.segments_per_stay)
     check_batches(d, cfg.batch_size, cfg.grad_accum, len(train), len(val), "stays")
     heldout_patients = set(stays.filter(pl.col("split") == "heldout")["patient_id"])
@@ -356,7 +359,7 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     labels = pl.read_parquet(cohort / "labels.parquet")
     ds = StayWindows(store, labels, targets, [split], cfg.segments_per_stay)
     probs = predict_dataset(model, ds, d.device, batch, cfg.bf16)
-    train = StayWindows(store, labels, targets, ["pretrain_train"], 1)
+    train = StayWindows(store, labels, targets, TRAIN_SPLITS, 1)
     prior = (train.y * train.mask).sum(0) / np.maximum(train.mask.sum(0), 1)
     stays = pl.read_parquet(cohort / "stays.parquet").filter(pl.col("split") == split)["stay_id"].to_list()
     have = set(ds.stay_ids)

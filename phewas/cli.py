@@ -79,7 +79,8 @@ def cmd_report(a) -> None:
     cfg = ReportConfig(min_positives=a.min_positives, split=a.split, thresholds=tuple(a.thresholds),
                        alpha=a.alpha, folds=a.folds, seed=a.seed, workers=a.workers,
                        association=a.association,
-                       include_stays_without_windows=a.include_stays_without_windows)
+                       include_stays_without_windows=a.include_stays_without_windows,
+                       age_df=a.age_df, age_sex_interaction=a.age_sex_interaction)
     s = make_report(a.cohort, a.predictions, a.out, cfg, overwrite=a.force)
     log.info("report %s: %d phenotypes, AUC >= %s; %d significant beyond age and sex (FDR %g); open %s",
              a.out, s["n_phenotypes"], s["auc_at_least"], s["n_fdr_significant"], a.alpha, a.out / "index.html")
@@ -253,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-association", dest="association", action="store_false",
                    help="skip the age/sex-adjusted models (AUCs only)")
     _common(p)
+    p.add_argument("--age-df", type=int, default=5,
+                   help="degrees of freedom of the restricted cubic spline of age in the adjustment")
+    p.add_argument("--age-sex-interaction", action="store_true", help="add age x sex terms to the adjustment")
     p.add_argument("--include-stays-without-windows", action="store_true",
                    help="also report stays whose store holds no valid window (predictions' n_windows = 0; "
                         "`predict` gave them the training prevalence)")

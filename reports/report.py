@@ -16,7 +16,7 @@ from phewas.progress import progress
 from . import figures
 from .association import COLUMNS as ASSOC_COLUMNS
 from .association import COUNT_COLUMNS
-from .association import adjust, associate
+from .association import adjust, associate, model_description
 from .html import write_html
 from .metrics import auc_ci, auc_delong
 
@@ -36,6 +36,8 @@ class ReportConfig:
     # stays whose segment store holds no valid window got a constant (the training prevalence)
     # from `predict`: one tied score that pulls AUCs toward 0.5. Left out unless asked for.
     include_stays_without_windows: bool = False
+    age_df: int = 5  # restricted cubic spline of age
+    age_sex_interaction: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -49,6 +51,7 @@ class ReportConfig:
             (0 < self.alpha < 1, "--alpha", "between 0 and 1", self.alpha),
             (self.folds >= 2, "--folds", "at least 2", self.folds),
             (self.workers >= 1, "--workers", "at least 1", self.workers),
+            (1 <= self.age_df <= 10, "--age-df", "between 1 and 10", self.age_df),
         )
 
 
@@ -124,11 +127,26 @@ def load_inputs(cohort: Path, predictions: Path, split: str, include_without_win
     return chosen, y, scores, info, n_left_out
 
 
+def not_trained(cohort: Path, predicted, split: str, min_positives: int) -> pl.DataFrame:
+    """Phecodes with enough positive and control stays in ``split`` that the predictions lack
+    (too few positive training stays for fine-tuning to target them), with their counts."""
+    ph = pl.read_parquet(Path(cohort) / "phecodes.parquet")
+    train = [c for c in ("n_cases_pretrain_train", "n_cases_pretrain_test") if c in ph.columns]
+    if f"n_cases_{split}" not in ph.columns or not train:  # not written by build-cohort: unknown
+        return pl.DataFrame(schema={"phecode": pl.String, "description": pl.String, "chapter": pl.String,
+                                    "n_pos": pl.Int64, "n_pos_training": pl.Int64})
+    return (ph.filter((pl.col(f"n_cases_{split}") >= min_positives) & (pl.col(f"n_controls_{split}") >= min_positives)
+                      & ~pl.col("phecode").is_in(list(predicted)))
+            .select("phecode", "description", "chapter", pl.col(f"n_cases_{split}").alias("n_pos"),
+                    pl.sum_horizontal(train).alias("n_pos_training")))
+
+
 def make_report(cohort, predictions, out, config: ReportConfig | None = None, overwrite: bool = False) -> dict:
     """Compute the tables, figures and HTML page. Returns ``summary.json``'s content."""
     cfg = config or ReportConfig()
     stays, y, scores, info, n_left_out = load_inputs(cohort, predictions, cfg.split,
                                                      cfg.include_stays_without_windows)
+    untrained = not_trained(cohort, info["phecode"], cfg.split, cfg.min_positives)
     n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
     keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
     if not keep.any():
@@ -149,14 +167,18 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
         def one(j):
             use = y[:, j] >= 0
             return associate(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use],
-                             order=arrival[use], folds=cfg.folds, seed=cfg.seed)
+                             order=arrival[use], folds=cfg.folds, seed=cfg.seed, age_df=cfg.age_df,
+                             interaction=cfg.age_sex_interaction, min_persons=cfg.min_positives)
         jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
         rows = Parallel(n_jobs=cfg.workers)(delayed(one)(j) for j in jobs)
         assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}
         q, bonf = adjust(np.array(assoc["p_value"], dtype=float), cfg.alpha)
         table = table.with_columns(**{c: pl.Series(v, dtype=pl.Float64) for c, v in assoc.items()},
                                    q_value=pl.Series(q), bonferroni=pl.Series(bonf),
-                                   **{c: pl.Series([r[c] for r in rows], dtype=pl.Int64) for c in COUNT_COLUMNS})
+                                   **{c: pl.Series([r[c] for r in rows], dtype=pl.Int64) for c in COUNT_COLUMNS},
+                                   method=pl.Series([r["method"] for r in rows], dtype=pl.String),
+                                   converged=pl.Series([r["converged"] for r in rows], dtype=pl.Boolean),
+                                   note=pl.Series([r["note"] for r in rows], dtype=pl.String))
     else:
         table = table.with_columns(**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS},
                                    q_value=pl.lit(None, pl.Float64), bonferroni=pl.lit(False),
@@ -171,6 +193,12 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     summary = {
         "split": cfg.split, "n_stays": stays.height, "min_positives": cfg.min_positives,
         "stays_without_windows_left_out": n_left_out,
+        "n_not_trained": untrained.height,
+        "tests_by_method": (dict(table.group_by("method").len().sort("method").iter_rows())
+                            if cfg.association else None),
+        "tests_failed_p_set_to_1": int((~table["converged"] & (table["method"] != "none")).sum())
+        if cfg.association else None,
+        "association_model": model_description(cfg.age_df, cfg.age_sex_interaction) if cfg.association else None,
         "n_phenotypes": table.height,
         "auc_at_least": {f"{t:g}": int((auc_all >= t).sum()) for t in cfg.thresholds},
         "mean_auc": float(np.mean(auc_all)), "median_auc": float(np.median(auc_all)),
@@ -184,6 +212,7 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
         table.write_parquet(tmp / "phenotypes.parquet")
         table.write_csv(tmp / "phenotypes.csv")
         chapters.write_csv(tmp / "chapters.csv")
+        untrained.write_csv(tmp / "not_trained.csv")
         write_json(tmp / "summary.json", summary)
         figs = {"AUC by phecode": figures.manhattan_auc(table, cfg.thresholds, tmp)[0]}
         if cfg.association:

@@ -87,7 +87,8 @@ def test_resume_and_no_heldout_in_training(sim_store, sim_cohort, tmp_path, monk
     s = finetune(sim_cohort, full, tiny())
     assert s["finished"] and s["targets"] > 0
     trained = {sid for batch in seen for sid in batch}
-    assert trained and {split_of[s] for s in trained} <= {"pretrain_train", "pretrain_val"}
+    # fine-tuning uses the whole pretraining cohort: train and test splits, validation to stop
+    assert trained and {split_of[s] for s in trained} == {"pretrain_train", "pretrain_test", "pretrain_val"}
     heldout_patients = set(stays.filter(pl.col("split") == "heldout")["patient_id"])
     patient_of = dict(zip(stays["stay_id"], stays["patient_id"]))
     assert not {patient_of[s] for s in trained} & heldout_patients

@@ -112,6 +112,44 @@ def test_association_tests_persons_not_stays():
     assert naive["lrt_chi2"] == pytest.approx(4 * one["lrt_chi2"], rel=1e-6) and naive["p_value"] < one["p_value"]
 
 
+def test_spline_is_cubic_between_knots_and_linear_outside():
+    from reports.association import rcs_basis
+
+    x = np.linspace(0, 100, 1001)
+    B = rcs_basis(x, 5)
+    assert B.shape == (1001, 5)
+    knots = np.quantile(x, np.linspace(0.05, 0.95, 6))
+    for col in B.T:
+        d2 = np.diff(col, 2)  # second differences: zero where the function is linear
+        assert np.allclose(d2[x[1:-1] < knots[0] - 0.2], 0, atol=1e-9)
+        assert np.allclose(d2[x[1:-1] > knots[-1] + 0.2], 0, atol=1e-9)
+    assert np.abs(np.diff(B[:, 1], 2)[(x[1:-1] > knots[1]) & (x[1:-1] < knots[-1])]).max() > 1e-6
+    assert rcs_basis(np.repeat([30.0, 40.0], 50), 5).shape[1] == 1  # two ages: linear only
+
+
+def nonlinear_age_null(rng, n=1500, shape=0):
+    """Risk follows age as a sigmoid (shape 0) or a mid-life hump (1); the score carries a
+    saturating 'vascular age' and nothing else: any association beyond age is false."""
+    age = np.round(rng.uniform(18, 90, n))
+    sex = rng.choice(["F", "M"], n)
+    risk = (3 / (1 + np.exp(-(age - 65) / 3)) - 3.5) if shape == 0 else -2 + 1.5 * np.exp(-((age - 45) / 8) ** 2)
+    y = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(int)
+    prob = 1 / (1 + np.exp(-(2 * np.tanh((age - 55) / 8) + 0.7 * rng.normal(size=n))))
+    return y, prob, age, sex
+
+
+def test_spline_adjustment_is_calibrated_when_age_risk_is_not_linear():
+    rng = np.random.default_rng(11)
+    p_spline, p_quad = [], []
+    for rep in range(160):
+        y, prob, age, sex = nonlinear_age_null(rng, shape=rep % 2)
+        p_spline.append(associate(y, prob, age, sex, folds=2)["p_value"])
+        p_quad.append(associate(y, prob, age, sex, folds=2, age_df=1)["p_value"])
+    share = np.mean(np.array(p_spline) < 0.05)
+    assert 0.01 <= share <= 0.09, share  # nominal 5%; 160 studies: +-3.5% at 2 sd
+    assert np.mean(np.array(p_quad) < 0.05) > 0.3  # a linear age term does not remove the confounding
+
+
 def fake_cohort(path, n=600, pos=(100, 99, 150), seed=0):
     """Three phecodes with exactly the given number of positive held-out stays."""
     rng = np.random.default_rng(seed)
@@ -164,6 +202,7 @@ def test_report_outputs_and_min_positive_edge(tmp_path):
     assert abs(ph.filter(pl.col("phecode") == "401.1")["auc"][0] - ref) < 1e-9
     s = json.loads((out / "summary.json").read_text())
     assert s["n_phenotypes"] == 2 and set(s["auc_at_least"]) == {"0.5", "0.6", "0.7"}
+    assert s["association_model"].startswith("logit P(phenotype) ~ rcs(age, 5 df")
     ch = pl.read_csv(out / "chapters.csv")
     assert ch["n_phenotypes"].sum() == 2
     page = (out / "index.html").read_text()
@@ -203,6 +242,22 @@ def test_top_figure_leaves_out_non_specific_phenotypes():
     assert is_non_specific("Fracture, unspecified") and is_non_specific("Diseases of other endocrine glands")
     assert not is_non_specific("Essential hypertension") and not is_non_specific("Nosebleed")
     assert not is_non_specific("Mother-to-child transmission")
+
+
+def test_phecodes_without_a_model_are_listed_as_not_trained(tmp_path):
+    cohort, labels = fake_cohort(tmp_path / "c")
+    held = labels.head(550)
+    counts = {c: int((held[c] == 1).sum()) for c in ("401.1", "427.21", "250.2")}
+    pl.DataFrame({"phecode": list(counts), "n_cases_heldout": list(counts.values()),
+                  "n_controls_heldout": [400] * 3, "n_cases_pretrain_train": [8, 9, 30],
+                  "n_cases_pretrain_test": [1, 1, 3]}).join(
+        pl.read_parquet(cohort / "phecodes.parquet"), on="phecode").write_parquet(cohort / "phecodes.parquet")
+    pl.read_parquet(cohort / "predictions.parquet").drop("427.21", "250.2").write_parquet(cohort / "predictions.parquet")
+    s = make_report(cohort, cohort / "predictions.parquet", tmp_path / "r", ReportConfig(min_positives=99,
+                                                                                        association=False))
+    nt = pl.read_csv(tmp_path / "r" / "not_trained.csv", schema_overrides={"phecode": pl.String})
+    assert s["n_not_trained"] == 2 and sorted(nt["phecode"]) == ["250.2", "427.21"]
+    assert nt.filter(pl.col("phecode") == "427.21")["n_pos_training"][0] == 10
 
 
 def first_row(value, column):
