@@ -150,6 +150,7 @@ def associate(y: np.ndarray, prob: np.ndarray, age: np.ndarray, sex: np.ndarray,
         The age model (:func:`covariates`), for the out-of-fold AUCs and the test alike.
     min_persons : int
         Positive (and negative) persons the test needs; fewer: no test (``method`` "none").
+        Persons of unknown sex (``U``) are not tested; the out-of-fold AUCs keep them.
 
     The ordinary fit is used where it converges without separation; otherwise Firth's penalised
     regression (:mod:`reports.firth`) and its penalised likelihood-ratio test (``method``
@@ -166,6 +167,9 @@ def associate(y: np.ndarray, prob: np.ndarray, age: np.ndarray, sex: np.ndarray,
         out["auc_age_sex_ppg"] = _oof_auc(np.column_stack([C, score_z(prob)]), y, folds, seed)
     keep = np.ones(len(y), dtype=bool) if groups is None else \
         latest_per_patient(groups, np.arange(len(y)) if order is None else order)
+    # persons of unknown sex (MC-MED's `U`, about 0.5%) are left out of the test, as PheWAS tools
+    # do: as an indicator they separate almost every phenotype (no case among a handful)
+    keep &= sex != "U"
     yp = y[keep]
     n_pos, n_neg = int(yp.sum()), int(len(yp) - yp.sum())
     out.update(n_pos_patients=n_pos, n_neg_patients=n_neg, method="none", converged=False, note="")

@@ -94,3 +94,18 @@ def test_calibrated_on_rare_nulls_with_separation():
         methods.append(r["method"])
     assert methods.count("firth") > 20  # the fallback was exercised
     assert np.mean(np.array(p) < 0.05) <= 0.07
+
+
+def test_unknown_sex_is_left_out_of_the_test_not_separating_it():
+    """A handful of persons of unknown sex, none a case: as an indicator they would separate."""
+    rng = np.random.default_rng(6)
+    n = 1000
+    age, sex = rng.uniform(20, 90, n), rng.choice(["F", "M"], n)
+    sex[:5] = "U"
+    y = (rng.random(n) < 0.1).astype(int)
+    y[:5] = 0
+    prob = 1 / (1 + np.exp(-(rng.normal(size=n) + 0.5 * y)))
+    r = associate(y, prob, age, sex, folds=2)
+    assert r["method"] == "logit" and r["n_pos_patients"] + r["n_neg_patients"] == n - 5
+    ref = associate(y[5:], prob[5:], age[5:], sex[5:], folds=2)
+    assert r["p_value"] == pytest.approx(ref["p_value"], rel=1e-9)
