@@ -27,6 +27,8 @@ BENCHES = [
     ("encoder", ["bench_encoder.py"], "Issue 7: encoder training throughput vs eager reference; ECG cache"),
     ("finetune", ["bench_finetune.py"], "Issue 4: fine-tuning windows/s"),
     ("auc_delong", ["bench_auc.py"], "Issue 5: AUC + DeLong, 1,500 x 20,000 (< 5 s) vs sklearn loop"),
+    ("report_scale", ["bench_report.py"],
+     "Issue 12: report at MC-MED scale, 1,500 phecodes x 18,000 stays, everything on (< 3 min, < 4 GB)"),
     ("fdr", ["bench_fdr.py", "--seeds", "101-112", "--reanalyse", "--compare-tests"],
      "Issue 6: false discoveries over 12 replicate small studies (about 70 min the first time; "
      "only when named: `bash bench/run_all.sh fdr`)"),

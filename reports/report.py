@@ -164,13 +164,13 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     # the association test keeps each patient's latest stay; without arrival times, the file's last
     arrival = stays["arrival"].cast(pl.Int64).to_numpy() if "arrival" in stays.columns else np.arange(stays.height)
     if cfg.association:
-        def one(j):
+        def task(j):  # each worker gets its phenotype's columns only, not the whole matrices
             use = y[:, j] >= 0
-            return associate(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use],
-                             order=arrival[use], folds=cfg.folds, seed=cfg.seed, age_df=cfg.age_df,
-                             interaction=cfg.age_sex_interaction, min_persons=cfg.min_positives)
+            return delayed(associate)(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use],
+                                      order=arrival[use], folds=cfg.folds, seed=cfg.seed, age_df=cfg.age_df,
+                                      interaction=cfg.age_sex_interaction, min_persons=cfg.min_positives)
         jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
-        rows = Parallel(n_jobs=cfg.workers)(delayed(one)(j) for j in jobs)
+        rows = Parallel(n_jobs=cfg.workers)(task(j) for j in jobs)
         assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}
         q, bonf = adjust(np.array(assoc["p_value"], dtype=float), cfg.alpha)
         table = table.with_columns(**{c: pl.Series(v, dtype=pl.Float64) for c, v in assoc.items()},
