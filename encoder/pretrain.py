@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from cohorts.segments import open_segments
 from phewas.errors import PhewasError, check_settings
-from phewas.io import file_sha256, write_json, write_manifest
+from phewas.io import file_sha256, remove_stale_temporaries, write_json, write_manifest
 from phewas.progress import progress
 
 from .checkpoints import load_ecgfounder, save_anyppg
@@ -132,8 +132,10 @@ def ecg_feature_cache(store, encoder: Net1D, key: str, device, batch: int = 256,
                 x = torch.from_numpy(np.asarray(store.pairs_ecg_array[a:a + batch], np.float32))[:, None].to(device)
                 with autocast(device, True):
                     out[a:a + batch] = encoder(x).float().cpu().numpy()
-        tmp = folder / f".{key}.tmp-{os.getpid()}.npy"
-        np.save(tmp, out)
+        remove_stale_temporaries(path)  # a killed rank 0's half-written cache
+        tmp = folder / f".{path.name}.tmp-{os.getpid()}"  # the name remove_stale_temporaries knows
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
+            np.save(f, out)
         tmp.replace(path)
     if d is not None and d.world > 1:
         torch.distributed.barrier()
