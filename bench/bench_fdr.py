@@ -1,9 +1,17 @@
 """Benchmark: false discoveries of the whole pipeline over replicate simulated studies.
 
-    python bench/bench_fdr.py [--seeds 101-112] [--out bench/out/fdr] [--keep-data] [--reanalyse]
+    python bench/bench_fdr.py [--design hard|standard] [--seeds 101-112] [--out bench/out/fdr-hard]
+                              [--reference-patients 20000] [--keep-data] [--reanalyse]
 
 Each replicate is the ground-truth test's small study (800 patients, ``tests/test_ground_truth.py``)
-with another simulator seed, run end to end by ``phewas run-all``. Benjamini-Hochberg bounds the
+with another simulator seed, run end to end by ``phewas run-all``. ``--design hard`` (the default,
+issue 12) simulates the harder population (``PopulationConfig(hard=True)``: non-linear age risks,
+saturating vascular age, a stronger patient factor, frequent visitors, stays without usable PPG)
+and keeps one disease world (``world_seed``) across replicates, so that each phecode has one true
+AUC per fitted model: each replicate's model also predicts the held-out stays of a large
+reference population of that world (simulated once), whose AUC stands for the truth that the
+replicate's 95% interval should cover. ``--design standard`` is the earlier benchmark (the
+standard simulator, a new world per seed, no coverage). Benjamini-Hochberg bounds the
 *expected* false discovery proportion (the FDR), not each study's proportion, so the figure that
 matters is the mean over replicates; the per-study spread and the null p-values' calibration
 are printed with it. Waveforms and segments are deleted after each replicate unless
@@ -38,7 +46,70 @@ from phewas.progress import set_quiet  # noqa: E402
 from phewas.run_all import load_config, report_config, run_all  # noqa: E402
 from phewas.truth import check_recovery  # noqa: E402
 from reports.association import adjust, covariates, score_z  # noqa: E402
+from reports.metrics import auc_delong  # noqa: E402
 from reports.report import load_inputs, make_report  # noqa: E402
+
+WORLD_SEED = 7
+REFERENCE_SEED = 99_999
+MIN_REFERENCE_POSITIVES = 200  # phecodes with fewer positive reference stays have no usable truth
+
+
+def study_config(seed: int, design: str) -> str:
+    """The replicate's run-all configuration: the test's study with ``seed``."""
+    text = CONFIG.replace("seed = 2", f"seed = {seed}", 1)
+    if design == "hard":
+        text = text.replace(f"seed = {seed}", f"seed = {seed}\nworld_seed = {WORLD_SEED}\nhard = true", 1)
+    return text
+
+
+def reference_population(out: Path, patients: int) -> Path:
+    """Simulate, build and extract the hard world's reference population once; its waveforms are
+    deleted after extraction. Returns the cohort folder."""
+    from cohorts.build import CohortConfig, build_cohort
+    from cohorts.segments import SegmentConfig, extract_segments
+    from phewas.sim import PopulationConfig, simulate_dataset
+
+    data, cohort = out / "mcmed", out / "cohort"
+    if (cohort / "segments" / "manifest.json").exists():
+        return cohort
+    simulate_dataset(data, PopulationConfig(patients=patients, seed=REFERENCE_SEED, world_seed=WORLD_SEED,
+                                            hard=True, minutes=3.0, injected_prevalence_scale=2.0),
+                     overwrite=True)
+    build_cohort(data, cohort, CohortConfig(), overwrite=True)
+    extract_segments(data, cohort, SegmentConfig(per_stay=20), overwrite=True)
+    shutil.rmtree(data / "waveforms", ignore_errors=True)
+    return cohort
+
+
+def reference_aucs(study: Path, reference: Path) -> dict[str, tuple[float, float, int]]:
+    """Per phecode, the replicate's model's AUC on the reference's held-out stays with windows:
+    ``(auc, its patient-clustered standard error, positive stays)``."""
+    from encoder.finetune import predict
+
+    run, ft = study / "work" / "on_reference", study / "work" / "finetune"
+    run.mkdir(exist_ok=True)
+    for name in ("config.json", "targets.json", "checkpoints", "manifest.json"):
+        if not (run / name).exists():
+            (run / name).symlink_to((ft / name).resolve())
+    if not (run / "predictions.parquet").exists():
+        predict(run, reference, "heldout", overwrite=True)
+    stays, y, scores, info, _ = load_inputs(reference, run / "predictions.parquet", "heldout")
+    auc, var, n_pos, _ = auc_delong(scores, y, stays["patient_id"].to_numpy())
+    return {p: (float(auc[j]), float(np.sqrt(var[j])), int(n_pos[j])) for j, p in enumerate(info["phecode"])
+            if n_pos[j] >= MIN_REFERENCE_POSITIVES and np.isfinite(var[j])}
+
+
+def coverage(table: pl.DataFrame, truth: dict[str, tuple[float, float, int]]) -> list[dict]:
+    """One row per phecode with a reference truth and a finite interval in ``table``."""
+    rows = []
+    for r in table.iter_rows(named=True):
+        t = truth.get(r["phecode"])
+        if t is None or r["auc_ci_low"] is None or not np.isfinite(r["auc_ci_low"]):
+            continue
+        rows.append({"phecode": r["phecode"], "covered": r["auc_ci_low"] <= t[0] <= r["auc_ci_high"],
+                     "reference_auc": t[0], "reference_se": t[1], "auc": r["auc"],
+                     "half_width": (r["auc_ci_high"] - r["auc_ci_low"]) / 2})
+    return rows
 
 
 def _seeds(text: str) -> list[int]:
@@ -101,23 +172,40 @@ def summarise(rows: list[dict], null_p: np.ndarray) -> dict:
     }
 
 
+def coverage_summary(rows: list[dict]) -> dict:
+    """Coverage of the 95% intervals, over all phecodes with a reference truth and over the
+    injected ones; the reference's own error is reported against the intervals' width."""
+    if not rows:
+        return {}
+    cov = np.array([r["covered"] for r in rows])
+    inj = np.array([r["injected"] for r in rows])
+    ratio = np.array([r["reference_se"] / (r["half_width"] / 1.96) for r in rows])
+    return {"interval_coverage": float(cov.mean()), "intervals": int(cov.size),
+            "interval_coverage_injected": float(cov[inj].mean()) if inj.any() else float("nan"),
+            "intervals_injected": int(inj.sum()),
+            "reference_se_over_interval_se_median": float(np.median(ratio))}
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--design", choices=("hard", "standard"), default="hard")
     ap.add_argument("--seeds", default="101-112")
-    ap.add_argument("--out", default="bench/out/fdr")
+    ap.add_argument("--out", default=None, help="default bench/out/fdr-hard, or bench/out/fdr (standard)")
+    ap.add_argument("--reference-patients", type=int, default=20_000)
     ap.add_argument("--keep-data", action="store_true")
     ap.add_argument("--reanalyse", action="store_true")
     ap.add_argument("--compare-tests", action="store_true")
     a = ap.parse_args()
     set_quiet(True)
-    out = Path(a.out)
-    rows, null_p, seconds = [], [], []
+    out = Path(a.out or ("bench/out/fdr-hard" if a.design == "hard" else "bench/out/fdr"))
+    reference = reference_population(out / "reference", a.reference_patients) if a.design == "hard" else None
+    rows, null_p, seconds, covered = [], [], [], []
     other = {"stays_lrt": ([], []), "stays_clustered_wald": ([], [])}  # null p-values, FDP per study
     for seed in _seeds(a.seeds):
         study = out / f"seed{seed}"
         study.mkdir(parents=True, exist_ok=True)
         cfg = study / "study.toml"
-        cfg.write_text(CONFIG.replace("seed = 2", f"seed = {seed}", 1))
+        cfg.write_text(study_config(seed, a.design))
         if not (study / "work" / "truth_check.json").exists():  # done by an earlier invocation
             run_all(cfg)  # resumes what an interrupted invocation left
         elif a.reanalyse:
@@ -135,6 +223,11 @@ def main():
                     other[name][0].extend(p[is_null])
                     other[name][1].append(fdp(p, is_null))
         rows.append(check)
+        if reference is not None:
+            truth_aucs = reference_aucs(study, reference)
+            injected = set(truth["injected"])
+            covered += [c | {"seed": seed, "injected": c["phecode"] in injected}
+                        for c in coverage(table, truth_aucs)]
         stages = json.loads((study / "work" / "run_all.json").read_text())
         seconds.append(sum(s["seconds"] or 0.0 for s in stages.values()))  # stage times of the first run
         print(json.dumps({"seed": seed, "fdp": check["false_discovery_proportion"],
@@ -148,6 +241,8 @@ def main():
               **{f"{name}_{k}": v for name, (p, f) in other.items() if f
                  for k, v in (("null_p_below_0.05", float(np.mean(np.asarray(p) < 0.05))),
                               ("mean_fdp", float(np.mean(f))))},
+              **coverage_summary(covered),
+              "design": a.design, "reference_patients": a.reference_patients if reference else None,
               "stage_seconds_per_study": round(float(np.mean(seconds)), 1), "cores": os.cpu_count(),
               "command": " ".join(["python bench/bench_fdr.py", *sys.argv[1:]])}
     print(json.dumps(result))

@@ -28,7 +28,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def cmd_simulate(a) -> None:
     from .sim import PopulationConfig, simulate_dataset
     cfg = PopulationConfig(patients=a.patients, seed=a.seed, minutes=a.minutes,
-                           injected_prevalence_scale=a.injected_prevalence_scale)
+                           injected_prevalence_scale=a.injected_prevalence_scale, hard=a.hard,
+                           world_seed=a.world_seed)
     m = simulate_dataset(a.out, cfg, workers=a.workers, overwrite=a.force)
     c = m["counts"]
     log.info("simulated %d patients, %d visits (%d with waveforms) in %s", c["patients"], c["visits"],
@@ -200,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=4.0, help="monitored minutes per visit")
     p.add_argument("--injected-prevalence-scale", type=float, default=1.0,
                    help="multiply the injected phecodes' prevalences (small test studies)")
+    p.add_argument("--hard", action="store_true",
+                   help="the harder population: non-linear age risks, saturating vascular age, a "
+                        "stronger patient factor, frequent visitors, stays without usable PPG")
+    p.add_argument("--world-seed", type=int, default=None,
+                   help="draw the phecodes' parameters from this seed (replicates of one disease world)")
     p.add_argument("--workers", type=int, default=None)
     _common(p)
     p.set_defaults(func=cmd_simulate)

@@ -60,3 +60,76 @@ def test_records_read_back_with_wfdb(sim_data):
     rec = sorted((sim_data / "waveforms").glob("*/*/Pleth/*_1.hea"))[0]
     r = wfdb.rdrecord(str(rec)[:-4])
     assert r.fs == 125 and r.sig_name == ["Pleth"] and r.p_signal.shape[0] > 125 * 30
+
+
+def test_hard_population_breaks_the_easy_assumptions():
+    """Issue 12's harder population: each knob does what it says, and one world seed gives
+    replicate studies the same phecode parameters."""
+    from phewas.sim import PopulationConfig, simulate_population
+    from phewas.sim.population import HARD
+    std = PopulationConfig(patients=600, seed=5)
+    assert all(getattr(std, k) != v for k, v in HARD.items())
+    hard = PopulationConfig(patients=600, seed=5, hard=True, world_seed=3, frequent_visitors=0.3)
+    assert hard.frequent_visitors == 0.3 and hard.age_shapes == HARD["age_shapes"]  # given wins
+    v_std, _, plans_std, truth_std = simulate_population(std)
+    v, _, plans, truth = simulate_population(hard)
+    per_patient = lambda visits: visits.height / visits["MRN"].n_unique()  # noqa: E731
+    assert per_patient(v) > per_patient(v_std) + 0.5
+    assert v.group_by("MRN").len()["len"].max() > 8  # frequent visitors beyond the standard cap
+    shapes = truth["age_shapes"]
+    assert 0.3 < len(shapes) / len(truth["background"]) < 0.7
+    assert {s["shape"] for s in shapes.values()} == {"sigmoid", "hump"} and not truth_std["age_shapes"]
+    unusable = np.mean([p["unusable"] is not None for p in plans])
+    assert 0.05 < unusable < 0.15 and all(p["unusable"] is None for p in plans_std)
+    # saturating vascular age: stiffness flattens past 70 (linear gains 0.8 from 70 to 90)
+    stiff = {}
+    for p, age in zip(plans, v.filter(pl.col("CSN").is_in([p["csn"] for p in plans]))["Age"]):
+        stiff.setdefault(int(age) // 10, []).append(p["phys"]["stiffness"])
+    assert np.median(stiff[8]) - np.median(stiff[7]) < 0.25
+    # one world, other patients: same phecodes and shapes, other visits
+    other = simulate_population(PopulationConfig(patients=600, seed=6, hard=True, world_seed=3))
+    assert other[3]["background"] == truth["background"] and other[3]["age_shapes"] == shapes
+    assert not other[0]["MRN"].equals(v["MRN"])
+
+
+def test_risk_follows_the_simulated_age_shape():
+    """Hump phecodes are commoner at their mid-life peak than 25 years on either side, in the
+    rows written (history and visit diagnoses name the phecode's description)."""
+    from cohorts.phecodes import load_phecode_map
+    from phewas.sim import PopulationConfig, simulate_population
+    v, pmh, _, truth = simulate_population(PopulationConfig(patients=6000, seed=1, hard=True, world_seed=2,
+                                                            noise_codes_per_patient=0))
+    desc = dict(load_phecode_map().phecodes.select("phecode", "description").iter_rows())
+    age = dict(v.group_by("MRN").agg(pl.col("Age").min()).iter_rows())
+    named = pl.concat([pmh.select("MRN", pl.col("Desc10").alias("d")), v.select("MRN", pl.col("Dx_name").alias("d"))])
+    ratios = []
+    for p, s in truth["age_shapes"].items():
+        if s["shape"] != "hump" or not 40 <= s["centre"] <= 52:
+            continue
+        cases = set(named.filter(pl.col("d") == desc[p])["MRN"])
+        band = lambda lo, hi: np.mean([m in cases for m, a in age.items() if lo <= a < hi])  # noqa: E731
+        c = s["centre"]
+        ratios.append(band(c - 5, c + 5) / max(band(c - 35, c - 20) + band(c + 20, c + 35), 1e-3) * 2)
+    assert len(ratios) >= 3 and np.median(ratios) > 2, ratios
+
+
+def test_unusable_ppg_gives_no_window(tmp_path):
+    """A dropping-out sensor keeps its record but no 10-s window passes the validity rule; the
+    same visit without dropout gives windows."""
+    from cohorts.preprocess import PPG, cut_windows, preprocess_record
+    from phewas.sim.writer import write_visit
+    plan = {"csn": "12345678", "modality": "ppg_only", "origin": 7.0e9, "ms_headers": False, "seconds": 180.0,
+            "phys": {"hr": 75.0, "resp_hz": 0.25, "af": 0.0, "hf": 0.0, "anemia": 0.0, "stiffness": 0.0,
+                     "ptt": 0.24},
+            "seed": 11, "unusable": None}
+    kept = {}
+    for unusable in (None, "dropout"):
+        root = tmp_path / str(unusable)
+        write_visit(plan | {"unusable": unusable}, root)
+        n = 0
+        for hea in (root / "waveforms").glob("*/*/Pleth/*.hea"):
+            rec = wfdb.rdrecord(str(hea)[:-4])
+            y, bad, _ = preprocess_record(rec.p_signal[:, 0], rec.fs, PPG, "ppg")
+            n += len(cut_windows(y, bad, PPG, np.arange(0, len(y) - PPG.window + 1, PPG.window))[2])
+        kept[unusable] = n
+    assert kept["dropout"] == 0 and kept[None] >= 10, kept

@@ -9,6 +9,13 @@ Ground truth (written to ``truth.json``):
   association there is a false discovery.
 * Age stiffens the artery in everyone (simulated confounding: age-related diseases look
   "detectable" from PPG until age is adjusted for).
+* ``hard=True`` (issue 12) breaks the easy assumptions that an analysis could share with this
+  simulator: half of the background phecodes' risks follow age non-linearly (a sigmoid rise or
+  a mid-life hump), the artery's "vascular age" saturates with age, a patient-level factor
+  shared by all of a patient's stays moves heart rate and stiffness twice as much, 12% of
+  patients are frequent visitors (6 visits on average), and 10% of monitored stays have no
+  usable PPG: a sensor that keeps dropping out (8%; the cohort keeps the stay, with no valid
+  window) or a record shorter than a window (2%; the cohort counts the stay as without PPG).
 * Phecodes tied to an injected one through the map (rollup ancestors, or exclusion ranges that
   name an injected phecode) are listed as ``related`` and left out of both groups.
 """
@@ -52,10 +59,21 @@ EPOCH = dt.datetime(1970, 1, 1)
 DAY = 86400
 
 
+# the knobs of the harder population (issue 12, item 7), against the standard one's
+STANDARD = {"age_shapes": 0.0, "vascular_age": "linear", "patient_sd": 1.0, "frequent_visitors": 0.0,
+            "unusable_ppg": 0.0}
+HARD = {"age_shapes": 0.5, "vascular_age": "saturating", "patient_sd": 2.0, "frequent_visitors": 0.12,
+        "unusable_ppg": 0.10}
+
+
 @dataclass
 class PopulationConfig:
     patients: int = 2000
     seed: int = 0
+    # phecode-level parameters (which background phecodes, their prevalence, age and sex risk)
+    # from this seed instead of ``seed``: replicate studies of one disease world, and a large
+    # reference population of it (bench_fdr's true AUCs). None: one stream, as before.
+    world_seed: int | None = None
     minutes: float = 4.0  # monitored time per visit with waveforms (s = 60 x minutes)
     n_background: int = 250
     noise_codes_per_patient: float = 3.0
@@ -68,8 +86,18 @@ class PopulationConfig:
     # first seen when a visit codes them.
     undated_history: float = 0.03
     same_day_revisits: float = 0.06
+    # the harder population: ``hard`` gives each knob left None its HARD value, else STANDARD's
+    hard: bool = False
+    age_shapes: float | None = None  # share of background phecodes with non-linear age risk
+    vascular_age: str | None = None  # "linear" or "saturating" stiffness with age
+    patient_sd: float | None = None  # scale of the per-patient heart rate and stiffness offsets
+    frequent_visitors: float | None = None  # share of patients with 6 visits on average
+    unusable_ppg: float | None = None  # share of monitored stays without a usable PPG window
 
     def __post_init__(self):
+        for key, value in (HARD if self.hard else STANDARD).items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
         check_settings(
             (self.patients >= 1, "--patients", "at least 1", self.patients),
             (self.minutes > 0, "--minutes", "more than 0", self.minutes),
@@ -81,6 +109,13 @@ class PopulationConfig:
             (0 <= self.undated_history <= 1, "undated_history", "a share between 0 and 1", self.undated_history),
             (0 <= self.same_day_revisits <= 1, "same_day_revisits", "a share between 0 and 1",
              self.same_day_revisits),
+            (0 <= self.age_shapes <= 1, "age_shapes", "a share between 0 and 1", self.age_shapes),
+            (self.vascular_age in ("linear", "saturating"), "vascular_age", "linear or saturating",
+             self.vascular_age),
+            (self.patient_sd >= 0, "patient_sd", "0 or more", self.patient_sd),
+            (0 <= self.frequent_visitors <= 1, "frequent_visitors", "a share between 0 and 1",
+             self.frequent_visitors),
+            (0 <= self.unusable_ppg <= 1, "unusable_ppg", "a share between 0 and 1", self.unusable_ppg),
         )
 
 
@@ -140,9 +175,27 @@ def _variant(code: str, u: float, undotted_share: float) -> str:
     return code
 
 
+def _age_shapes(age: np.ndarray, phecodes: list[str], share: float, rng: np.random.Generator):
+    """Non-linear age terms (logit scale) for a ``share`` of ``phecodes``: half a sigmoid rise
+    (onset in later life), half a mid-life hump. Returns ``(shaped [phecodes], term [patients,
+    phecodes], {phecode: shape})``."""
+    k = len(phecodes)
+    shaped, hump = rng.random(k) < share, rng.random(k) < 0.5
+    amp = rng.uniform(2.0, 3.5, k)
+    centre = np.where(hump, rng.uniform(30, 55, k), rng.uniform(50, 75, k))
+    width = np.where(hump, rng.uniform(6, 12, k), rng.uniform(3, 7, k))
+    z = (age[:, None] - centre[None, :]) / width[None, :]
+    term = amp * np.where(hump, np.exp(-0.5 * z**2) - 0.3, _sigmoid(z) - 0.5)
+    shapes = {p: {"shape": "hump" if h else "sigmoid", "centre": round(float(c), 1),
+                  "width": round(float(w), 1), "amplitude": round(float(a), 2)}
+              for p, s_, h, c, w, a in zip(phecodes, shaped, hump, centre, width, amp) if s_}
+    return shaped, term, shapes
+
+
 def simulate_population(cfg: PopulationConfig):
     """Return ``(visits, pmh, plans, truth)``; ``plans`` has one dict per visit with waveforms."""
     rng = np.random.default_rng(cfg.seed)
+    world = rng if cfg.world_seed is None else np.random.default_rng(cfg.world_seed)
     pmap = load_phecode_map()
     codes = code_tables(pmap)
     info = {r[0]: r for r in pmap.phecodes.select("phecode", "description", "chapter", "sex").iter_rows()}
@@ -152,11 +205,11 @@ def simulate_population(cfg: PopulationConfig):
     acute_pool = sorted(p for p in usable if info[p][2] in ACUTE_CHAPTERS)
     chronic_pool = sorted(p for p in usable if info[p][2] not in ACUTE_CHAPTERS)
     sex_specific = [p for p in chronic_pool if info[p][3] != "Both"]
-    chosen = list(rng.choice(sex_specific, size=min(10, len(sex_specific)), replace=False))
+    chosen = list(world.choice(sex_specific, size=min(10, len(sex_specific)), replace=False))
     rest = [p for p in chronic_pool if p not in chosen]
-    chosen += list(rng.choice(rest, size=min(cfg.n_background, len(rest)), replace=False))
+    chosen += list(world.choice(rest, size=min(cfg.n_background, len(rest)), replace=False))
     background = sorted(chosen)
-    acute = list(rng.choice(acute_pool, size=min(80, len(acute_pool)), replace=False))
+    acute = list(world.choice(acute_pool, size=min(80, len(acute_pool)), replace=False))
 
     # Patients
     n = cfg.patients
@@ -166,6 +219,9 @@ def simulate_population(cfg: PopulationConfig):
     health = rng.normal(size=n)  # latent factor shared by background phecodes
     cardio = rng.normal(size=n)  # independent factor shared by the injected phecodes
     n_visits = np.minimum(1 + rng.geometric(0.55, n) - 1, 8)
+    if cfg.frequent_visitors > 0:  # the emergency department's frequent visitors
+        frequent = rng.random(n) < cfg.frequent_visitors
+        n_visits = np.where(frequent, np.minimum(1 + rng.geometric(0.2, n), 20), n_visits)
     base_year = rng.uniform(2150, 2290, n)
     first = (np.array([(dt.datetime(int(y), 1, 1) - EPOCH).total_seconds() for y in base_year])
              + rng.uniform(0, 365 * DAY, n))
@@ -175,13 +231,18 @@ def simulate_population(cfg: PopulationConfig):
     # Diseases: presence and onset per (patient, phecode)
     names = list(INJECTED) + background
     prev = np.array([min(0.5, INJECTED[p]["prevalence"] * cfg.injected_prevalence_scale) for p in INJECTED]
-                    + list(np.exp(rng.uniform(np.log(0.004), np.log(0.15), len(background)))))
+                    + list(np.exp(world.uniform(np.log(0.004), np.log(0.15), len(background)))))
     age_slope = np.array([INJECTED[p]["age"] for p in INJECTED]
-                         + list(rng.normal(0.4, 0.5, len(background))))
-    sex_eff = rng.normal(0, 0.3, len(names))
+                         + list(world.normal(0.4, 0.5, len(background))))
+    sex_eff = world.normal(0, 0.3, len(names))
     latent = np.concatenate([np.full(len(INJECTED), 0.6), np.zeros(len(background))])[None, :] * cardio[:, None] \
         + np.concatenate([np.zeros(len(INJECTED)), np.full(len(background), 0.7)])[None, :] * health[:, None]
-    logit = (_logit(prev)[None, :] + age_slope[None, :] * z_age[:, None]
+    age_risk = age_slope[None, :] * z_age[:, None]
+    shapes = {}
+    if cfg.age_shapes > 0:  # these replace the linear slope
+        shaped, term, shapes = _age_shapes(age0, background, cfg.age_shapes, world)
+        age_risk[:, len(INJECTED) + np.flatnonzero(shaped)] = term[:, shaped]
+    logit = (_logit(prev)[None, :] + age_risk
              + sex_eff[None, :] * np.where(sex == "F", 0.5, -0.5)[:, None] + latent)
     present = rng.random(logit.shape) < _sigmoid(logit)
     rules = np.array([info[p][3] for p in names])
@@ -228,8 +289,8 @@ def simulate_population(cfg: PopulationConfig):
         gaps[same_day] = rng.uniform(1, 6, same_day.sum()) * 3600  # back within hours
         arrivals = first[i] + np.concatenate([[0], np.cumsum(gaps)])
         arrivals = np.floor(arrivals)
-        hr_patient = rng.normal(0, 7)
-        stiff_patient = rng.normal(0, 0.2)
+        hr_patient = rng.normal(0, 7 * cfg.patient_sd)  # the patient-level factor of all stays
+        stiff_patient = rng.normal(0, 0.2 * cfg.patient_sd)
         for v, arrival in enumerate(arrivals):
             csn = csn_next
             csn_next += int(rng.integers(1, 50))
@@ -256,7 +317,8 @@ def simulate_population(cfg: PopulationConfig):
             cell9 = ", ".join(_variant(c, u, 0.1) for c in dx9) if rng.random() < 0.6 else ""
             hr = (72 + 3 * (sex[i] == "F") - 0.08 * (age_v - 50) + hr_patient + rng.normal(0, 4)
                   + 12 * eff["hf"] + 15 * eff["anemia"] + 8 * eff["af"])
-            stiffness = (age_v - 50) / 25 + 1.5 * eff["stiffness"] + stiff_patient
+            vascular = (age_v - 50) / 25 if cfg.vascular_age == "linear" else 1.4 * np.tanh((age_v - 45) / 12)
+            stiffness = vascular + 1.5 * eff["stiffness"] + stiff_patient
             roomed = arrival + rng.uniform(5, 90) * 60
             los = rng.uniform(2, 12) * 3600
             admit = rng.random() < 0.3
@@ -283,6 +345,9 @@ def simulate_population(cfg: PopulationConfig):
             modality = ("none" if u < 0.08 else "ppg_only" if rng.random() > sync_prop[i]
                         else rng.choice(["sync", "partial", "nonoverlap"], p=[0.88, 0.06, 0.06]))
             if modality != "none":
+                unusable = None
+                if cfg.unusable_ppg > 0 and rng.random() < cfg.unusable_ppg:
+                    unusable = "short" if rng.random() < 0.2 else "dropout"
                 plans.append({
                     "csn": str(csn), "modality": str(modality),
                     "origin": float(np.floor(roomed + rng.uniform(60, 1800))),
@@ -292,6 +357,7 @@ def simulate_population(cfg: PopulationConfig):
                              "af": eff["af"], "hf": eff["hf"], "anemia": eff["anemia"],
                              "stiffness": float(stiffness), "ptt": float(0.24 - 0.02 * stiffness)},
                     "seed": int(rng.integers(2**62)),
+                    "unusable": unusable,
                 })
 
     visits = pl.DataFrame(visit_rows, infer_schema_length=None)
@@ -323,12 +389,17 @@ def simulate_population(cfg: PopulationConfig):
         "related": sorted(related),
         "background": background,
         "acute": sorted(acute),
-        "confounders": {"age": "arterial stiffness +1 per 25 years (earlier reflected wave); "
-                               "heart rate -0.08 bpm per year",
+        "confounders": {"age": ("arterial stiffness +1 per 25 years (earlier reflected wave); "
+                                if cfg.vascular_age == "linear" else
+                                "arterial stiffness 1.4 tanh((age - 45) / 12), saturating (earlier "
+                                "reflected wave); ") + "heart rate -0.08 bpm per year",
                         "sex": "heart rate +3 bpm in women"},
         "null_given_age_sex": "every phecode outside injected and related is independent of the "
                               "waveform given age and sex",
         "seed": cfg.seed,
+        "world_seed": cfg.world_seed,
         "patients": n,
+        "hard": {k: getattr(cfg, k) for k in HARD},
+        "age_shapes": shapes,
     }
     return visits, pmh, plans, truth

@@ -49,15 +49,30 @@ def _snap(t, ms):
     return float(np.ceil(t)) if not ms else float(np.ceil(t / 0.008) * 0.008)
 
 
+def _dropout(x, fs, rng):
+    """A sensor that keeps dropping out: NaN except for 2-5 s of signal every 12-20 s, so no
+    10-s window is valid."""
+    keep = np.zeros(len(x), bool)
+    t = rng.uniform(0.0, 10.0)
+    while t * fs < len(x):
+        keep[int(t * fs):int((t + rng.uniform(2.0, 5.0)) * fs)] = True
+        t += rng.uniform(12.0, 20.0)
+    return np.where(keep, x, np.nan)
+
+
 def write_visit(plan, root) -> list[tuple]:
     """Generate and write one visit's records; returns waveform_summary rows."""
     rng = np.random.default_rng(plan["seed"])
     phys = Physiology(**plan["phys"])
     spans = _spans(plan, rng)
+    if plan.get("unusable") == "short":  # monitoring stopped before one window's worth
+        spans["ppg"] = [(spans["ppg"][0][0], spans["ppg"][0][0] + rng.uniform(3.0, 8.0))]
     spans = {k: [(_snap(s, plan["ms_headers"]), e) for s, e in v] for k, v in spans.items()}
     t_end = max(e for v in spans.values() for _, e in v) + 1
     beats, rr = beat_train(t_end, phys, rng)
     ppg = add_artefacts(ppg_signal(beats, rr, t_end, phys, rng), PPG_FS, rng)
+    if plan.get("unusable") == "dropout":
+        ppg = _dropout(ppg, PPG_FS, rng)
     ecg = None
     if spans["ecg"]:
         ecg = add_artefacts(ecg_signal(beats, t_end, phys, rng), ECG_FS, rng, motion_per_min=0.2,
