@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reference_net1d import ReferenceNet1D  # noqa: E402
 
 from encoder.clip import PPGECGClip, clip_loss  # noqa: E402
-from encoder.net1d import Net1D, anyppg_config, ecgfounder_config  # noqa: E402
+from encoder.config import anyppg_config, ecgfounder_config  # noqa: E402
+from encoder.net1d import Net1D  # noqa: E402
 
 
 def sync(device):

@@ -84,7 +84,7 @@ def reference_population(out: Path, patients: int) -> Path:
 def reference_aucs(study: Path, reference: Path) -> dict[str, tuple[float, float, int]]:
     """Per phecode, the replicate's model's AUC on the reference's held-out stays with windows:
     ``(auc, its patient-clustered standard error, positive stays)``."""
-    from encoder.finetune import predict
+    from encoder.predict import predict
 
     run, ft = study / "work" / "on_reference", study / "work" / "finetune"
     run.mkdir(exist_ok=True)

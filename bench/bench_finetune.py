@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from encoder.finetune import StayClassifier, masked_bce
-from encoder.net1d import Net1D, anyppg_config
-from encoder.pretrain import demo_ppg
+from encoder.heads import StayClassifier, masked_bce
+from encoder.config import anyppg_config, demo_ppg
+from encoder.net1d import Net1D
 
 
 def rate(model, device, stays, windows, targets, steps, bf16=False):

@@ -11,6 +11,7 @@ import polars as pl
 from phewas.errors import InputError, check_settings
 from phewas.io import atomic_dir, file_sha256, write_manifest
 from phewas.progress import progress
+from phewas.settings import setting
 
 from .columns import load_columns
 from .labels import (BLOCK_ROWS, CODE_SOURCES, COUNT_RULE, LabelWriter, iter_label_blocks,
@@ -25,17 +26,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CohortConfig:
-    """Parameters of ``build-cohort`` (each is a command-line flag)."""
+    """Settings of ``build-cohort``: each field with help text is a flag of the same name (see
+    :mod:`phewas.settings`), every field a key of ``run-all``'s ``[build_cohort]`` table."""
 
-    seed: int = 0
-    min_code_count: int = 1
-    exclusions: bool = True
-    codes: str = "visit"
+    seed: int = setting(0, "seed of the 8:1:1 pretraining split")
+    min_code_count: int = setting(1, "distinct days with a code needed for a case (R PheWAS min.code.count)")
+    exclusions: bool = setting(True, "do not exclude controls that have a phecode of the exclusion range",
+                               flag="--no-exclusions")
+    codes: str = setting("visit", "visit: the patient's codes up to the stay (earlier visits, history by "
+                         "day); all: every code", choices=CODE_SOURCES)
     fractions: tuple = (0.8, 0.1, 0.1)
-    min_ppg_s: float = 10.0
-    min_overlap_s: float = 10.0
-    workers: int | None = None
-    allow_no_waveforms: bool = False
+    allow_no_waveforms: bool = setting(False, "build labels when the waveform folder is missing or holds no "
+                                       "PPG record (recorded in the manifest; every stay is then 'excluded')")
+    min_ppg_seconds: float = setting(10.0, "shortest PPG record that gives a stay PPG")
+    min_overlap_seconds: float = setting(10.0, "shortest PPG-ECG overlap that makes a stay synchronised")
+    workers: int | None = setting(None, "processes for the waveform header scan (default: all cores)")
 
     def __post_init__(self):
         self.fractions = tuple(float(f) for f in self.fractions)
@@ -44,23 +49,23 @@ class CohortConfig:
             (self.min_code_count >= 1, "--min-code-count", "at least 1", self.min_code_count),
             (len(self.fractions) == 3 and min(self.fractions) >= 0 and abs(sum(self.fractions) - 1) < 1e-9,
              "fractions", "three non-negative shares summing to 1", self.fractions),
-            (self.min_ppg_s >= 0, "--min-ppg-seconds", "0 or more", self.min_ppg_s),
-            (self.min_overlap_s >= 0, "--min-overlap-seconds", "0 or more", self.min_overlap_s),
+            (self.min_ppg_seconds >= 0, "--min-ppg-seconds", "0 or more", self.min_ppg_seconds),
+            (self.min_overlap_seconds >= 0, "--min-overlap-seconds", "0 or more", self.min_overlap_seconds),
             (self.workers is None or self.workers >= 1, "--workers", "at least 1", self.workers),
         )
 
 
-def waveform_flags(visits: pl.DataFrame, records: pl.DataFrame, min_ppg_s: float,
-                   min_overlap_s: float) -> pl.DataFrame:
-    """``has_ppg``: a Pleth record of at least ``min_ppg_s``; ``has_sync_ecg``: a Pleth and an
-    II record whose times overlap by at least ``min_overlap_s``."""
-    ppg = records.filter((pl.col("channel") == "ppg") & (pl.col("duration_s") >= min_ppg_s))
+def waveform_flags(visits: pl.DataFrame, records: pl.DataFrame, min_ppg_seconds: float,
+                   min_overlap_seconds: float) -> pl.DataFrame:
+    """``has_ppg``: a Pleth record of at least ``min_ppg_seconds``; ``has_sync_ecg``: a Pleth and an
+    II record whose times overlap by at least ``min_overlap_seconds``."""
+    ppg = records.filter((pl.col("channel") == "ppg") & (pl.col("duration_s") >= min_ppg_seconds))
     ecg = records.filter(pl.col("channel") == "ecg")
     pairs = ppg.join(ecg, on="stay_id", suffix="_ecg").filter(
         pl.col("start").is_not_null() & pl.col("start_ecg").is_not_null())
     overlap = (pl.min_horizontal("end", "end_ecg") - pl.max_horizontal("start", "start_ecg")
                ).dt.total_microseconds() / 1e6
-    sync = pairs.filter(overlap >= min_overlap_s).select("stay_id").unique()
+    sync = pairs.filter(overlap >= min_overlap_seconds).select("stay_id").unique()
     return visits.with_columns(
         pl.col("stay_id").is_in(ppg["stay_id"].unique().implode()).alias("has_ppg"),
         pl.col("stay_id").is_in(sync["stay_id"].implode()).alias("has_sync_ecg"),
@@ -110,7 +115,7 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
     if bad_headers:  # record names carry visit ids: logs get the count, the manifest the names
         log.warning("%d unreadable WFDB headers skipped; listed under bad_headers in %s/manifest.json",
                     len(bad_headers), out_dir)
-    stays = waveform_flags(visits, records, config.min_ppg_s, config.min_overlap_s)
+    stays = waveform_flags(visits, records, config.min_ppg_seconds, config.min_overlap_seconds)
     stays = assign_splits(stays, config.seed, config.fractions).sort("stay_id")
     steps.update()
 

@@ -34,6 +34,7 @@ import polars as pl
 from phewas.errors import InputError, PhewasError, check_settings
 from phewas.io import atomic_dir, file_sha256, read_manifest, remove_stale_temporaries, write_manifest
 from phewas.progress import progress
+from phewas.settings import setting
 
 from .preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
 
@@ -44,14 +45,16 @@ PRETRAIN = ("pretrain_train", "pretrain_val", "pretrain_test")
 
 @dataclass
 class SegmentConfig:
-    """Parameters of ``extract-segments`` (each is a command-line flag)."""
+    """Settings of ``extract-segments``: each field with help text is a flag of the same name,
+    every field a key of ``run-all``'s ``[extract_segments]`` table."""
 
-    per_stay: int = 20
-    max_pairs_per_stay: int = 100
-    seed: int = 0
-    max_invalid: float = 0.25
-    notch_hz: float = 50.0  # the published pipeline; US mains hum is 60 Hz
-    chunk_stays: int = 128
+    per_stay: int = setting(20, "PPG windows sampled per stay")
+    max_pairs_per_stay: int = setting(100, "PPG-ECG pairs kept per stay")
+    seed: int = setting(0, "seed of the windows' sampling")
+    max_invalid: float = setting(0.25, "largest invalid share of a kept window")
+    # the published pipeline's 50 Hz; US mains hum is 60 Hz
+    notch_hz: float = setting(50.0, "ECG mains notch (60 in the US; 0 for none)")
+    chunk_stays: int = 128  # stays per resumable chunk file
 
     def __post_init__(self):
         n = self.notch_hz

@@ -7,14 +7,20 @@ a silent fall-back to random weights.
 
 from __future__ import annotations
 
+import json
+import logging
 import pickle
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from phewas.errors import InputError
+from phewas.errors import InputError, PhewasError
 
-from .net1d import Net1D, Net1DConfig, anyppg_config, ecgfounder_config
+from .config import Net1DConfig, anyppg_config, ecgfounder_config
+from .net1d import Net1D
+
+log = logging.getLogger(__name__)
 
 
 def read_state_dict(path) -> dict:
@@ -97,3 +103,66 @@ def load_ecgfounder(path, config: Net1DConfig | None = None) -> tuple[Net1D, dic
     ignored = sorted(k for k in state if k not in own)
     load_strict(model, {k: v for k, v in state.items() if k in own}, path)
     return model, {"used": len(own), "ignored": ignored}
+
+
+
+def initial_encoder(cfg) -> tuple[Net1D, str]:
+    """Fine-tuning's PPG encoder (``cfg.init``: a pretraining run folder, a pretraining checkpoint,
+    AnyPPG weights, or None for random weights) and a sentence on where its weights came from.
+    A pretraining run's architecture replaces ``cfg.ppg``."""
+    if cfg.init is None:
+        return Net1D(cfg.ppg), "no --init: the encoder trains from scratch"
+    init = Path(cfg.init)
+    if init.is_dir():  # a pretrain run: its exported encoder and architecture
+        try:
+            arch = Net1DConfig.from_dict(json.loads((init / "config.json").read_text())["ppg"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(init / "config.json", "--init: not a pretraining run's configuration "
+                             f"({type(err).__name__}: {err})") from None
+        if arch != cfg.ppg:
+            log.info("--init run uses another encoder width than the preset: taking the run's")
+            cfg.ppg = arch
+        path = init / "ppg_encoder.pth"
+        if not path.exists():
+            raise PhewasError(f"{init}: no ppg_encoder.pth (has the pretraining run finished?)")
+        return load_anyppg(path, cfg.ppg), f"initialised from pretraining run {init}"
+    state = read_state_dict(init)
+    if "model" in state and isinstance(state["model"], dict):  # a pretrain checkpoint file
+        state = {k.removeprefix("ppg_encoder."): v for k, v in state["model"].items() if k.startswith("ppg_encoder.")}
+        enc = Net1D(cfg.ppg)
+        load_strict(enc, state, init)
+        return enc, f"initialised from pretraining checkpoint {init}"
+    return load_anyppg(init, cfg.ppg), f"initialised from AnyPPG weights {init}"
+
+
+# Training checkpoints: a run's whole state, for --resume
+
+def save_checkpoint(path: Path, *, model, optimizer, scheduler, step: int, best: float, extra: dict) -> None:
+    """Everything a run needs to continue exactly: weights, optimiser, schedule, step, RNG state."""
+    state = {
+        "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "step": step, "best": best,
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        **extra,
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, *, model, optimizer=None, scheduler=None) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    unwrap(model).load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return state
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model

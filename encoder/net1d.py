@@ -12,43 +12,11 @@ and channel padding without transposes (``bench/bench_encoder.py`` measures both
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class Net1DConfig:
-    in_channels: int = 1
-    base_filters: int = 64
-    ratio: float = 1.0
-    filter_list: list = field(default_factory=lambda: [64, 160, 160, 400, 400, 512])
-    m_blocks_list: list = field(default_factory=lambda: [2, 2, 2, 3, 3, 1])
-    kernel_size: int = 3
-    stride: int = 2
-    groups_width: int = 16
-    dropout: float = 0.5  # inside each block; 0 turns it off (ECGFounder)
-    input_length: int = 1250
-
-    @property
-    def out_dim(self) -> int:
-        return self.filter_list[-1]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def anyppg_config() -> Net1DConfig:
-    """The AnyPPG PPG encoder: 10 s at 125 Hz -> 512-d (4,044,272 parameters)."""
-    return Net1DConfig()
-
-
-def ecgfounder_config() -> Net1DConfig:
-    """The ECGFounder-shaped ECG encoder: 10 s at 500 Hz -> 1,024-d."""
-    return Net1DConfig(filter_list=[64, 160, 160, 400, 400, 1024, 1024], m_blocks_list=[2, 2, 2, 3, 3, 4, 4],
-                       kernel_size=16, dropout=0.0, input_length=5000)
+from .config import Net1DConfig, anyppg_config
 
 
 class SamePadConv1d(nn.Module):

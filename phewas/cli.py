@@ -1,4 +1,8 @@
-"""The ``phewas`` command line. Only this module prints and exits."""
+"""The ``phewas`` command line. Only this module prints and exits.
+
+Each command's settings are flags generated from its config dataclass (:mod:`phewas.settings`);
+the flags written here by hand name inputs, outputs and how to run.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 from .errors import PhewasError
 from .progress import set_quiet
+from .settings import add_flags, from_args
 
 log = logging.getLogger("phewas")
 TRAIN_EXTRA = ("torch", "safetensors", "tensorboard")  # `pip install phewas[train]`
@@ -27,9 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def cmd_simulate(a) -> None:
     from .sim import PopulationConfig, simulate_dataset
-    cfg = PopulationConfig(patients=a.patients, seed=a.seed, minutes=a.minutes,
-                           injected_prevalence_scale=a.injected_prevalence_scale, hard=a.hard,
-                           world_seed=a.world_seed)
+    cfg = PopulationConfig(**from_args(a, PopulationConfig))
     m = simulate_dataset(a.out, cfg, workers=a.workers, overwrite=a.force)
     c = m["counts"]
     log.info("simulated %d patients, %d visits (%d with waveforms) in %s", c["patients"], c["visits"],
@@ -38,9 +41,7 @@ def cmd_simulate(a) -> None:
 
 def cmd_build_cohort(a) -> None:
     from cohorts import CohortConfig, build_cohort
-    cfg = CohortConfig(seed=a.seed, min_code_count=a.min_code_count, exclusions=a.exclusions,
-                       codes=a.codes, min_ppg_s=a.min_ppg_seconds, min_overlap_s=a.min_overlap_seconds,
-                       workers=a.workers, allow_no_waveforms=a.allow_no_waveforms)
+    cfg = CohortConfig(**from_args(a, CohortConfig))
     m = build_cohort(a.data, a.out, cfg, columns_file=a.columns, overwrite=a.force)
     c = m["counts"]
     log.info("cohort %s: %d visits, %d patients; stays by split %s; %d unmapped code occurrences; "
@@ -65,8 +66,7 @@ def cmd_extract_segments(a) -> None:
     else:
         if a.data is None:
             raise PhewasError("--data is required unless --merge is given")
-        cfg = SegmentConfig(per_stay=a.per_stay, max_pairs_per_stay=a.max_pairs_per_stay, seed=a.seed,
-                            max_invalid=a.max_invalid, notch_hz=a.notch_hz)
+        cfg = SegmentConfig(**from_args(a, SegmentConfig))
         m = extract_segments(a.data, a.cohort, cfg, shard=a.shard, workers=a.workers, overwrite=a.force)
     c = m["counts"]
     state = "up to date" if m.get("up_to_date") else "written"
@@ -77,21 +77,10 @@ def cmd_extract_segments(a) -> None:
 
 def cmd_report(a) -> None:
     from reports.report import ReportConfig, make_report
-    cfg = ReportConfig(min_positives=a.min_positives, split=a.split, thresholds=tuple(a.thresholds),
-                       alpha=a.alpha, folds=a.folds, seed=a.seed, workers=a.workers,
-                       association=a.association,
-                       include_stays_without_windows=a.include_stays_without_windows,
-                       age_df=a.age_df, age_sex_interaction=a.age_sex_interaction)
+    cfg = ReportConfig(**from_args(a, ReportConfig))
     s = make_report(a.cohort, a.predictions, a.out, cfg, overwrite=a.force)
     log.info("report %s: %d phenotypes, AUC >= %s; %d significant beyond age and sex (FDR %g); open %s",
              a.out, s["n_phenotypes"], s["auc_at_least"], s["n_fdr_significant"], a.alpha, a.out / "index.html")
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
 def _net_config(path):
@@ -99,22 +88,19 @@ def _net_config(path):
         return None
     import json
 
-    from encoder.net1d import Net1DConfig
+    from encoder.config import Net1DConfig
     try:
-        return Net1DConfig(**json.loads(Path(path).read_text()))
+        return Net1DConfig.from_dict(json.loads(Path(path).read_text()))
     except (OSError, ValueError, TypeError) as err:
         raise PhewasError(f"{path}: not a Net1D configuration ({err})") from None
 
 
 def cmd_pretrain(a) -> None:
-    from encoder.pretrain import make_config, pretrain
-    cfg = make_config(a.preset, ppg=_net_config(a.ppg_config), ecg=_net_config(a.ecg_config),
-                      ecg_checkpoint=str(a.ecg_checkpoint) if a.ecg_checkpoint else None, cache_ecg=a.cache_ecg,
-                      batch_size=a.batch_size, steps=a.steps, lr=a.lr, weight_decay=a.weight_decay,
-                      warmup_steps=a.warmup_steps, grad_accum=a.grad_accum, eval_every=a.eval_every,
-                      checkpoint_every=a.checkpoint_every, retrieval_batch=a.retrieval_batch, workers=a.workers,
-                      seed=a.seed, device=a.device, bf16=a.bf16, compile=a.compile)
-    s = pretrain(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after=a.stop_after_steps)
+    from encoder.config import PretrainConfig, pretrain_config
+    from encoder.pretrain import pretrain
+    cfg = pretrain_config(a.preset, ppg=_net_config(a.ppg_config), ecg=_net_config(a.ecg_config),
+                      **from_args(a, PretrainConfig))
+    s = pretrain(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after_steps=a.stop_after_steps)
     if not s.get("main", True):  # other torchrun ranks: rank 0 reports
         return
     if not s["finished"]:
@@ -127,14 +113,10 @@ def cmd_pretrain(a) -> None:
 
 
 def cmd_finetune(a) -> None:
-    from encoder.finetune import finetune, make_config
-    cfg = make_config(a.preset, ppg=_net_config(a.ppg_config), init=str(a.init) if a.init else None,
-                      segments_per_stay=a.segments_per_stay, min_train_positives=a.min_train_positives,
-                      aggregation=a.aggregation, pos_weight=a.pos_weight, batch_size=a.batch_size, epochs=a.epochs,
-                      lr=a.lr, encoder_lr=a.encoder_lr, weight_decay=a.weight_decay, warmup_steps=a.warmup_steps,
-                      grad_accum=a.grad_accum, patience=a.patience, workers=a.workers, seed=a.seed, device=a.device,
-                      bf16=a.bf16, compile=a.compile)
-    s = finetune(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after=a.stop_after_steps)
+    from encoder.config import FinetuneConfig, finetune_config
+    from encoder.finetune import finetune
+    cfg = finetune_config(a.preset, ppg=_net_config(a.ppg_config), **from_args(a, FinetuneConfig))
+    s = finetune(a.cohort, a.out, cfg, resume=a.resume, overwrite=a.force, stop_after_steps=a.stop_after_steps)
     if not s.get("main", True):
         return
     if not s["finished"]:
@@ -145,7 +127,7 @@ def cmd_finetune(a) -> None:
 
 
 def cmd_predict(a) -> None:
-    from encoder.finetune import predict
+    from encoder.predict import predict
     m = predict(a.run, a.cohort, a.split, device=a.device, batch=a.batch_size, overwrite=a.force,
                 allow_unfinished=a.allow_unfinished)
     log.info("predicted %d phecodes for %d %s stays (%d without a valid window got the training prevalence): %s",
@@ -168,45 +150,37 @@ def cmd_run_all(a) -> None:
     print(f"report: {out['report']}")
 
 
-def _training_flags(p, what: str) -> None:
-    """Flags shared by pretrain and finetune; None means: the preset's value."""
+def _training_flags(p, cls) -> None:
+    """Flags of pretrain and finetune: the run, then the config's settings (None: the preset's)."""
     p.add_argument("--cohort", type=Path, required=True, help="cohort folder with its segment store")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--preset", choices=("study", "demo"), default="study")
+    p.add_argument("--preset", choices=("study", "demo"), default="study",
+                   help="study: the released encoders' size; demo: a narrow one for CPU runs")
     p.add_argument("--resume", action="store_true", help="continue a stopped run from its last checkpoint")
-    p.add_argument("--batch-size", type=int, help=f"global batch ({what})")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--grad-accum", type=int)
-    p.add_argument("--workers", type=int, help="data-loader worker processes")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, default=None,
-                   help="fp32 on GPU (bf16 autocast is the default there)")
-    p.add_argument("--compile", action="store_const", const=True, default=None, help="torch.compile the model")
     p.add_argument("--stop-after-steps", type=int, default=None,
                    help="end this invocation after N steps (resume later), for time-limited jobs")
     p.add_argument("--ppg-config", type=Path, help="JSON of Net1D settings for the PPG encoder")
+    add_flags(p, cls, preset=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phewas", description=__doc__)
+    from cohorts.build import CohortConfig
+    from cohorts.segments import SegmentConfig
+    from encoder.config import FinetuneConfig, PretrainConfig
+    from reports.report import ReportConfig
+
+    from .sim.population import PopulationConfig
+
+    parser = argparse.ArgumentParser(
+        prog="phewas", description="Phenome-wide disease detection from PPG: build an MC-MED cohort, "
+        "pretrain and fine-tune the AnyPPG encoder, report AUCs per phecode. `phewas COMMAND --help` "
+        "lists a command's flags.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("simulate", help="write a synthetic MC-MED-layout dataset with known truth")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--patients", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--minutes", type=float, default=4.0, help="monitored minutes per visit")
-    p.add_argument("--injected-prevalence-scale", type=float, default=1.0,
-                   help="multiply the injected phecodes' prevalences (small test studies)")
-    p.add_argument("--hard", action="store_true",
-                   help="the harder population: non-linear age risks, saturating vascular age, a "
-                        "stronger patient factor, frequent visitors, stays without usable PPG")
-    p.add_argument("--world-seed", type=int, default=None,
-                   help="draw the phecodes' parameters from this seed (replicates of one disease world)")
-    p.add_argument("--workers", type=int, default=None)
+    add_flags(p, PopulationConfig)
+    p.add_argument("--workers", type=int, default=None, help="processes writing waveforms (default: all cores)")
     _common(p)
     p.set_defaults(func=cmd_simulate)
 
@@ -214,32 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="MC-MED folder (visits.csv, pmh.csv, waveforms/)")
     p.add_argument("--out", type=Path, required=True, help="cohort folder to write")
     p.add_argument("--columns", type=Path, default=None, help="column map (TOML) for other column names")
-    p.add_argument("--seed", type=int, default=0, help="seed of the 8:1:1 pretraining split")
-    p.add_argument("--min-code-count", type=int, default=1,
-                   help="distinct days with a code needed for a case (R PheWAS min.code.count)")
-    p.add_argument("--no-exclusions", dest="exclusions", action="store_false",
-                   help="do not exclude controls that have a phecode of the exclusion range")
-    p.add_argument("--codes", choices=("visit", "all"), default="visit",
-                   help="visit: the patient's codes up to the stay (earlier visits, history by day); "
-                        "all: every code")
-    p.add_argument("--allow-no-waveforms", action="store_true",
-                   help="build labels when the waveform folder is missing or holds no PPG record "
-                        "(recorded in the manifest; every stay is then 'excluded')")
-    p.add_argument("--min-ppg-seconds", type=float, default=10.0)
-    p.add_argument("--min-overlap-seconds", type=float, default=10.0)
-    p.add_argument("--workers", type=int, default=None)
+    add_flags(p, CohortConfig)
     _common(p)
     p.set_defaults(func=cmd_build_cohort)
 
     p = sub.add_parser("extract-segments", help="preprocessed 10-s PPG windows (and PPG-ECG pairs) per stay")
     p.add_argument("--data", type=Path, help="MC-MED folder the cohort was built from")
     p.add_argument("--cohort", type=Path, required=True)
-    p.add_argument("--per-stay", type=int, default=20, help="PPG windows sampled per stay")
-    p.add_argument("--max-pairs-per-stay", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-invalid", type=float, default=0.25, help="largest invalid share of a kept window")
-    p.add_argument("--notch-hz", type=float, default=50.0, help="ECG mains notch (60 in the US; 0 for none)")
-    p.add_argument("--workers", type=int, default=None)
+    add_flags(p, SegmentConfig)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: build one n-th of the stays")
     p.add_argument("--merge", type=int, metavar="N", default=0, help="join N finished shards into the store")
     _common(p)
@@ -249,50 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cohort", type=Path, required=True)
     p.add_argument("--predictions", type=Path, required=True, help="predictions.parquet from `phewas predict`")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--min-positives", type=int, default=100,
-                   help="report phecodes with at least this many positive (and control) stays")
-    p.add_argument("--split", default="heldout")
-    p.add_argument("--thresholds", type=_floats, default=[0.5, 0.6, 0.7], help="AUC thresholds, e.g. 0.5,0.6,0.7")
-    p.add_argument("--alpha", type=float, default=0.05, help="FDR and family-wise level")
-    p.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold age/sex models")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="processes for the association models")
-    p.add_argument("--no-association", dest="association", action="store_false",
-                   help="skip the age/sex-adjusted models (AUCs only)")
+    add_flags(p, ReportConfig)
     _common(p)
-    p.add_argument("--age-df", type=int, default=5,
-                   help="degrees of freedom of the restricted cubic spline of age in the adjustment")
-    p.add_argument("--age-sex-interaction", action="store_true", help="add age x sex terms to the adjustment")
-    p.add_argument("--include-stays-without-windows", action="store_true",
-                   help="also report stays whose store holds no valid window (predictions' n_windows = 0; "
-                        "`predict` gave them the training prevalence)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("pretrain", help="ECG-guided contrastive (CLIP) pretraining of the PPG encoder")
-    _training_flags(p, "pairs")
-    p.add_argument("--ecg-checkpoint", type=Path, help="ECGFounder checkpoint: the ECG encoder is then frozen")
-    p.add_argument("--cache-ecg", dest="cache_ecg", action="store_const", const=True, default=None,
-                   help="precompute frozen ECG features once (default when the ECG encoder is frozen)")
-    p.add_argument("--no-cache-ecg", dest="cache_ecg", action="store_const", const=False)
+    _training_flags(p, PretrainConfig)
     p.add_argument("--ecg-config", type=Path, help="JSON of Net1D settings for the ECG encoder")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--retrieval-batch", type=int, help="batch size of the retrieval metrics")
     _common(p)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", help="end-to-end multi-label fine-tuning over all phecodes")
-    _training_flags(p, "stays")
-    p.add_argument("--init", type=Path, help="pretrain run folder, pretrain checkpoint, or AnyPPG weights (.pth)")
-    p.add_argument("--segments-per-stay", type=int)
-    p.add_argument("--min-train-positives", type=int, help="targets: phecodes with at least K positive training stays")
-    p.add_argument("--aggregation", choices=("mean_logits", "mean_embedding", "attention"))
-    p.add_argument("--pos-weight", action="store_const", const=True, default=None,
-                   help="weight positives by negatives/positives (capped) for rare phecodes")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--encoder-lr", type=float, help="learning rate of the encoder (--lr is the head's)")
-    p.add_argument("--patience", type=int, help="evaluations without a better validation macro AUC before stopping")
+    _training_flags(p, FinetuneConfig)
     _common(p)
     p.set_defaults(func=cmd_finetune)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .io import file_sha256, read_toml, versions, write_json
+from .settings import renamed
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
@@ -33,24 +34,22 @@ def _table_keys() -> dict:
     from dataclasses import fields
 
     from cohorts import CohortConfig, SegmentConfig
+    from encoder.config import FinetuneConfig, PretrainConfig
     from reports.report import ReportConfig
 
     from .sim import PopulationConfig
 
     def names(cls):
         return {f.name for f in fields(cls)}
-    keys = {"paths": {"data", "work"}, "simulate": names(PopulationConfig) | {"workers"},
+    return {"paths": {"data", "work"}, "simulate": names(PopulationConfig) | {"workers"},
             "build_cohort": names(CohortConfig) | {"columns"},
             "extract_segments": names(SegmentConfig) | {"workers"},
-            "predict": {"split"}, "report": names(ReportConfig) - {"split", "extra"}}
-    try:  # training tables need torch; without it, they are checked where they are used
-        from encoder.finetune import FinetuneConfig
-        from encoder.pretrain import PretrainConfig
-        keys["pretrain"] = names(PretrainConfig)
-        keys["finetune"] = names(FinetuneConfig)
-    except ModuleNotFoundError:
-        pass
-    return keys
+            "pretrain": names(PretrainConfig), "finetune": names(FinetuneConfig),
+            "predict": {"split"}, "report": names(ReportConfig) - {"split"}}
+
+
+# keys of earlier versions, renamed to their flags' names (issue 14): still read, with a warning
+RENAMED = {"build_cohort": {"min_ppg_s": "min_ppg_seconds", "min_overlap_s": "min_overlap_seconds"}}
 
 
 def load_config(path) -> dict:
@@ -63,6 +62,8 @@ def load_config(path) -> dict:
         value = cfg.get(table, {})
         if not isinstance(value, dict):
             raise InputError(path, f"[{table}] must be a table")
+        if table in RENAMED:
+            value = cfg[table] = renamed(value, RENAMED[table], f"{path} [{table}]")
         bad = sorted(set(value) - known)
         if bad:
             raise InputError(path, f"[{table}] unknown key {bad[0]!r}; known keys: {', '.join(sorted(known))}")
@@ -148,6 +149,8 @@ def run_all(config_path, *, force: bool = False) -> dict:
     from cohorts import CohortConfig, SegmentConfig, build_cohort, extract_segments
     from encoder import finetune as ft
     from encoder import pretrain as pt
+    from encoder.config import finetune_config, pretrain_config
+    from encoder.predict import predict
     from reports.report import make_report
 
     cfg = load_config(config_path)
@@ -201,19 +204,19 @@ def run_all(config_path, *, force: bool = False) -> dict:
           cohort / "segments" / "manifest.json")
     p = dict(cfg.get("pretrain", {}))
     if p:
-        pcfg = pt.make_config(p.pop("preset", "study"), **p)
+        pcfg = pretrain_config(p.pop("preset", "study"), **p)
         stage("pretrain", p | {"preset": pcfg.preset},
               lambda resume: pt.pretrain(cohort, pre_run, pcfg, resume=resume, overwrite=not resume),
               pre_run / "manifest.json", resumable=True)
     f = dict(cfg.get("finetune", {}))
     init = f.pop("init", "pretrain" if p else "")
     init = str(pre_run) if init == "pretrain" else (str((Path(config_path).parent / init).resolve()) if init else None)
-    fcfg = ft.make_config(f.pop("preset", "study"), init=init, **f)
+    fcfg = finetune_config(f.pop("preset", "study"), init=init, **f)
     stage("finetune", f | {"preset": fcfg.preset, "init": init},
           lambda resume: ft.finetune(cohort, ft_run, fcfg, resume=resume, overwrite=not resume),
           ft_run / "manifest.json", resumable=True)
     split = cfg.get("predict", {}).get("split", "heldout")
-    stage("predict", {"split": split}, lambda _: ft.predict(ft_run, cohort, split, overwrite=True),
+    stage("predict", {"split": split}, lambda _: predict(ft_run, cohort, split, overwrite=True),
           ft_run / "predictions.manifest.json")
     rcfg = report_config(cfg)
     summary = stage("report", cfg.get("report", {}), lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ from joblib import Parallel, delayed
 from phewas.errors import InputError, check_settings
 from phewas.io import atomic_dir, file_sha256, write_json, write_manifest
 from phewas.progress import progress
+from phewas.settings import floats, setting
 
 from . import figures
 from .association import COLUMNS as ASSOC_COLUMNS
@@ -23,22 +24,25 @@ from .metrics import auc_ci, auc_delong
 
 @dataclass
 class ReportConfig:
-    """Parameters of ``report`` (each is a command-line flag)."""
+    """Settings of ``report``: each field is a flag of the same name, and a key of ``run-all``'s
+    ``[report]`` table (but ``split``, which ``[predict]`` sets)."""
 
-    min_positives: int = 100
-    split: str = "heldout"
-    thresholds: tuple = (0.5, 0.6, 0.7)
-    alpha: float = 0.05
-    folds: int = 5
-    seed: int = 0
-    workers: int = 1
-    association: bool = True
+    min_positives: int = setting(100, "report phecodes with at least this many positive (and control) stays "
+                                 "and persons")
+    split: str = setting("heldout", "the cohort split that the predictions cover")
+    thresholds: tuple = setting((0.5, 0.6, 0.7), "AUC thresholds, e.g. 0.5,0.6,0.7", parse=floats)
+    alpha: float = setting(0.05, "FDR and family-wise level")
+    folds: int = setting(5, "folds of the out-of-fold age/sex models")
+    seed: int = setting(0, "seed of the folds")
+    workers: int = setting(1, "processes for the association models")
+    association: bool = setting(True, "skip the age/sex-adjusted models (AUCs only)", flag="--no-association")
+    age_df: int = setting(5, "degrees of freedom of the restricted cubic spline of age in the adjustment")
+    age_sex_interaction: bool = setting(False, "add age x sex terms to the adjustment")
     # stays whose segment store holds no valid window got a constant (the training prevalence)
     # from `predict`: one tied score that pulls AUCs toward 0.5. Left out unless asked for.
-    include_stays_without_windows: bool = False
-    age_df: int = 5  # restricted cubic spline of age
-    age_sex_interaction: bool = False
-    extra: dict = field(default_factory=dict)
+    include_stays_without_windows: bool = setting(
+        False, "also report stays whose store holds no valid window (predictions' n_windows = 0; "
+        "`predict` gave them the training prevalence)")
 
     def __post_init__(self):
         from cohorts.splits import SPLITS

@@ -8,8 +8,10 @@ import torch.nn.functional as F
 
 from encoder.checkpoints import load_anyppg, load_ecgfounder, save_anyppg
 from encoder.clip import PPGECGClip, clip_loss, retrieval_metrics
-from encoder.net1d import Net1D, Net1DConfig, anyppg_config, ecgfounder_config
-from encoder.training import ResumableBatches, param_groups
+from encoder.config import Net1DConfig, anyppg_config, ecgfounder_config
+from encoder.net1d import Net1D
+from encoder.optim import param_groups
+from encoder.sampler import ResumableBatches
 from phewas.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).parent))

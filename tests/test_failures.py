@@ -177,7 +177,7 @@ def test_predict_refuses_an_unfinished_run(sim_store, sim_cohort, tmp_path, caps
     with pytest.raises(SystemExit) as e:  # argparse: not a split
         main(["predict", "--run", str(run), "--cohort", str(sim_cohort), "--split", "bogus"])
     assert e.value.code == 2
-    from encoder.finetune import predict
+    from encoder.predict import predict
     from phewas.errors import SettingError
     with pytest.raises(SettingError, match="--split"):
         predict(run, sim_cohort, "bogus", allow_unfinished=True, overwrite=True)
@@ -264,7 +264,7 @@ def test_segment_store_without_manifest(sim_data, sim_cohort, tmp_path, capsys):
 
 def test_init_of_another_size_or_not_a_run(sim_store, sim_cohort, tmp_path, capsys):
     from encoder.net1d import Net1D
-    from encoder.pretrain import make_config
+    from encoder.config import pretrain_config as make_config
 
     other = dataclasses.replace(make_config("demo").ppg, base_filters=32, filter_list=[32, 64, 64, 128, 128, 192])
     state = {f"ppg_encoder.{k}": v for k, v in Net1D(other).state_dict().items()}
@@ -327,8 +327,9 @@ def _cache_worker(rank, store_path, rdv, out):
 
     from cohorts.segments import SegmentStore
     from encoder.net1d import Net1D
-    from encoder.pretrain import demo_ecg, ecg_feature_cache
-    from encoder.training import Dist
+    from encoder.config import demo_ecg
+    from encoder.pretrain import ecg_feature_cache
+    from encoder.distributed import Dist
 
     dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=2)
     torch.manual_seed(0)

@@ -7,8 +7,12 @@ import pytest
 import torch
 
 import encoder.finetune as ftm
-from encoder.finetune import StayClassifier, finetune, make_config, masked_bce
-from encoder.net1d import Net1D, Net1DConfig
+from encoder.checkpoints import initial_encoder
+from encoder.config import finetune_config as make_config
+from encoder.finetune import finetune
+from encoder.heads import StayClassifier, masked_bce
+from encoder.config import Net1DConfig
+from encoder.net1d import Net1D
 from phewas.cli import main
 from phewas.errors import InputError, PhewasError
 
@@ -95,7 +99,7 @@ def test_resume_and_no_heldout_in_training(sim_store, sim_cohort, tmp_path, monk
     monkeypatch.setattr(ftm, "masked_bce", real)
 
     killed = tmp_path / "killed"
-    assert not finetune(sim_cohort, killed, tiny(), stop_after=3)["finished"]
+    assert not finetune(sim_cohort, killed, tiny(), stop_after_steps=3)["finished"]
     finetune(sim_cohort, killed, tiny(), resume=True)
     a, b = step_losses(full), step_losses(killed)
     assert sorted(a) == sorted(b) and len(a) >= 4
@@ -136,10 +140,10 @@ def test_predict_writes_every_heldout_stay(sim_store, sim_cohort, tmp_path):
 def test_init_sources(sim_store, sim_cohort, tmp_path):
     enc = Net1D(SMALL)
     torch.save(enc.state_dict(), tmp_path / "weights.pth")
-    model, origin = ftm.build_encoder(tiny(init=str(tmp_path / "weights.pth")))
+    model, origin = initial_encoder(tiny(init=str(tmp_path / "weights.pth")))
     assert "AnyPPG weights" in origin
     for k, v in enc.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
     with pytest.raises(InputError, match="does not match"):
-        ftm.build_encoder(make_config("study", init=str(tmp_path / "weights.pth")))
-    assert "from scratch" in ftm.build_encoder(tiny())[1]
+        initial_encoder(make_config("study", init=str(tmp_path / "weights.pth")))
+    assert "from scratch" in initial_encoder(tiny())[1]

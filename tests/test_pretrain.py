@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from encoder.checkpoints import load_anyppg
+from encoder.config import demo_ecg
+from encoder.config import pretrain_config as make_config
 from encoder.net1d import Net1D
-from encoder.pretrain import demo_ecg, make_config, pretrain
+from encoder.pretrain import pretrain
 from phewas.cli import main
 from phewas.errors import InputError, PhewasError
 
@@ -25,7 +27,7 @@ def test_resume_after_kill_reproduces_the_next_steps(sim_store, sim_cohort, tmp_
     full = tmp_path / "full"
     pretrain(sim_cohort, full, tiny())
     killed = tmp_path / "killed"
-    s = pretrain(sim_cohort, killed, tiny(), stop_after=3)
+    s = pretrain(sim_cohort, killed, tiny(), stop_after_steps=3)
     assert not s["finished"] and s["step"] == 3
     with pytest.raises(Exception, match="--resume"):
         pretrain(sim_cohort, killed, tiny())

@@ -30,6 +30,7 @@ import polars as pl
 
 from cohorts.phecodes import load_phecode_map
 from phewas.errors import check_settings
+from phewas.settings import setting
 
 # field: the Physiology attribute the disease drives; effect: its size at a diseased visit.
 INJECTED = {
@@ -68,18 +69,22 @@ HARD = {"age_shapes": 0.5, "vascular_age": "saturating", "patient_sd": 2.0, "fre
 
 @dataclass
 class PopulationConfig:
-    patients: int = 2000
-    seed: int = 0
+    """Settings of ``simulate``: fields with help text are flags of the same name, every field a
+    key of ``run-all``'s ``[simulate]`` table."""
+
+    patients: int = setting(2000, "patients to simulate")
+    seed: int = setting(0, "seed of the patients, their visits and waveforms")
     # phecode-level parameters (which background phecodes, their prevalence, age and sex risk)
     # from this seed instead of ``seed``: replicate studies of one disease world, and a large
     # reference population of it (bench_fdr's true AUCs). None: one stream, as before.
-    world_seed: int | None = None
-    minutes: float = 4.0  # monitored time per visit with waveforms (s = 60 x minutes)
+    world_seed: int | None = setting(None, "draw the phecodes' parameters from this seed (replicate studies "
+                                     "of one disease world)")
+    minutes: float = setting(4.0, "monitored minutes per visit")
     n_background: int = 250
     noise_codes_per_patient: float = 3.0
-    # multiplies the injected phecodes' prevalences (capped at 0.5): small test studies with
-    # enough cases; recorded in truth.json
-    injected_prevalence_scale: float = 1.0
+    # capped at 0.5; recorded in truth.json
+    injected_prevalence_scale: float = setting(1.0, "multiply the injected phecodes' prevalences (small "
+                                               "test studies)")
     # patterns of real rows that the labels must handle (issue 11): the share of history rows
     # without a date, and of revisits on the same calendar day. Visits are dual-coded (ICD-9 and
     # ICD-10 of one disease) 60% of the time, and 12% of chronic diseases have no history row,
@@ -87,7 +92,8 @@ class PopulationConfig:
     undated_history: float = 0.03
     same_day_revisits: float = 0.06
     # the harder population: ``hard`` gives each knob left None its HARD value, else STANDARD's
-    hard: bool = False
+    hard: bool = setting(False, "the harder population: non-linear age risks, saturating vascular age, a "
+                         "stronger patient factor, frequent visitors, stays without usable PPG")
     age_shapes: float | None = None  # share of background phecodes with non-linear age risk
     vascular_age: str | None = None  # "linear" or "saturating" stiffness with age
     patient_sd: float | None = None  # scale of the per-patient heart rate and stiffness offsets
