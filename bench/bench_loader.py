@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from cohorts.segments import SegmentStore
+from cohorts.store import SegmentStore
 from encoder.data import StayWindows, loader
 from phewas.io import write_manifest
 

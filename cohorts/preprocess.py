@@ -86,7 +86,8 @@ def resample_mask(bad: np.ndarray, fs: float, target: float, n_out: int) -> np.n
 
 
 def bandpass(x: np.ndarray, spec: ChannelSpec) -> np.ndarray:
-    """Zero-phase Butterworth band-pass (order 4) and optional notch at ``spec.fs``."""
+    """Zero-phase Butterworth band-pass (order 4), then a zero-phase notch at ``spec.notch_hz``
+    (mains hum; none when it is 0 or None, or too close to the Nyquist frequency)."""
     nyq = spec.fs / 2
     lo, hi = spec.band
     hi = min(hi, 0.9 * nyq)
@@ -139,7 +140,9 @@ def zscore(windows: np.ndarray) -> np.ndarray:
 
 def cut_windows(y: np.ndarray, bad: np.ndarray, spec: ChannelSpec, starts: np.ndarray,
                 max_invalid: float = 0.25):
-    """Windows at the given start samples: ``(z-scored [k, window], invalid fraction [k], keep [k])``."""
+    """The windows at ``starts`` that are kept: at most ``max_invalid`` of their samples invalid
+    and not flat. Returns ``(windows [k, window] z-scored, their invalid fractions [k], their start
+    samples [k])``; starts whose window runs past the signal are dropped first."""
     w = spec.window
     starts = np.asarray(starts, dtype=np.int64)
     starts = starts[(starts >= 0) & (starts + w <= len(y))]

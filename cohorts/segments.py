@@ -1,24 +1,20 @@
-"""The segment store: preprocessed 10-s PPG windows (and paired ECG) per stay, memory-mapped.
+"""``phewas extract-segments``: preprocessed 10-s PPG windows (and paired ECG) per stay.
 
-``phewas extract-segments`` reads each stay's WFDB records once, in worker processes, and writes
-``COHORT/segments/``:
+Each stay's WFDB records are read once, in worker processes: up to ``per_stay`` PPG windows
+sampled at random (seeded per stay) from all of its Pleth records, and for pretraining stays
+every valid non-overlapping 10-s window where a Pleth and an II record overlap in time (capped
+by ``max_pairs_per_stay``). The result is ``COHORT/segments/`` (format and reader:
+:mod:`cohorts.store`).
 
-* ``ppg.npy`` float16 ``[N, 1250]`` and ``ppg_index.parquet`` (one row per window: ``row``,
-  ``stay_id``, ``split``, ``window``, ``start``, ``record``, ``invalid_frac``): up to
-  ``per_stay`` windows sampled at random (seeded per stay) from all of a stay's Pleth records;
-* ``pairs_ppg.npy`` ``[M, 1250]``, ``pairs_ecg.npy`` ``[M, 5000]`` and ``pairs_index.parquet``:
-  every valid non-overlapping 10-s window where a Pleth and an II record overlap in time, for
-  pretraining stays (capped by ``max_pairs_per_stay``);
-* ``stays.parquet``: per stay, windows kept, valid candidates and pairs;
-* ``manifest.json``.
-
-Work proceeds in chunks of stays written atomically to a work folder, so a killed run resumes
-where it stopped; the store appears only when complete. ``shard=(i, n)`` builds one n-th of the
-stays into ``COHORT/segments.shards/<i>-of-<n>``; :func:`merge_shards` joins them.
+Work proceeds in chunks of stays, each written atomically as a part of a store into a work
+folder, so a killed run resumes where it stopped; the store appears only when complete.
+``shard=(i, n)`` builds one n-th of the stays into ``COHORT/segments.shards/<i>-of-<n>``;
+:func:`merge_shards` joins them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -37,9 +33,11 @@ from phewas.progress import progress
 from phewas.settings import setting
 
 from .preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
+from .store import STORE, SegmentStore, assemble, chunk_bad_records, open_segments, write_part
+
+__all__ = ["SegmentConfig", "SegmentStore", "extract_segments", "merge_shards", "open_segments"]
 
 log = logging.getLogger(__name__)
-STORE = "segments"
 PRETRAIN = ("pretrain_train", "pretrain_val", "pretrain_test")
 
 
@@ -98,7 +96,7 @@ def process_stay(job: dict, root: str, cfg: SegmentConfig) -> dict:
         try:
             x, fs = _read(os.path.join(root, rec["record"]), rec["n_samples"])
             loaded[rec["record"]] = (rec, *preprocess_record(x, fs, spec, rec["channel"])[:2])
-        except Exception as err:  # noqa: BLE001 - any unreadable record is skipped and counted
+        except (OSError, ValueError, EOFError, IndexError) as err:  # unreadable: skipped and counted
             out["bad"].append((rec["record"], f"{type(err).__name__}: {err}"))
     # PPG windows: all valid non-overlapping candidates, then a seeded sample
     cands = []
@@ -167,68 +165,22 @@ def _jobs(cohort: Path, shard: tuple[int, int]) -> list[dict]:
 
 
 def _save_chunk(path: Path, results: list[dict], splits: dict) -> None:
-    def meta_frame(rows, cols, schema):
-        return pl.DataFrame(rows, schema=dict(zip(cols, schema)), orient="row")
-
-    ppg_rows, pair_rows, stay_rows, bad = [], [], [], []
+    """One chunk of stays, written as a part of a store (see :mod:`cohorts.store`), atomically."""
+    rows = {"ppg_index": [], "pairs_index": [], "stays": []}
+    bad = []
     for r in results:
         s = r["stay_id"]
         for k, (rec, t, f) in enumerate(r["ppg_meta"]):
-            ppg_rows.append((s, splits[s], k, t, rec, float(f)))
+            rows["ppg_index"].append((s, splits[s], k, t, rec, float(f)))
         for t, prec, erec, pf, ef in r["pair_meta"]:
-            pair_rows.append((s, splits[s], t, prec, erec, float(pf), float(ef)))
-        stay_rows.append((s, splits[s], len(r["ppg_meta"]), r["n_candidates"], len(r["pair_meta"])))
+            rows["pairs_index"].append((s, splits[s], t, prec, erec, float(pf), float(ef)))
+        rows["stays"].append((s, splits[s], len(r["ppg_meta"]), r["n_candidates"], len(r["pair_meta"])))
         bad += r["bad"]
-    empty = lambda w: np.zeros((0, w), np.float16)  # noqa: E731
-    arrays = {
-        "ppg": np.concatenate([r["ppg"] for r in results if len(r["ppg"])] or [empty(PPG.window)]),
-        "pair_ppg": np.concatenate([r["pair_ppg"] for r in results if len(r["pair_ppg"])] or [empty(PPG.window)]),
-        "pair_ecg": np.concatenate([r["pair_ecg"] for r in results if len(r["pair_ecg"])] or [empty(ECG.window)]),
-    }
-    tmp = path.with_suffix(".tmp")
-    tmp.mkdir(exist_ok=True)
-    for k, v in arrays.items():
-        np.save(tmp / f"{k}.npy", v)
-    meta_frame(ppg_rows, ["stay_id", "split", "window", "start_us", "record", "invalid_frac"],
-               [pl.String, pl.String, pl.Int32, pl.Int64, pl.String, pl.Float32]).write_parquet(tmp / "ppg.parquet")
-    meta_frame(pair_rows, ["stay_id", "split", "start_us", "ppg_record", "ecg_record", "invalid_frac_ppg",
-                           "invalid_frac_ecg"],
-               [pl.String, pl.String, pl.Int64, pl.String, pl.String, pl.Float32, pl.Float32]
-               ).write_parquet(tmp / "pairs.parquet")
-    meta_frame(stay_rows, ["stay_id", "split", "n_ppg_windows", "n_candidates", "n_pairs"],
-               [pl.String, pl.String, pl.Int32, pl.Int32, pl.Int32]).write_parquet(tmp / "stays.parquet")
-    (tmp / "bad.json").write_text(json.dumps(bad))
-    os.replace(tmp, path)
-
-
-def _assemble(chunks: list[Path], dest: Path, per_stay: int) -> dict:
-    """Concatenate chunk folders into a store at ``dest`` (memory-mapped writes)."""
-    def cat_frames(name):
-        return pl.concat([pl.read_parquet(c / name) for c in chunks]) if chunks else None
-
-    ppg_idx, pair_idx, stays = cat_frames("ppg.parquet"), cat_frames("pairs.parquet"), cat_frames("stays.parquet")
-    for name, width in (("ppg", PPG.window), ("pair_ppg", PPG.window), ("pair_ecg", ECG.window)):
-        shapes = [np.load(c / f"{name}.npy", mmap_mode="r").shape[0] for c in chunks]
-        target = "pairs_ppg" if name == "pair_ppg" else "pairs_ecg" if name == "pair_ecg" else "ppg"
-        out = np.lib.format.open_memmap(dest / f"{target}.npy", mode="w+", dtype=np.float16,
-                                        shape=(sum(shapes), width))
-        pos = 0
-        for c, n in zip(chunks, shapes):
-            out[pos:pos + n] = np.load(c / f"{name}.npy")
-            pos += n
-        out.flush()
-        del out
-    to_dt = pl.from_epoch(pl.col("start_us"), time_unit="us").alias("start")
-    ppg_idx.with_row_index("row").with_columns(to_dt).drop("start_us").write_parquet(dest / "ppg_index.parquet")
-    pair_idx.with_row_index("row").with_columns(to_dt).drop("start_us").write_parquet(dest / "pairs_index.parquet")
-    stays.write_parquet(dest / "stays.parquet")
-    bad = [b for c in chunks for b in json.loads((c / "bad.json").read_text())]
-    return {"ppg_windows": ppg_idx.height, "pairs": pair_idx.height, "stays": stays.height,
-            "stays_without_windows": int((stays["n_ppg_windows"] == 0).sum()),
-            "stays_short_of_per_stay": int(((stays["n_ppg_windows"] > 0) &
-                                            (stays["n_ppg_windows"] < per_stay)).sum()),
-            "stays_with_pairs": int((stays["n_pairs"] > 0).sum()),
-            "bad_records": {"count": len(bad), "records": [b[0] for b in bad], "reasons": [b[1] for b in bad]}}
+    arrays = {name: np.concatenate([r[key] for r in results if len(r[key])] or [np.zeros((0, 1), np.float16)])
+              for name, key in (("ppg", "ppg"), ("pairs_ppg", "pair_ppg"), ("pairs_ecg", "pair_ecg"))}
+    with atomic_dir(path, overwrite=True) as tmp:
+        write_part(tmp, arrays, rows)
+        (tmp / "bad.json").write_text(json.dumps(bad))
 
 
 def _store_path(cohort: Path, shard) -> Path:
@@ -266,11 +218,12 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
             return old | {"up_to_date": True}
         raise PhewasError(f"{dest}: exists with other parameters (pass --force to rebuild)")
     work = dest.with_name(f".{dest.name}.work")
+    resumable = {**params, "chunk_format": 2}  # chunks are store parts since version 2
     if work.exists() and (not (work / "params.json").exists()
-                          or json.loads((work / "params.json").read_text()) != params):
+                          or json.loads((work / "params.json").read_text()) != resumable):
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "params.json").write_text(json.dumps(params))
+    (work / "params.json").write_text(json.dumps(resumable))
 
     jobs = _jobs(cohort, shard)
     splits = {j["stay_id"]: j["split"] for j in jobs}
@@ -282,15 +235,16 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
     workers = max(1, workers or os.cpu_count() or 1)
     # split each chunk across workers, then save the chunk when all its parts are back
     sub = max(1, -(-cfg.chunk_stays // workers))
-    with ProcessPoolExecutor(workers) if workers > 1 else _Inline() as pool:
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        run = pool.map if pool is not None else map
         for k in todo:
             parts = [chunks[k][j:j + sub] for j in range(0, len(chunks[k]), sub)]
-            results = [r for part in pool.map(_process_chunk, [(p, str(root), cfg) for p in parts]) for r in part]
+            results = [r for part in run(_process_chunk, [(p, str(root), cfg) for p in parts]) for r in part]
             _save_chunk(paths[k], results, splits)
             bar.update(len(chunks[k]))
     bar.close()
     with atomic_dir(dest, overwrite=True) as tmp:
-        counts = _assemble(paths, tmp, cfg.per_stay)
+        counts = assemble(paths, tmp, cfg.per_stay, [b for c in paths for b in chunk_bad_records(c)])
         if counts["bad_records"]["count"]:  # names carry visit ids: the manifest lists them, not the log
             log.warning("%d unreadable or truncated records skipped; listed under counts.bad_records in "
                         "%s/manifest.json", counts["bad_records"]["count"], dest)
@@ -299,20 +253,6 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
                                   parameters=params, counts=counts)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
-
-
-class _Inline:
-    """A stand-in for a process pool when ``workers == 1``."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    @staticmethod
-    def map(fn, items):
-        return map(fn, items)
 
 
 def merge_shards(cohort_dir, n: int, *, overwrite: bool = False) -> dict:
@@ -327,80 +267,11 @@ def merge_shards(cohort_dir, n: int, *, overwrite: bool = False) -> dict:
     for s, m in zip(shards, mans):
         if {k: v for k, v in m["parameters"].items() if k != "shard"} != base:
             raise PhewasError(f"{s}: built with other parameters than shard 0")
-    dest = cohort / STORE
-    with atomic_dir(dest, overwrite=overwrite) as tmp:
-        chunks = []
-        for k, (shard_dir, m) in enumerate(zip(shards, mans)):  # present each shard as a chunk
-            c = tmp / f".shard{k}"
-            c.mkdir()
-            for a, b in (("ppg", "ppg"), ("pairs_ppg", "pair_ppg"), ("pairs_ecg", "pair_ecg")):
-                os.symlink((shard_dir / f"{a}.npy").resolve(), c / f"{b}.npy")
-            us = pl.col("start").dt.epoch("us").alias("start_us")
-            for a, b in (("ppg_index", "ppg"), ("pairs_index", "pairs")):
-                pl.read_parquet(shard_dir / f"{a}.parquet").with_columns(us).drop("row", "start") \
-                    .write_parquet(c / f"{b}.parquet")
-            shutil.copy(shard_dir / "stays.parquet", c / "stays.parquet")
-            (c / "bad.json").write_text(json.dumps([[r, ""] for r in m["counts"]["bad_records"]["records"]]))
-            chunks.append(c)
-        counts = _assemble(chunks, tmp, base["per_stay"])
-        for c in chunks:
-            shutil.rmtree(c)
+    bad = [(r, "") for m in mans for r in m["counts"]["bad_records"]["records"]]
+    with atomic_dir(cohort / STORE, overwrite=overwrite) as tmp:
+        counts = assemble(shards, tmp, base["per_stay"], bad)  # a shard is a part like any chunk
         manifest = write_manifest(tmp, command="extract-segments --merge", inputs={"shards": [str(s) for s in shards]},
                                   parameters={**base, "shard": [0, 1], "merged_from": n}, counts=counts)
     return manifest
 
 
-class SegmentStore:
-    """Read access to a segment store; the only way other parts read windows.
-
-    Attributes
-    ----------
-    index : polars.DataFrame
-        One row per PPG window (``row``, ``stay_id``, ``split``, ``window``, ``start``, ``record``,
-        ``invalid_frac``); ``row`` indexes :attr:`ppg_array`.
-    pair_index : polars.DataFrame
-        One row per PPG-ECG pair; ``row`` indexes :attr:`pairs_ppg_array` / :attr:`pairs_ecg_array`.
-    stays : polars.DataFrame
-        Per stay: ``n_ppg_windows``, ``n_candidates``, ``n_pairs``.
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-        if not (self.path / "manifest.json").exists():
-            raise PhewasError(f"{self.path}: no segment store (run `phewas extract-segments` first)")
-        self.manifest = read_manifest(self.path)
-        self.index = pl.read_parquet(self.path / "ppg_index.parquet")
-        self.pair_index = pl.read_parquet(self.path / "pairs_index.parquet")
-        self.stays = pl.read_parquet(self.path / "stays.parquet")
-        self.ppg_array = np.load(self.path / "ppg.npy", mmap_mode="r")
-        self.pairs_ppg_array = np.load(self.path / "pairs_ppg.npy", mmap_mode="r")
-        self.pairs_ecg_array = np.load(self.path / "pairs_ecg.npy", mmap_mode="r")
-        self._ppg_rows = _row_ranges(self.index)
-        self._pair_rows = _row_ranges(self.pair_index)
-
-    def ppg_rows(self, stay_id: str) -> tuple[int, int]:
-        return self._ppg_rows.get(str(stay_id), (0, 0))
-
-    def ppg(self, stay_id: str) -> np.ndarray:
-        """float32 ``[n_windows, 1250]`` (``n_windows`` may be 0)."""
-        a, b = self.ppg_rows(stay_id)
-        return np.asarray(self.ppg_array[a:b], dtype=np.float32)
-
-    def pairs(self, stay_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """float32 ``(ppg [n, 1250], ecg [n, 5000])`` for a pretraining stay."""
-        a, b = self._pair_rows.get(str(stay_id), (0, 0))
-        return (np.asarray(self.pairs_ppg_array[a:b], dtype=np.float32),
-                np.asarray(self.pairs_ecg_array[a:b], dtype=np.float32))
-
-
-def _row_ranges(index: pl.DataFrame) -> dict:
-    if index.height == 0:
-        return {}
-    g = index.group_by("stay_id", maintain_order=True).agg(pl.col("row").min().alias("a"),
-                                                           pl.col("row").max().alias("b"))
-    return {s: (int(a), int(b) + 1) for s, a, b in g.iter_rows()}
-
-
-def open_segments(cohort_dir) -> SegmentStore:
-    """Open ``COHORT/segments``."""
-    return SegmentStore(Path(cohort_dir) / STORE)

@@ -8,6 +8,7 @@ is read: at MC-MED's scale (hundreds of thousands of headers) this is ~10x faste
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -115,16 +116,10 @@ def scan_headers(waveform_dir, channels: dict, workers: int | None = None):
     chunks = [buckets[i::workers * 4] for i in range(workers * 4)]
     jobs = [(str(root), c, channels) for c in chunks if c]
     rows, bad = [], []
-    if workers == 1:
-        results = map(_scan_buckets, jobs)
-    else:
-        pool = ProcessPoolExecutor(workers)
-        results = pool.map(_scan_buckets, jobs)
-    for r, b in results:
-        rows.extend(r)
-        bad.extend(b)
-    if workers > 1:
-        pool.shutdown()
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for r, b in (pool.map if pool is not None else map)(_scan_buckets, jobs):
+            rows.extend(r)
+            bad.extend(b)
     df = pl.DataFrame(rows, schema=RECORD_SCHEMA, orient="row")
     return _finish(df), sorted(bad)
 

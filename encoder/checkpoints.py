@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from phewas.errors import InputError, PhewasError
+from phewas.io import atomic_file
 
 from .config import Net1DConfig, anyppg_config, ecgfounder_config
 from .net1d import Net1D
@@ -76,14 +77,13 @@ def load_anyppg(path, config: Net1DConfig | None = None) -> Net1D:
 def save_anyppg(model: Net1D, path) -> None:
     """Write the encoder's weights as a plain state dict (``.safetensors`` by extension), atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-        save_file(state, str(tmp))
-    else:
-        torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+            save_file(state, str(tmp))
+        else:
+            torch.save(state, tmp)
 
 
 def load_ecgfounder(path, config: Net1DConfig | None = None) -> tuple[Net1D, dict]:
@@ -146,9 +146,8 @@ def save_checkpoint(path: Path, *, model, optimizer, scheduler, step: int, best:
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         **extra,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path, *, model, optimizer=None, scheduler=None) -> dict:

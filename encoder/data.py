@@ -12,7 +12,7 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset
 
-from cohorts.segments import SegmentStore
+from cohorts.store import SegmentStore
 
 
 def read_rows(array, rows: np.ndarray) -> np.ndarray:

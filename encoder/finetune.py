@@ -18,7 +18,7 @@ import polars as pl
 import torch
 from sklearn.metrics import roc_auc_score
 
-from cohorts.segments import open_segments
+from cohorts.store import open_segments
 from cohorts.splits import LeakageError
 from phewas.errors import PhewasError
 from phewas.io import write_json, write_manifest

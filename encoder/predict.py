@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from cohorts.segments import open_segments
+from cohorts.store import open_segments
 from phewas.errors import OutputExistsError, PhewasError, check_settings
-from phewas.io import file_sha256, versions, write_json
+from phewas.io import atomic_file, file_sha256, versions, write_json
 
 from .checkpoints import load_checkpoint
 from .data import StayWindows
@@ -72,9 +72,8 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     n_windows = np.concatenate([np.minimum(ds.count, cfg.segments_per_stay), np.zeros(len(missing), np.int64)])
     df = pl.DataFrame({"stay_id": ids, "n_windows": pl.Series(n_windows, dtype=pl.Int32),
                        **{p: probs[:, j] for j, p in enumerate(targets)}}).sort("stay_id")
-    tmp = run / ".predictions.parquet.tmp"
-    df.write_parquet(tmp)
-    tmp.replace(run / "predictions.parquet")
+    with atomic_file(run / "predictions.parquet") as tmp:
+        df.write_parquet(tmp)
     manifest = {"command": "predict", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "predictions_sha256": file_sha256(run / "predictions.parquet"),
                 "checkpoint": {"path": str(best.resolve()), "sha256": file_sha256(best)},

@@ -11,15 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from cohorts.segments import open_segments
+from cohorts.store import open_segments
 from phewas.errors import PhewasError
-from phewas.io import file_sha256, remove_stale_temporaries, write_json, write_manifest
+from phewas.io import atomic_file, file_sha256, write_json, write_manifest
 from phewas.progress import progress
 
 from .checkpoints import load_checkpoint, load_ecgfounder, save_anyppg, unwrap
@@ -70,11 +69,8 @@ def ecg_feature_cache(store, encoder: Net1D, key: str, device, batch: int = 256,
                 x = torch.from_numpy(np.asarray(store.pairs_ecg_array[a:a + batch], np.float32))[:, None].to(device)
                 with autocast(device, True):
                     out[a:a + batch] = encoder(x).float().cpu().numpy()
-        remove_stale_temporaries(path)  # a killed rank 0's half-written cache
-        tmp = folder / f".{path.name}.tmp-{os.getpid()}"  # the name remove_stale_temporaries knows
-        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save would append .npy
             np.save(f, out)
-        tmp.replace(path)
     if d is not None and d.world > 1:
         torch.distributed.barrier()
     if not valid():

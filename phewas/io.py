@@ -75,11 +75,8 @@ def _jsonable(obj):
 
 def write_json(path, obj) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    remove_stale_temporaries(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
 
 
 def write_manifest(folder, *, command: str, inputs: dict, parameters: dict, **extra) -> dict:
@@ -179,6 +176,26 @@ def make_parent(path) -> None:
                          "should be") from None
 
 
+def _temporary(path: Path) -> Path:
+    """The temporary sibling ``.NAME.tmp-PID`` that :func:`remove_stale_temporaries` knows."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """Yield a temporary sibling path to write; on success it replaces ``path``, on error it is
+    removed. Temporaries that dead processes left beside ``path`` are removed first."""
+    path = Path(path)
+    remove_stale_temporaries(path)
+    tmp = _temporary(path)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_dir(path, *, overwrite: bool = False):
     """Yield a temporary sibling folder; on success it replaces ``path``, on error it is removed.
@@ -191,7 +208,7 @@ def atomic_dir(path, *, overwrite: bool = False):
         raise OutputExistsError(f"{path}: exists already (pass --force to replace it)")
     make_parent(path)
     remove_stale_temporaries(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary(path)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()

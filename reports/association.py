@@ -193,23 +193,12 @@ def associate(y: np.ndarray, prob: np.ndarray, age: np.ndarray, sex: np.ndarray,
     return out
 
 
-def bh_qvalues(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (step-up: running minimum of p * n / rank from the top)."""
-    p = np.asarray(p, dtype=np.float64)
-    n = len(p)
-    order = np.argsort(p)
-    scaled = p[order] * n / np.arange(1, n + 1)
-    q = np.minimum.accumulate(scaled[::-1])[::-1]
-    out = np.empty(n)
-    out[order] = np.minimum(q, 1.0)
-    return out
-
-
 def adjust(p_values: np.ndarray, alpha: float = 0.05):
     """Benjamini-Hochberg q-values and Bonferroni flags over the finite p-values; NaN stays NaN / False."""
     p = np.asarray(p_values, dtype=np.float64)
     q = np.full_like(p, np.nan)
     ok = np.isfinite(p)
-    q[ok] = bh_qvalues(p[ok])
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
     bonf = ok & (p < alpha / max(int(ok.sum()), 1))
     return q, bonf

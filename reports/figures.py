@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 from pathlib import Path
 
@@ -25,8 +24,7 @@ def chapter_colour(chapter: str):
     return CHAPTER_COLOURS.get(chapter, OTHER)
 
 
-def chapter_rank(chapter: str) -> int:
-    return CHAPTERS.index(chapter) if chapter in CHAPTERS else len(CHAPTERS)
+CHAPTER_RANK = {c: i for i, c in enumerate(CHAPTERS)}  # unknown chapters sort last
 
 
 def _save(fig, out: Path, name: str) -> list[str]:
@@ -165,17 +163,17 @@ def auc_histogram(df: pl.DataFrame, thresholds, out: Path) -> list[str]:
     return _save(fig, out, "auc_histogram")
 
 
-NON_SPECIFIC = re.compile(r"\b(?:[Oo]ther|OTHER|NOS|[Uu]nspecified|UNSPECIFIED)\b")
+NON_SPECIFIC = r"\b(?:[Oo]ther|OTHER|NOS|[Uu]nspecified|UNSPECIFIED)\b"
 
 
-def is_non_specific(description: str) -> bool:
+def non_specific(description: pl.Expr) -> pl.Expr:
     """Descriptions with "other", "NOS" or "unspecified": left out of the top-phenotype figure,
     as in the AnyPPG paper's Figure A1 (the tables keep them)."""
-    return bool(NON_SPECIFIC.search(description or ""))
+    return description.fill_null("").str.contains(NON_SPECIFIC)
 
 
 def top_phenotypes(df: pl.DataFrame, out: Path, n: int = 60) -> list[str]:
-    specific = df.filter(~pl.col("description").map_elements(is_non_specific, return_dtype=pl.Boolean))
+    specific = df.filter(~non_specific(pl.col("description")))
     top = specific.sort("auc", descending=True).head(n).reverse()
     fig, ax = plt.subplots(figsize=(7, max(3, 0.16 * top.height + 1)))
     y = np.arange(top.height)

@@ -187,7 +187,8 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
         table = table.with_columns(**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS},
                                    q_value=pl.lit(None, pl.Float64), bonferroni=pl.lit(False),
                                    **{c: pl.lit(None, pl.Int64) for c in COUNT_COLUMNS})
-    table = table.with_columns(pl.col("chapter").map_elements(figures.chapter_rank, return_dtype=pl.Int64)
+    table = table.with_columns(pl.col("chapter").replace_strict(figures.CHAPTER_RANK, default=len(figures.CHAPTERS),
+                                                      return_dtype=pl.Int64)
                                .alias("_rank")).sort("_rank", "phecode").drop("_rank")
     chapters = (table.group_by("chapter", maintain_order=True)
                 .agg(pl.len().alias("n_phenotypes"), pl.col("auc").mean().alias("mean_auc"),

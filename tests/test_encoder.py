@@ -54,6 +54,7 @@ def test_matches_the_reference_network_both_ways():
     ref2.load_state_dict(ours.state_dict(), strict=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_anyppg_round_trip(tmp_path, suffix):
     torch.manual_seed(1)

@@ -140,6 +140,7 @@ TINY = ["--preset", "demo", "--steps", "4", "--batch-size", "16", "--eval-every"
         "--checkpoint-every", "2", "--retrieval-batch", "8", "--workers", "0"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings(sim_store, sim_cohort, tmp_path, capsys):
     run = tmp_path / "pre"
     assert run_cli(["pretrain", "--cohort", sim_cohort, "--out", run, *TINY, "--stop-after-steps", "2"],
@@ -158,6 +159,7 @@ def test_resume_refuses_changed_settings(sim_store, sim_cohort, tmp_path, capsys
     assert json.loads((run / "manifest.json").read_text())["summary"]["finished"]
 
 
+@pytest.mark.slow
 def test_predict_refuses_an_unfinished_run(sim_store, sim_cohort, tmp_path, capsys):
     run = tmp_path / "ft"
     from encoder.finetune import TRAIN_SPLITS
@@ -325,7 +327,7 @@ def test_checkpoint_with_objects_is_refused_without_advising_unsafe_loading(tmp_
 def _cache_worker(rank, store_path, rdv, out):
     import torch.distributed as dist
 
-    from cohorts.segments import SegmentStore
+    from cohorts.store import SegmentStore
     from encoder.net1d import Net1D
     from encoder.config import demo_ecg
     from encoder.pretrain import ecg_feature_cache
@@ -344,6 +346,7 @@ def _cache_worker(rank, store_path, rdv, out):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_ecg_cache_is_written_by_rank_0_only(sim_store, tmp_path):
     import torch.multiprocessing as mp
 
@@ -366,6 +369,7 @@ sys.meta_path.insert(0, NoTorch())
 """
 
 
+@pytest.mark.slow
 def test_training_commands_without_torch_say_how_to_install(tmp_path):
     code = NO_TORCH + ("from phewas.cli import main\n"
                        f"sys.exit(main(['pretrain', '--cohort', {str(tmp_path)!r}, '--out', {str(tmp_path / 'r')!r}]))")

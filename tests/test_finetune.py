@@ -73,6 +73,7 @@ def step_losses(run):
     return {r["step"]: r["train_loss"] for r in rows if "train_loss" in r}
 
 
+@pytest.mark.slow
 def test_resume_and_no_heldout_in_training(sim_store, sim_cohort, tmp_path, monkeypatch):
     seen = []
     real = ftm.masked_bce
@@ -119,6 +120,7 @@ def test_refuses_when_heldout_patients_reach_training(sim_store, sim_cohort, tmp
         finetune(cohort, tmp_path / "run", tiny())
 
 
+@pytest.mark.slow
 def test_predict_writes_every_heldout_stay(sim_store, sim_cohort, tmp_path):
     run = tmp_path / "run"
     finetune(sim_cohort, run, tiny(epochs=1))

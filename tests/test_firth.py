@@ -80,6 +80,7 @@ def test_too_few_positive_persons_are_not_tested():
     assert r["method"] == "none" and np.isnan(r["p_value"]) and "2 positive" in r["note"]
 
 
+@pytest.mark.slow
 def test_calibrated_on_rare_nulls_with_separation():
     """About 7 positive persons of 300, random scores: ordinary fits often separate."""
     rng = np.random.default_rng(0)

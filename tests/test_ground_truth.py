@@ -7,6 +7,8 @@ extract-segments -> pretrain -> finetune -> predict -> report through ``phewas r
 import json
 import shutil
 
+import pytest
+
 from phewas.cli import main
 from phewas.run_all import run_all
 
@@ -37,6 +39,7 @@ workers = 2
 """
 
 
+@pytest.mark.slow
 def test_small_study_recovers_the_injected_phecodes(tmp_path):
     cfg = tmp_path / "study.toml"
     cfg.write_text(CONFIG)

@@ -1,16 +1,16 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from encoder.checkpoints import load_anyppg
-from encoder.config import demo_ecg
-from encoder.config import pretrain_config as make_config
+from encoder.config import demo_ecg, pretrain_config as make_config
 from encoder.net1d import Net1D
 from encoder.pretrain import pretrain
 from phewas.cli import main
-from phewas.errors import InputError, PhewasError
+from phewas.errors import InputError, OutputExistsError, PhewasError
 
 
 def losses(run):
@@ -23,13 +23,14 @@ def tiny(**kw):
     return make_config("demo", **{**base, **kw})
 
 
+@pytest.mark.slow
 def test_resume_after_kill_reproduces_the_next_steps(sim_store, sim_cohort, tmp_path):
     full = tmp_path / "full"
     pretrain(sim_cohort, full, tiny())
     killed = tmp_path / "killed"
     s = pretrain(sim_cohort, killed, tiny(), stop_after_steps=3)
     assert not s["finished"] and s["step"] == 3
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(OutputExistsError, match="--resume"):
         pretrain(sim_cohort, killed, tiny())
     pretrain(sim_cohort, killed, tiny(), resume=True)
     a, b = losses(full), losses(killed)
@@ -39,6 +40,7 @@ def test_resume_after_kill_reproduces_the_next_steps(sim_store, sim_cohort, tmp_
     assert (killed / "ppg_encoder.pth").exists() and (killed / "manifest.json").exists()
 
 
+@pytest.mark.slow
 def test_short_pretraining_beats_chance(sim_store, sim_cohort, tmp_path):
     run = tmp_path / "run"
     s = pretrain(sim_cohort, run, make_config("demo", steps=180, batch_size=32, eval_every=90,
@@ -56,13 +58,17 @@ def test_short_pretraining_beats_chance(sim_store, sim_cohort, tmp_path):
     load_anyppg(run / "ppg_encoder.pth", make_config("demo").ppg)
 
 
+@pytest.mark.slow
 def test_frozen_ecg_checkpoint_uses_the_feature_cache(sim_store, sim_cohort, tmp_path):
+    cohort = tmp_path / "cohort"  # the cache is written beside the store: not into the shared fixture
+    shutil.copytree(sim_cohort, cohort)
     ecg = Net1D(demo_ecg())
     torch.save({"state_dict": ecg.state_dict()}, tmp_path / "ecg.pth")
     cfg = tiny(ecg_checkpoint=str(tmp_path / "ecg.pth"), steps=3)
     assert cfg.use_cache
-    pretrain(sim_cohort, tmp_path / "run", cfg)
-    caches = list((sim_cohort / "segments" / "ecg_cache").glob("*.npy"))
+    pretrain(cohort, tmp_path / "run", cfg)
+    assert not (sim_cohort / "segments" / "ecg_cache").exists()
+    caches = list((cohort / "segments" / "ecg_cache").glob("*.npy"))
     assert len(caches) == 1
     feats = np.load(caches[0])
     p, e = sim_store.pairs(sim_store.pair_index["stay_id"][0])
@@ -73,9 +79,9 @@ def test_frozen_ecg_checkpoint_uses_the_feature_cache(sim_store, sim_cohort, tmp
     # a wrong ECG checkpoint is an error, never a silent fall-back to random weights
     torch.save({"state_dict": {"x": torch.zeros(1)}}, tmp_path / "bad.pth")
     with pytest.raises(InputError, match="does not match"):
-        pretrain(sim_cohort, tmp_path / "run2", tiny(ecg_checkpoint=str(tmp_path / "bad.pth")))
+        pretrain(cohort, tmp_path / "run2", tiny(ecg_checkpoint=str(tmp_path / "bad.pth")))
     with pytest.raises(PhewasError, match="frozen ECG encoder"):
-        pretrain(sim_cohort, tmp_path / "run3", tiny(cache_ecg=True))
+        pretrain(cohort, tmp_path / "run3", tiny(cache_ecg=True))
 
 
 def test_cli_pretrain_flags_override_the_preset(sim_store, sim_cohort, tmp_path):
@@ -88,6 +94,7 @@ def test_cli_pretrain_flags_override_the_preset(sim_store, sim_cohort, tmp_path)
     assert list((run / "tensorboard").iterdir())
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(sim_store, sim_cohort, tmp_path):
     """The same command under torchrun: DistributedDataParallel on CPU (gloo), features gathered
     across ranks; rank 0 writes the run."""

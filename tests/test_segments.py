@@ -10,6 +10,7 @@ from cohorts import SegmentConfig, build_cohort, extract_segments, open_segments
 from cohorts.build import CohortConfig
 from encoder.data import PairWindows, StayWindows, loader
 from phewas.cli import main
+from phewas.errors import PhewasError
 
 
 def test_store_contents(sim_store, sim_cohort):
@@ -57,7 +58,7 @@ def test_rerun_is_idempotent_and_reproducible(sim_data, sim_cohort, sim_store, t
     before = (sim_cohort / "segments" / "ppg.npy").stat().st_mtime_ns
     again = extract_segments(sim_data, sim_cohort, SegmentConfig(chunk_stays=32), workers=2)
     assert again.get("up_to_date") and (sim_cohort / "segments" / "ppg.npy").stat().st_mtime_ns == before
-    with pytest.raises(Exception, match="other parameters"):
+    with pytest.raises(PhewasError, match="other parameters"):
         extract_segments(sim_data, sim_cohort, SegmentConfig(per_stay=5), workers=1)
     copy = tmp_path / "cohort"
     shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))

@@ -198,14 +198,23 @@ def _age_shapes(age: np.ndarray, phecodes: list[str], share: float, rng: np.rand
     return shaped, term, shapes
 
 
-def simulate_population(cfg: PopulationConfig):
-    """Return ``(visits, pmh, plans, truth)``; ``plans`` has one dict per visit with waveforms."""
-    rng = np.random.default_rng(cfg.seed)
-    world = rng if cfg.world_seed is None else np.random.default_rng(cfg.world_seed)
-    pmap = load_phecode_map()
-    codes = code_tables(pmap)
-    info = {r[0]: r for r in pmap.phecodes.select("phecode", "description", "chapter", "sex").iter_rows()}
-    related = related_phecodes(pmap)
+@dataclass
+class _People:
+    """Per-patient draws: sex, age at the first visit, latent factors, visits, first arrival."""
+
+    sex: np.ndarray
+    age0: np.ndarray
+    z_age: np.ndarray
+    health: np.ndarray  # latent factor shared by background phecodes
+    cardio: np.ndarray  # independent factor shared by the injected phecodes
+    n_visits: np.ndarray
+    first: np.ndarray
+    sync_prop: np.ndarray
+    mrn: np.ndarray
+
+
+def _choose_phecodes(cfg: PopulationConfig, world, codes, info, related) -> tuple[list[str], list[str]]:
+    """The world's background (chronic) and acute phecodes."""
     usable = [p for p, c in codes.items()
               if p not in related and p not in INJECTED and "9" in c and "10" in c]
     acute_pool = sorted(p for p in usable if info[p][2] in ACUTE_CHAPTERS)
@@ -217,13 +226,16 @@ def simulate_population(cfg: PopulationConfig):
     background = sorted(chosen)
     acute = list(world.choice(acute_pool, size=min(80, len(acute_pool)), replace=False))
 
-    # Patients
+    return background, acute
+
+
+def _patients(cfg: PopulationConfig, rng) -> _People:
     n = cfg.patients
     sex = rng.choice(np.array(["F", "M", "U"]), size=n, p=[0.53, 0.465, 0.005])
     age0 = np.clip(rng.normal(52, 19, n), 18, 95)
     z_age = (age0 - 52) / 19
-    health = rng.normal(size=n)  # latent factor shared by background phecodes
-    cardio = rng.normal(size=n)  # independent factor shared by the injected phecodes
+    health = rng.normal(size=n)
+    cardio = rng.normal(size=n)
     n_visits = np.minimum(1 + rng.geometric(0.55, n) - 1, 8)
     if cfg.frequent_visitors > 0:  # the emergency department's frequent visitors
         frequent = rng.random(n) < cfg.frequent_visitors
@@ -234,8 +246,15 @@ def simulate_population(cfg: PopulationConfig):
     sync_prop = np.where(rng.random(n) < 0.7, 0.62, 0.04)
     mrn = rng.choice(np.arange(1_000_000, 9_999_999), size=n, replace=False)
 
-    # Diseases: presence and onset per (patient, phecode)
-    names = list(INJECTED) + background
+    return _People(sex, age0, z_age, health, cardio, n_visits, first, sync_prop, mrn)
+
+
+def _diseases(cfg: PopulationConfig, rng, world, people: _People, names: list[str], info):
+    """Presence and onset per (patient, phecode): risk from age (linear or shaped), sex and a
+    latent factor. Returns ``(present, onset, age shapes)``."""
+    background = names[len(INJECTED):]
+    sex, age0, z_age, first, n_visits = people.sex, people.age0, people.z_age, people.first, people.n_visits
+    cardio, health = people.cardio, people.health
     prev = np.array([min(0.5, INJECTED[p]["prevalence"] * cfg.injected_prevalence_scale) for p in INJECTED]
                     + list(np.exp(world.uniform(np.log(0.004), np.log(0.15), len(background)))))
     age_slope = np.array([INJECTED[p]["age"] for p in INJECTED]
@@ -258,113 +277,150 @@ def simulate_population(cfg: PopulationConfig):
     before = rng.random(present.shape) < 0.8
     onset = np.where(before, first[:, None] - rng.exponential(3 * 365 * DAY, present.shape),
                      first[:, None] + rng.uniform(0, 1, present.shape) * (span[:, None] + 180 * DAY))
+    return present, onset, shapes
+
+
+def _history_rows(cfg: PopulationConfig, rng, i: int, has, names, onset, people: _People, codes, info,
+                  acute, background) -> list[tuple]:
+    """One patient's history rows: chronic diseases (some never recorded, some first seen at a
+    visit), stray codes of other phecodes, and now and then an unmapped code."""
+    mrn, sex, first = people.mrn, people.sex, people.first
+    pmh_rows = []
+    for j in has:  # history, mostly undotted ICD-10, some ICD-9 (older records)
+        phe = names[j]
+        u = rng.random()
+        if u > 0.92:
+            continue  # never recorded: the waveform still shows it
+        if u > 0.80:
+            continue  # no history row: first seen when a visit codes it (below)
+        n_rows = 1 + int(rng.random() < 0.4)
+        for k in range(n_rows):
+            noted = onset[i, j] + (0 if k == 0 else rng.uniform(0, 400) * DAY)
+            system = "9" if rng.random() < 0.15 else "10"
+            code = str(rng.choice(codes[phe][system]))
+            if rng.random() < cfg.undated_history:
+                noted = np.nan  # real exports hold history rows without a date
+            pmh_rows.append((str(mrn[i]), noted, "Dx9" if system == "9" else "Dx10",
+                             _variant(code, rng.random(), 0.7), info[phe][1]))
+    for _ in range(rng.poisson(cfg.noise_codes_per_patient)):
+        phe = acute[int(rng.integers(len(acute)))] if rng.random() < 0.5 else \
+            background[int(rng.integers(len(background)))]
+        if info[phe][3] not in ("Both", sex[i]):
+            continue
+        pmh_rows.append((str(mrn[i]), first[i] + rng.uniform(-5 * 365, 2 * 365) * DAY, "Dx10",
+                         _variant(str(rng.choice(codes[phe]["10"])), rng.random(), 0.7),
+                         info[phe][1]))
+    if rng.random() < 0.1:
+        pmh_rows.append((str(mrn[i]), first[i] - 30 * DAY, "Dx10", rng.choice(UNMAPPED_ICD10), ""))
+    return pmh_rows
+
+
+def _visits(cfg: PopulationConfig, rng, i: int, has, names, onset, people: _People, codes, info, acute,
+            csn_next: int) -> tuple[list[dict], list[dict], int]:
+    """One patient's visit rows and waveform plans; returns them and the next free CSN."""
+    mrn, sex, first, age0, n_visits, sync_prop = (people.mrn, people.sex, people.first, people.age0,
+                                                  people.n_visits, people.sync_prop)
+    visit_rows, plans = [], []
+    gaps = rng.exponential(120 * DAY, n_visits[i] - 1) + DAY
+    same_day = rng.random(n_visits[i] - 1) < cfg.same_day_revisits
+    gaps[same_day] = rng.uniform(1, 6, same_day.sum()) * 3600  # back within hours
+    arrivals = first[i] + np.concatenate([[0], np.cumsum(gaps)])
+    arrivals = np.floor(arrivals)
+    hr_patient = rng.normal(0, 7 * cfg.patient_sd)  # the patient-level factor of all stays
+    stiff_patient = rng.normal(0, 0.2 * cfg.patient_sd)
+    for v, arrival in enumerate(arrivals):
+        csn = csn_next
+        csn_next += int(rng.integers(1, 50))
+        age_v = int(np.clip(round(age0[i] + (arrival - first[i]) / (365.25 * DAY) + rng.integers(-2, 3)),
+                            18, 90))
+        active = {names[j]: onset[i, j] <= arrival for j in has}
+        eff = {INJECTED[p]["field"]: INJECTED[p]["effect"] if active.get(p) else 0.0 for p in INJECTED}
+        # visit diagnosis: an active chronic disease, or an acute problem
+        chronic_active = [p for p, a in active.items() if a]
+        if chronic_active and rng.random() < 0.3:
+            phe = chronic_active[int(rng.integers(len(chronic_active)))]
+        else:
+            phe = acute[min(int(rng.zipf(1.6)) - 1, len(acute) - 1)]
+        dx10 = [str(rng.choice(codes[phe]["10"]))]
+        dx9 = [str(rng.choice(codes[phe]["9"]))]
+        if rng.random() < 0.15:
+            extra = acute[int(rng.integers(len(acute)))]
+            dx10.append(str(rng.choice(codes[extra]["10"])))
+            dx9.append(str(rng.choice(codes[extra]["9"])))
+        if rng.random() < 0.01:
+            dx10.append(str(rng.choice(UNMAPPED_ICD10)))
+        u = rng.random()
+        cell10 = ", ".join(_variant(c, u, 0.1) for c in dx10)
+        cell9 = ", ".join(_variant(c, u, 0.1) for c in dx9) if rng.random() < 0.6 else ""
+        hr = (72 + 3 * (sex[i] == "F") - 0.08 * (age_v - 50) + hr_patient + rng.normal(0, 4)
+              + 12 * eff["hf"] + 15 * eff["anemia"] + 8 * eff["af"])
+        vascular = (age_v - 50) / 25 if cfg.vascular_age == "linear" else 1.4 * np.tanh((age_v - 45) / 12)
+        stiffness = vascular + 1.5 * eff["stiffness"] + stiff_patient
+        roomed = arrival + rng.uniform(5, 90) * 60
+        los = rng.uniform(2, 12) * 3600
+        admit = rng.random() < 0.3
+        sbp = 125 + 0.4 * (age_v - 50) + 15 * eff["stiffness"] + rng.normal(0, 15)
+        visit_rows.append({
+            "MRN": str(mrn[i]), "CSN": str(csn), "Visit_no": v + 1, "Visits": int(n_visits[i]),
+            "Age": age_v, "Gender": sex[i], "Race": rng.choice(["White", "Asian", "Black", "Other"]),
+            "Ethnicity": rng.choice(["Non-Hispanic", "Hispanic"]),
+            "Means_of_arrival": rng.choice(["Walk-in", "Ambulance"]),
+            "Triage_Temp": round(rng.normal(36.9, 0.5), 1), "Triage_HR": int(round(hr)),
+            "Triage_RR": int(rng.integers(12, 24)), "Triage_SpO2": int(rng.integers(92, 101)),
+            "Triage_SBP": int(round(sbp)), "Triage_DBP": int(round(sbp * 0.6)),
+            "Triage_acuity": rng.choice(["2-Emergent", "3-Urgent", "4-Semi-Urgent"]),
+            "CC": info[phe][1], "ED_dispo": "Admit" if admit else "Discharge",
+            "Hours_to_next_visit": None, "Dispo_class_next_visit": None,
+            "ED_LOS": round(los / 3600, 2), "Hosp_LOS": round(rng.uniform(1, 6), 1) if admit else None,
+            "DC_dispo": "Home", "Payor_class": rng.choice(["Commercial", "Medicare", "Medicaid"]),
+            "Admit_service": "Medicine" if admit else None,
+            "Dx_ICD9": cell9, "Dx_ICD10": cell10, "Dx_name": info[phe][1],
+            "_arrival": arrival, "_roomed": roomed, "_dispo": roomed + los * 0.8,
+            "_departure": roomed + los,
+        })
+        u = rng.random()
+        modality = ("none" if u < 0.08 else "ppg_only" if rng.random() > sync_prop[i]
+                    else rng.choice(["sync", "partial", "nonoverlap"], p=[0.88, 0.06, 0.06]))
+        if modality != "none":
+            unusable = None
+            if cfg.unusable_ppg > 0 and rng.random() < cfg.unusable_ppg:
+                unusable = "short" if rng.random() < 0.2 else "dropout"
+            plans.append({
+                "csn": str(csn), "modality": str(modality),
+                "origin": float(np.floor(roomed + rng.uniform(60, 1800))),
+                "ms_headers": bool(rng.random() < 0.5),
+                "seconds": float(cfg.minutes * 60 * rng.uniform(0.85, 1.25)),
+                "phys": {"hr": float(np.clip(hr, 40, 160)), "resp_hz": float(rng.uniform(0.2, 0.33)),
+                         "af": eff["af"], "hf": eff["hf"], "anemia": eff["anemia"],
+                         "stiffness": float(stiffness), "ptt": float(0.24 - 0.02 * stiffness)},
+                "seed": int(rng.integers(2**62)),
+                "unusable": unusable,
+            })
+    return visit_rows, plans, csn_next
+
+
+def simulate_population(cfg: PopulationConfig):
+    """Return ``(visits, pmh, plans, truth)``; ``plans`` has one dict per visit with waveforms."""
+    rng = np.random.default_rng(cfg.seed)
+    world = rng if cfg.world_seed is None else np.random.default_rng(cfg.world_seed)
+    pmap = load_phecode_map()
+    codes = code_tables(pmap)
+    info = {r[0]: r for r in pmap.phecodes.select("phecode", "description", "chapter", "sex").iter_rows()}
+    related = related_phecodes(pmap)
+    background, acute = _choose_phecodes(cfg, world, codes, info, related)
+    people = _patients(cfg, rng)
+    n = cfg.patients
+    names = list(INJECTED) + background
+    present, onset, shapes = _diseases(cfg, rng, world, people, names, info)
 
     visit_rows, pmh_rows, plans = [], [], []
     csn_next = int(rng.integers(10_000_000, 20_000_000))
     for i in range(n):
         has = np.flatnonzero(present[i])
-        for j in has:  # history, mostly undotted ICD-10, some ICD-9 (older records)
-            phe = names[j]
-            u = rng.random()
-            if u > 0.92:
-                continue  # never recorded: the waveform still shows it
-            if u > 0.80:
-                continue  # no history row: first seen when a visit codes it (below)
-            n_rows = 1 + int(rng.random() < 0.4)
-            for k in range(n_rows):
-                noted = onset[i, j] + (0 if k == 0 else rng.uniform(0, 400) * DAY)
-                system = "9" if rng.random() < 0.15 else "10"
-                code = str(rng.choice(codes[phe][system]))
-                if rng.random() < cfg.undated_history:
-                    noted = np.nan  # real exports hold history rows without a date
-                pmh_rows.append((str(mrn[i]), noted, "Dx9" if system == "9" else "Dx10",
-                                 _variant(code, rng.random(), 0.7), info[phe][1]))
-        for _ in range(rng.poisson(cfg.noise_codes_per_patient)):
-            phe = acute[int(rng.integers(len(acute)))] if rng.random() < 0.5 else \
-                background[int(rng.integers(len(background)))]
-            if info[phe][3] not in ("Both", sex[i]):
-                continue
-            pmh_rows.append((str(mrn[i]), first[i] + rng.uniform(-5 * 365, 2 * 365) * DAY, "Dx10",
-                             _variant(str(rng.choice(codes[phe]["10"])), rng.random(), 0.7),
-                             info[phe][1]))
-        if rng.random() < 0.1:
-            pmh_rows.append((str(mrn[i]), first[i] - 30 * DAY, "Dx10", rng.choice(UNMAPPED_ICD10), ""))
-
-        gaps = rng.exponential(120 * DAY, n_visits[i] - 1) + DAY
-        same_day = rng.random(n_visits[i] - 1) < cfg.same_day_revisits
-        gaps[same_day] = rng.uniform(1, 6, same_day.sum()) * 3600  # back within hours
-        arrivals = first[i] + np.concatenate([[0], np.cumsum(gaps)])
-        arrivals = np.floor(arrivals)
-        hr_patient = rng.normal(0, 7 * cfg.patient_sd)  # the patient-level factor of all stays
-        stiff_patient = rng.normal(0, 0.2 * cfg.patient_sd)
-        for v, arrival in enumerate(arrivals):
-            csn = csn_next
-            csn_next += int(rng.integers(1, 50))
-            age_v = int(np.clip(round(age0[i] + (arrival - first[i]) / (365.25 * DAY) + rng.integers(-2, 3)),
-                                18, 90))
-            active = {names[j]: onset[i, j] <= arrival for j in has}
-            eff = {INJECTED[p]["field"]: INJECTED[p]["effect"] if active.get(p) else 0.0 for p in INJECTED}
-            # visit diagnosis: an active chronic disease, or an acute problem
-            chronic_active = [p for p, a in active.items() if a]
-            if chronic_active and rng.random() < 0.3:
-                phe = chronic_active[int(rng.integers(len(chronic_active)))]
-            else:
-                phe = acute[min(int(rng.zipf(1.6)) - 1, len(acute) - 1)]
-            dx10 = [str(rng.choice(codes[phe]["10"]))]
-            dx9 = [str(rng.choice(codes[phe]["9"]))]
-            if rng.random() < 0.15:
-                extra = acute[int(rng.integers(len(acute)))]
-                dx10.append(str(rng.choice(codes[extra]["10"])))
-                dx9.append(str(rng.choice(codes[extra]["9"])))
-            if rng.random() < 0.01:
-                dx10.append(str(rng.choice(UNMAPPED_ICD10)))
-            u = rng.random()
-            cell10 = ", ".join(_variant(c, u, 0.1) for c in dx10)
-            cell9 = ", ".join(_variant(c, u, 0.1) for c in dx9) if rng.random() < 0.6 else ""
-            hr = (72 + 3 * (sex[i] == "F") - 0.08 * (age_v - 50) + hr_patient + rng.normal(0, 4)
-                  + 12 * eff["hf"] + 15 * eff["anemia"] + 8 * eff["af"])
-            vascular = (age_v - 50) / 25 if cfg.vascular_age == "linear" else 1.4 * np.tanh((age_v - 45) / 12)
-            stiffness = vascular + 1.5 * eff["stiffness"] + stiff_patient
-            roomed = arrival + rng.uniform(5, 90) * 60
-            los = rng.uniform(2, 12) * 3600
-            admit = rng.random() < 0.3
-            sbp = 125 + 0.4 * (age_v - 50) + 15 * eff["stiffness"] + rng.normal(0, 15)
-            visit_rows.append({
-                "MRN": str(mrn[i]), "CSN": str(csn), "Visit_no": v + 1, "Visits": int(n_visits[i]),
-                "Age": age_v, "Gender": sex[i], "Race": rng.choice(["White", "Asian", "Black", "Other"]),
-                "Ethnicity": rng.choice(["Non-Hispanic", "Hispanic"]),
-                "Means_of_arrival": rng.choice(["Walk-in", "Ambulance"]),
-                "Triage_Temp": round(rng.normal(36.9, 0.5), 1), "Triage_HR": int(round(hr)),
-                "Triage_RR": int(rng.integers(12, 24)), "Triage_SpO2": int(rng.integers(92, 101)),
-                "Triage_SBP": int(round(sbp)), "Triage_DBP": int(round(sbp * 0.6)),
-                "Triage_acuity": rng.choice(["2-Emergent", "3-Urgent", "4-Semi-Urgent"]),
-                "CC": info[phe][1], "ED_dispo": "Admit" if admit else "Discharge",
-                "Hours_to_next_visit": None, "Dispo_class_next_visit": None,
-                "ED_LOS": round(los / 3600, 2), "Hosp_LOS": round(rng.uniform(1, 6), 1) if admit else None,
-                "DC_dispo": "Home", "Payor_class": rng.choice(["Commercial", "Medicare", "Medicaid"]),
-                "Admit_service": "Medicine" if admit else None,
-                "Dx_ICD9": cell9, "Dx_ICD10": cell10, "Dx_name": info[phe][1],
-                "_arrival": arrival, "_roomed": roomed, "_dispo": roomed + los * 0.8,
-                "_departure": roomed + los,
-            })
-            u = rng.random()
-            modality = ("none" if u < 0.08 else "ppg_only" if rng.random() > sync_prop[i]
-                        else rng.choice(["sync", "partial", "nonoverlap"], p=[0.88, 0.06, 0.06]))
-            if modality != "none":
-                unusable = None
-                if cfg.unusable_ppg > 0 and rng.random() < cfg.unusable_ppg:
-                    unusable = "short" if rng.random() < 0.2 else "dropout"
-                plans.append({
-                    "csn": str(csn), "modality": str(modality),
-                    "origin": float(np.floor(roomed + rng.uniform(60, 1800))),
-                    "ms_headers": bool(rng.random() < 0.5),
-                    "seconds": float(cfg.minutes * 60 * rng.uniform(0.85, 1.25)),
-                    "phys": {"hr": float(np.clip(hr, 40, 160)), "resp_hz": float(rng.uniform(0.2, 0.33)),
-                             "af": eff["af"], "hf": eff["hf"], "anemia": eff["anemia"],
-                             "stiffness": float(stiffness), "ptt": float(0.24 - 0.02 * stiffness)},
-                    "seed": int(rng.integers(2**62)),
-                    "unusable": unusable,
-                })
+        pmh_rows += _history_rows(cfg, rng, i, has, names, onset, people, codes, info, acute, background)
+        rows, visit_plans, csn_next = _visits(cfg, rng, i, has, names, onset, people, codes, info, acute, csn_next)
+        visit_rows += rows
+        plans += visit_plans
 
     visits = pl.DataFrame(visit_rows, infer_schema_length=None)
     visits = visits.with_columns(
