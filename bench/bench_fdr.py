@@ -54,9 +54,9 @@ REFERENCE_SEED = 99_999
 MIN_REFERENCE_POSITIVES = 200  # phecodes with fewer positive reference stays have no usable truth
 
 
-def study_config(seed: int, design: str) -> str:
-    """The replicate's run-all configuration: the test's study with ``seed``."""
-    text = CONFIG.replace("seed = 2", f"seed = {seed}", 1)
+def study_config(seed: int, design: str, patients: int = 800) -> str:
+    """The replicate's run-all configuration: the test's study with ``seed`` (and ``patients``)."""
+    text = CONFIG.replace("seed = 2", f"seed = {seed}", 1).replace("patients = 800", f"patients = {patients}", 1)
     if design == "hard":
         text = text.replace(f"seed = {seed}", f"seed = {seed}\nworld_seed = {WORLD_SEED}\nhard = true", 1)
     return text
@@ -192,20 +192,23 @@ def main():
     ap.add_argument("--seeds", default="101-112")
     ap.add_argument("--out", default=None, help="default bench/out/fdr-hard, or bench/out/fdr (standard)")
     ap.add_argument("--reference-patients", type=int, default=20_000)
+    ap.add_argument("--patients", type=int, default=800, help="patients per replicate study")
+    ap.add_argument("--reference", default=None, help="reference population folder (default OUT/reference)")
     ap.add_argument("--keep-data", action="store_true")
     ap.add_argument("--reanalyse", action="store_true")
     ap.add_argument("--compare-tests", action="store_true")
     a = ap.parse_args()
     set_quiet(True)
     out = Path(a.out or ("bench/out/fdr-hard" if a.design == "hard" else "bench/out/fdr"))
-    reference = reference_population(out / "reference", a.reference_patients) if a.design == "hard" else None
+    reference = (reference_population(Path(a.reference or out / "reference"), a.reference_patients)
+                 if a.design == "hard" else None)
     rows, null_p, seconds, covered = [], [], [], []
     other = {"stays_lrt": ([], []), "stays_clustered_wald": ([], [])}  # null p-values, FDP per study
     for seed in _seeds(a.seeds):
         study = out / f"seed{seed}"
         study.mkdir(parents=True, exist_ok=True)
         cfg = study / "study.toml"
-        cfg.write_text(study_config(seed, a.design))
+        cfg.write_text(study_config(seed, a.design, a.patients))
         if not (study / "work" / "truth_check.json").exists():  # done by an earlier invocation
             run_all(cfg)  # resumes what an interrupted invocation left
         elif a.reanalyse:
@@ -242,7 +245,8 @@ def main():
                  for k, v in (("null_p_below_0.05", float(np.mean(np.asarray(p) < 0.05))),
                               ("mean_fdp", float(np.mean(f))))},
               **coverage_summary(covered),
-              "design": a.design, "reference_patients": a.reference_patients if reference else None,
+              "design": a.design, "patients_per_study": a.patients,
+              "reference_patients": a.reference_patients if reference else None,
               "stage_seconds_per_study": round(float(np.mean(seconds)), 1), "cores": os.cpu_count(),
               "command": " ".join(["python bench/bench_fdr.py", *sys.argv[1:]])}
     print(json.dumps(result))
