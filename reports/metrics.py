@@ -19,7 +19,7 @@ from scipy import sparse, stats
 BLOCK = 32  # phenotypes per block: keeps the working set in cache
 
 
-def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None):
+def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None, *, return_df: bool = False):
     """AUC and DeLong variance for each column.
 
     Parameters
@@ -28,11 +28,15 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None):
     labels : array ``[n, p]`` with 1 (positive), 0 (negative) and anything else (left out).
     groups : array ``[n]``, optional
         Each row's cluster (patient). Given, ``var`` is Obuchowski's clustered variance.
+    return_df : bool
+        Also return ``df``: with ``groups``, the variance's effective degrees of freedom, the
+        effective number of clusters ``(sum_i c_i)^2 / sum_i c_i^2`` over the clusters'
+        contributions ``c_i`` to ``var`` (Kish; Satterthwaite's approximation); NaN without.
 
     Returns
     -------
-    auc, var, n_pos, n_neg : arrays ``[p]``. ``auc`` and ``var`` are NaN where a column lacks
-    positives or negatives; ``var`` is NaN where either side has a single member (a single
+    auc, var, n_pos, n_neg[, df] : arrays ``[p]``. ``auc`` and ``var`` are NaN where a column
+    lacks positives or negatives; ``var`` is NaN where either side has a single member (a single
     patient, when clustered).
     """
     scores = np.asarray(scores)
@@ -53,20 +57,20 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None):
         if len(g) != scores.shape[0]:
             raise ValueError(f"groups has {len(g)} entries for {scores.shape[0]} rows")
         G = sparse.csr_matrix((np.ones(len(g)), (g, np.arange(len(g)))), shape=(g.max() + 1, len(g)))
-    out = np.full((4, n_cols), np.nan)
+    out = np.full((5, n_cols), np.nan)
     for a in range(0, n_cols, BLOCK):
         b = min(a + BLOCK, n_cols)
         out[:, a:b] = _block(np.ascontiguousarray(scores[:, a:b].T), np.ascontiguousarray(labels[:, a:b].T), G)
-    auc, var, m, k = out
+    auc, var, m, k, df = out
     m, k = m.astype(np.int64), k.astype(np.int64)
     if squeeze:
-        return auc[0], var[0], int(m[0]), int(k[0])
-    return auc, var, m, k
+        auc, var, m, k, df = auc[0], var[0], int(m[0]), int(k[0]), df[0]
+    return (auc, var, m, k, df) if return_df else (auc, var, m, k)
 
 
 def _block(s: np.ndarray, lab: np.ndarray, G=None) -> np.ndarray:
-    """Rows are phenotypes. Returns ``[auc, var, n_pos, n_neg]`` per row; ``G`` (clusters x
-    stays, 0/1) switches to the clustered variance."""
+    """Rows are phenotypes. Returns ``[auc, var, n_pos, n_neg, df]`` per row; ``G`` (clusters x
+    stays, 0/1) switches to the clustered variance and its degrees of freedom (else NaN)."""
     p0, q0 = lab == 1, lab == 0
     s = np.where(p0 | q0, s, np.inf)  # left-out entries sort last and count as neither side
     order = np.argsort(s, axis=1)
@@ -86,9 +90,10 @@ def _block(s: np.ndarray, lab: np.ndarray, G=None) -> np.ndarray:
         var = np.maximum(var10, 0) / mf + np.maximum(var01, 0) / kf
     auc[(m == 0) | (k == 0)] = np.nan
     var[(m < 2) | (k < 2)] = np.nan
+    df = np.full_like(auc, np.nan)
     if G is not None:
-        var = _clustered_var(G, order, w10, w01, p, q, auc, mf, kf)
-    return np.stack([auc, var, mf, kf])
+        var, df = _clustered_var(G, order, w10, w01, p, q, auc, mf, kf)
+    return np.stack([auc, var, mf, kf, df])
 
 
 def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
@@ -98,7 +103,11 @@ def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
 
     S10 = I10 / ((I10 - 1) M) sum_i (V10_i - m_i A)^2, S01 likewise,
     S11 = I / (I - 1) sum_i (V10_i - m_i A)(V01_i - n_i A),
-    var = S10 / M + S01 / N + 2 S11 / (M N).
+    var = S10 / M + S01 / N + 2 S11 / (M N),
+
+    a sum over clusters of contributions c_i; ``(sum c_i)^2 / sum c_i^2`` is returned as the
+    variance's degrees of freedom (the effective number of clusters: small when a few patients
+    carry many of the stays). Returns ``(var, df)``.
     """
     inv = np.argsort(order, axis=1)  # back to the stays' order, which G's columns follow
     un = lambda x: np.take_along_axis(x, inv, axis=1)  # noqa: E731
@@ -112,12 +121,13 @@ def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
     d01 = np.asarray(G @ v01.T) - ni * auc[None, :]
     i10, i01, i_all = (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        s10 = i10 / ((i10 - 1) * m) * (d10 ** 2).sum(0)
-        s01 = i01 / ((i01 - 1) * k) * (d01 ** 2).sum(0)
-        s11 = i_all / (i_all - 1) * (d10 * d01).sum(0)
-        var = s10 / m + s01 / k + 2 * s11 / (m * k)
-    var[(i10 < 2) | (i01 < 2) | ~np.isfinite(auc)] = np.nan
-    return var
+        c = (i10 / ((i10 - 1) * m * m) * d10 ** 2 + i01 / ((i01 - 1) * k * k) * d01 ** 2
+             + 2 * i_all / ((i_all - 1) * m * k) * d10 * d01)  # clusters x phenotypes
+        var = c.sum(0)
+        df = var ** 2 / (c ** 2).sum(0)
+    undefined = (i10 < 2) | (i01 < 2) | ~np.isfinite(auc)
+    var[undefined], df[undefined] = np.nan, np.nan
+    return var, df
 
 
 def _before_and_within(s, p, q):
@@ -139,12 +149,18 @@ def _before_and_within(s, p, q):
     return res
 
 
-def auc_ci(auc, var, level: float = 0.95):
-    """Interval on the logit scale, ``logit(auc) +- z * se / (auc (1 - auc))`` transformed back,
-    so that it stays inside (0, 1). NaN where the variance is undefined or zero, or the AUC is 0
-    or 1: never a zero-width interval."""
+def auc_ci(auc, var, level: float = 0.95, df=None):
+    """Interval on the logit scale, ``logit(auc) +- q * se / (auc (1 - auc))`` transformed back,
+    so that it stays inside (0, 1). ``q`` is the normal quantile, or Student's t with ``df``
+    degrees of freedom where ``df`` is given and finite (the clustered variance's effective
+    number of clusters: with few of them the variance is itself uncertain). NaN where the
+    variance is undefined or zero, or the AUC is 0 or 1: never a zero-width interval."""
     auc, var = np.asarray(auc, dtype=np.float64), np.asarray(var, dtype=np.float64)
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = np.full(auc.shape, stats.norm.ppf(0.5 + level / 2))
+    if df is not None:
+        df = np.broadcast_to(np.asarray(df, dtype=np.float64), auc.shape)
+        finite = np.isfinite(df) & (df > 0)
+        z = np.where(finite, stats.t.ppf(0.5 + level / 2, np.where(finite, df, 1.0)), z)
     ok = np.isfinite(auc) & np.isfinite(var) & (var > 0) & (auc > 0) & (auc < 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         centre = np.log(auc / (1 - auc))

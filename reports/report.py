@@ -160,10 +160,11 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     y, scores = y[:, keep], scores[:, keep]
     info = info.filter(pl.Series(keep))
     # patients return: their stays are clustered (Obuchowski's variance; logit-scale interval)
-    auc, var, m, k = auc_delong(scores, y, groups=stays["patient_id"].to_numpy())
-    lo, hi = auc_ci(auc, var)
+    # a t quantile with the effective number of patients: few of them carry many stays (issue 12)
+    auc, var, m, k, df = auc_delong(scores, y, groups=stays["patient_id"].to_numpy(), return_df=True)
+    lo, hi = auc_ci(auc, var, df=df)
     table = info.with_columns(n_pos=pl.Series(m), n_neg=pl.Series(k), auc=pl.Series(auc),
-                              auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi))
+                              auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi), auc_ci_df=pl.Series(df))
     age, sex, patient = stays["age"].to_numpy(), stays["sex"].to_numpy(), stays["patient_id"].to_numpy()
     # the association test keeps each patient's latest stay; without arrival times, the file's last
     arrival = stays["arrival"].cast(pl.Int64).to_numpy() if "arrival" in stays.columns else np.arange(stays.height)
@@ -190,6 +191,7 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     table = table.with_columns(pl.col("chapter").replace_strict(figures.CHAPTER_RANK, default=len(figures.CHAPTERS),
                                                       return_dtype=pl.Int64)
                                .alias("_rank")).sort("_rank", "phecode").drop("_rank")
+    table = table.select(pl.exclude("auc_ci_df"), "auc_ci_df")  # columns added later come last
     chapters = (table.group_by("chapter", maintain_order=True)
                 .agg(pl.len().alias("n_phenotypes"), pl.col("auc").mean().alias("mean_auc"),
                      pl.col("auc").median().alias("median_auc"),
