@@ -40,9 +40,14 @@ def test_store_contents(sim_store, sim_cohort):
 
 def test_pairs_are_aligned_in_time(sim_store):
     """In a paired window, each ECG R peak is followed by a PPG systolic peak about one pulse
-    transit time (0.2-0.5 s) later: PPG and ECG come from the same moment."""
+    transit time (0.2-0.5 s) later: PPG and ECG come from the same moment.
+
+    Pooled over every paired stay: six stays picked by ``unique()`` (whose order varies between
+    runs) made this flaky, since a few stays (irregular beats, where the peak finder skips small
+    pulses) hold under 80% of their lags near the median. Pooled: 93%; an ECG shifted by 1 s:
+    54%, by 3.3 s: 28%."""
     lags = []
-    for sid in sim_store.pair_index["stay_id"].unique().to_list()[:6]:
+    for sid in sim_store.pair_index["stay_id"].unique(maintain_order=True).to_list():
         p, e = sim_store.pairs(sid)
         for pw, ew in zip(p[:5], e[:5]):
             r, _ = sps.find_peaks(ew, distance=150, height=np.percentile(ew, 99) * 0.5)
