@@ -36,8 +36,12 @@ BENCHES = [
      "Issue 12: FDR, calibration, recovery and interval coverage over 12 replicate studies of the "
      "harder simulator (FDR <= 5%, null p < 0.05 in 3-7%, >= 90% recovered, coverage >= 93%; about "
      "an hour the first time; only when named: `bash bench/run_all.sh fdr_hard`)"),
+    ("fdr_hard_1600", ["bench_fdr.py", "--design", "hard", "--seeds", "101-106", "--patients", "1600",
+                       "--out", "bench/out/fdr-hard-1600", "--reference", "bench/out/fdr-hard/reference"],
+     "Issue 12: the same with 1,600 patients per study, 6 replicates (power; reuses fdr_hard's "
+     "reference population; only when named)"),
 ]
-SLOW = {"fdr", "fdr_hard"}  # run only when named
+SLOW = {"fdr", "fdr_hard", "fdr_hard_1600"}  # run only when named
 
 
 def machine() -> str:
