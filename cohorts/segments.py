@@ -33,7 +33,7 @@ from phewas.progress import progress
 from phewas.settings import setting
 
 from .preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
-from .store import STORE, SegmentStore, assemble, chunk_bad_records, open_segments, write_part
+from .store import STORE, SegmentStore, assemble, open_segments, write_part
 
 __all__ = ["SegmentConfig", "SegmentStore", "extract_segments", "merge_shards", "open_segments"]
 
@@ -244,7 +244,8 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
             bar.update(len(chunks[k]))
     bar.close()
     with atomic_dir(dest, overwrite=True) as tmp:
-        counts = assemble(paths, tmp, cfg.per_stay, [b for c in paths for b in chunk_bad_records(c)])
+        bad = [b for c in paths for b in json.loads((c / "bad.json").read_text())]  # as _save_chunk wrote
+        counts = assemble(paths, tmp, cfg.per_stay, bad)
         if counts["bad_records"]["count"]:  # names carry visit ids: the manifest lists them, not the log
             log.warning("%d unreadable or truncated records skipped; listed under counts.bad_records in "
                         "%s/manifest.json", counts["bad_records"]["count"], dest)

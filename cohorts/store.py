@@ -16,7 +16,6 @@ shard) hold the same files:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +77,6 @@ def assemble(parts: list[Path], dest: Path, per_stay: int, bad: list) -> dict:
                                             (stays["n_ppg_windows"] < per_stay)).sum()),
             "stays_with_pairs": int((stays["n_pairs"] > 0).sum()),
             "bad_records": {"count": len(bad), "records": [b[0] for b in bad], "reasons": [b[1] for b in bad]}}
-
-
-def chunk_bad_records(part: Path) -> list:
-    return json.loads((part / "bad.json").read_text())
 
 
 class SegmentStore:

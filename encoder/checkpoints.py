@@ -105,7 +105,6 @@ def load_ecgfounder(path, config: Net1DConfig | None = None) -> tuple[Net1D, dic
     return model, {"used": len(own), "ignored": ignored}
 
 
-
 def initial_encoder(cfg) -> tuple[Net1D, str]:
     """Fine-tuning's PPG encoder (``cfg.init``: a pretraining run folder, a pretraining checkpoint,
     AnyPPG weights, or None for random weights) and a sentence on where its weights came from.

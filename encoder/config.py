@@ -13,6 +13,8 @@ from phewas.errors import SettingError, check_settings
 from phewas.settings import setting
 
 DEVICES = ("auto", "cuda", "cpu")
+# may change on --resume, and are no reason for run-all to rerun: the weights do not depend on them
+SPEED_ONLY = ("workers", "compile", "device")
 AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
 
 
@@ -31,7 +33,7 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the model")
     workers: int = setting(4, "data-loader worker processes")
     seed: int = setting(0, "seed of the weights and the batch order")
-    device: str = setting("auto", "where to train", choices=("auto", "cuda", "cpu"))
+    device: str = setting("auto", "where to train", choices=DEVICES)
 
     def __post_init__(self):
         check_settings(

@@ -14,8 +14,6 @@ from .loop import in_batches
 from .net1d import Net1D
 
 
-
-
 class StayClassifier(nn.Module):
     """Encoder applied to each window; the stay's logits aggregate its windows.
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from cohorts.splits import SPLITS
 from cohorts.store import open_segments
 from phewas.errors import OutputExistsError, PhewasError, check_settings
 from phewas.io import atomic_file, file_sha256, versions, write_json
 
 from .checkpoints import load_checkpoint
 from .data import StayWindows
-from .distributed import setup_distributed
 from .config import FinetuneConfig, Net1DConfig
+from .distributed import setup_distributed
 from .finetune import TRAIN_SPLITS
 from .heads import StayClassifier, predict_dataset
 from .net1d import Net1D
@@ -33,8 +34,6 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
     with ``--stop-after-steps``, or killed) is refused unless ``allow_unfinished``, which the
     predictions' manifest then records.
     """
-    from cohorts.splits import SPLITS
-
     run, cohort = Path(run), Path(cohort)
     check_settings((split in SPLITS, "--split", f"one of {SPLITS}", split),
                    (batch >= 1, "--batch-size", "at least 1", batch))

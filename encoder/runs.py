@@ -13,11 +13,8 @@ import torch.distributed as dist
 from phewas.errors import InputError, OutputExistsError, PhewasError, SettingError
 from phewas.io import make_parent
 
+from .config import SPEED_ONLY, Net1DConfig
 from .distributed import Dist, cleanup_distributed, setup_distributed
-from .config import Net1DConfig
-
-
-SPEED_ONLY = ("workers", "compile", "device")  # may change on --resume: the weights do not depend on them
 
 
 def changed_settings(saved: dict, now: dict) -> list[str]:
@@ -95,17 +92,14 @@ class MetricsLog:
     def __init__(self, folder: Path, enabled: bool = True):
         self.enabled = enabled
         if enabled:
-            import json
-
             from torch.utils.tensorboard import SummaryWriter
-            self._json = json
             self.file = open(folder / "metrics.jsonl", "a")
             self.tb = SummaryWriter(str(folder / "tensorboard"))
 
     def log(self, step: int, **values) -> None:
         if not self.enabled:
             return
-        self.file.write(self._json.dumps({"step": step, **values}) + "\n")
+        self.file.write(json.dumps({"step": step, **values}) + "\n")
         self.file.flush()
         for k, v in values.items():
             if isinstance(v, (int, float)):

@@ -166,7 +166,8 @@ def _training_flags(p, cls) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from cohorts.build import CohortConfig
     from cohorts.segments import SegmentConfig
-    from encoder.config import FinetuneConfig, PretrainConfig
+    from cohorts.splits import SPLITS
+    from encoder.config import DEVICES, FinetuneConfig, PretrainConfig
     from reports.report import ReportConfig
 
     from .sim.population import PopulationConfig
@@ -224,9 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="probabilities per phecode for every stay of a split")
     p.add_argument("--run", type=Path, required=True, help="a finished `phewas finetune` run")
     p.add_argument("--cohort", type=Path, required=True)
-    p.add_argument("--split", default="heldout",
-                   choices=("pretrain_train", "pretrain_val", "pretrain_test", "heldout", "excluded"))
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--split", default="heldout", choices=SPLITS)
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--batch-size", type=int, default=32, help="stays per forward pass")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="predict from a run stopped before its end (recorded in the predictions' manifest)")

@@ -18,6 +18,8 @@ import logging
 import time
 from pathlib import Path
 
+from encoder.config import SPEED_ONLY as TRAINING_SPEED_ONLY
+
 from .errors import InputError
 from .io import file_sha256, read_toml, versions, write_json
 from .settings import renamed
@@ -26,7 +28,7 @@ log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
 KNOWN = {"paths", *STAGES}
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
-SPEED_ONLY = {"workers", "chunk_stays", "compile", "device"}
+SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays"}
 
 
 def _table_keys() -> dict:
