@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -115,6 +116,40 @@ def test_killed_run_resumes_from_last_chunk(sim_data, sim_cohort, sim_store, tmp
     resumed = open_segments(copy)
     np.testing.assert_array_equal(np.asarray(resumed.ppg_array), np.asarray(sim_store.ppg_array))
     assert not list(copy.glob(".segments*"))
+
+
+def test_work_folder_of_an_older_chunk_format_is_redone_not_misread(sim_data, sim_cohort, sim_store, tmp_path,
+                                                                     monkeypatch):
+    """Chunks became store parts in issue 14: a killed run's work folder from before (same
+    parameters, no ``chunk_format``) is discarded and every stay extracted again."""
+    copy = tmp_path / "cohort"
+    shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))
+    cfg = SegmentConfig(chunk_stays=16)
+    real_save, calls = seg._save_chunk, []
+
+    def crash_after_two(path, results, splits):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(path)
+        real_save(path, results, splits)
+
+    monkeypatch.setattr(seg, "_save_chunk", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        extract_segments(sim_data, copy, cfg, workers=1)
+    work = copy / ".segments.work"
+    params = json.loads((work / "params.json").read_text())
+    del params["chunk_format"]  # as the older version wrote it
+    (work / "params.json").write_text(json.dumps(params))
+    for chunk in calls:  # and its chunk files' names
+        (chunk / "pairs_ppg.npy").rename(chunk / "pair_ppg.npy")
+    monkeypatch.setattr(seg, "_save_chunk", real_save)
+    processed = []
+    real_stay = seg.process_stay
+    monkeypatch.setattr(seg, "process_stay", lambda job, *a: processed.append(job["stay_id"]) or real_stay(job, *a))
+    extract_segments(sim_data, copy, cfg, workers=1)
+    assert len(processed) == sim_store.stays.height  # nothing taken from the old chunks
+    np.testing.assert_array_equal(np.asarray(open_segments(copy).pairs_ppg_array),
+                                  np.asarray(sim_store.pairs_ppg_array))
 
 
 def test_bad_records_are_skipped_and_counted(sim_data, tmp_path):
