@@ -29,6 +29,8 @@ BENCHES = [
     ("auc_delong", ["bench_auc.py"], "Issue 5: AUC + DeLong, 1,500 x 20,000 (< 5 s) vs sklearn loop"),
     ("report_scale", ["bench_report.py"],
      "Issue 12: report at MC-MED scale, 1,500 phecodes x 18,000 stays, everything on (< 3 min, < 4 GB)"),
+    ("compare_scale", ["bench_compare.py"],
+     "Issue 15: compare two models at MC-MED scale, 1,500 phecodes x 18,000 stays (< 1 min)"),
     ("fdr", ["bench_fdr.py", "--design", "standard", "--seeds", "101-112", "--reanalyse", "--compare-tests"],
      "Issue 6: false discoveries over 12 replicate small studies, standard simulator (about 25 min "
      "the first time; only when named: `bash bench/run_all.sh fdr`)"),

@@ -83,6 +83,17 @@ def cmd_report(a) -> None:
              a.out, s["n_phenotypes"], s["auc_at_least"], s["n_fdr_significant"], a.alpha, a.out / "index.html")
 
 
+def cmd_compare(a) -> None:
+    from reports.compare import CompareConfig, compare
+    cfg = CompareConfig(**from_args(a, CompareConfig))
+    s = compare(a.cohort, a.predictions, a.out, names=a.names, config=cfg, overwrite=a.force)
+    for p in s["pairs"]:
+        log.info("%s vs %s: %d phenotypes, mean AUC %.3f vs %.3f; significantly better (FDR %g): %d vs %d",
+                 p["model_a"], p["model_b"], p["n_phenotypes"], p["mean_auc_a"], p["mean_auc_b"], cfg.alpha,
+                 p["n_a_better"], p["n_b_better"])
+    log.info("open %s", a.out / "index.html")
+
+
 def _net_config(path):
     if path is None:
         return None
@@ -168,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cohorts.segments import SegmentConfig
     from cohorts.splits import SPLITS
     from encoder.config import DEVICES, FinetuneConfig, PretrainConfig
+    from reports.compare import CompareConfig
     from reports.report import ReportConfig
 
     from .sim.population import PopulationConfig
@@ -210,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(p, ReportConfig)
     _common(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="two or more models' AUCs side by side per phenotype, with paired tests")
+    p.add_argument("--cohort", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, nargs="+", required=True,
+                   help="two or more predictions.parquet files (from predict or features)")
+    p.add_argument("--names", nargs="+", default=None,
+                   help="a name per predictions file (default: each file's folder name)")
+    p.add_argument("--out", type=Path, required=True)
+    add_flags(p, CompareConfig)
+    _common(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("pretrain", help="ECG-guided contrastive (CLIP) pretraining of the PPG encoder")
     _training_flags(p, PretrainConfig)

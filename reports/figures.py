@@ -188,3 +188,50 @@ def top_phenotypes(df: pl.DataFrame, out: Path, n: int = 60) -> list[str]:
                  "other, NOS, unspecified)", fontsize=8)
     sns.despine(ax=ax)
     return _save(fig, out, "top_phenotypes")
+
+
+def auc_scatter(df: pl.DataFrame, a: str, b: str, alpha: float, out: Path) -> list[str]:
+    """Each phenotype's AUC under model ``a`` against model ``b``, coloured by chapter, with the
+    diagonal; filled where the difference is significant (BH q <= ``alpha``)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    sig = (df["q_value"].fill_null(1.0).fill_nan(1.0) <= alpha).to_numpy()
+    colours = np.array([chapter_colour(c) for c in df["chapter"]])
+    x, y = df["auc_b"].to_numpy(), df["auc_a"].to_numpy()
+    ax.scatter(x[~sig], y[~sig], s=10, facecolors="none", edgecolors=colours[~sig], linewidths=0.6)
+    ax.scatter(x[sig], y[sig], s=14, c=colours[sig], edgecolors="none")
+    lo = min(0.4, float(np.nanmin(np.r_[x, y])) - 0.02)
+    ax.plot([lo, 1], [lo, 1], color="0.3", lw=0.7, ls="--")
+    ax.set_xlim(lo, 1)
+    ax.set_ylim(lo, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"AUC, {b}")
+    ax.set_ylabel(f"AUC, {a}")
+    n_a, n_b = int((sig & (y > x)).sum()), int((sig & (y < x)).sum())
+    ax.set_title(f"{a} vs {b}: significantly better {n_a} / {n_b} (FDR {alpha:g}, filled)", fontsize=8)
+    sns.despine(ax=ax)
+    return _save(fig, out, f"auc_scatter_{a}_vs_{b}")
+
+
+def manhattan_difference(df: pl.DataFrame, a: str, b: str, alpha: float, out: Path) -> list[str]:
+    """The signed AUC difference ``a - b`` per phenotype along chapters, with its interval for the
+    significant ones (BH q <= ``alpha``)."""
+    x, centres = _x_positions(df)
+    d = df["auc_diff"].to_numpy()
+    sig = (df["q_value"].fill_null(1.0).fill_nan(1.0) <= alpha).to_numpy()
+    colours = np.array([chapter_colour(c) for c in df["chapter"]])
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    ax.axhline(0, color="0.3", lw=0.7)
+    ax.scatter(x[~sig], d[~sig], s=10, facecolors="none", edgecolors=colours[~sig], linewidths=0.6)
+    if sig.any():
+        err = np.vstack([d - df["diff_ci_low"].to_numpy(), df["diff_ci_high"].to_numpy() - d])[:, sig]
+        ax.errorbar(x[sig], d[sig], yerr=err, fmt="none", ecolor="0.6", lw=0.5)
+        ax.scatter(x[sig], d[sig], s=16, c=colours[sig], edgecolors="none")
+    top = (df.with_columns(pl.Series("x", x)).filter(pl.Series(sig))
+           .sort(pl.col("auc_diff").abs(), descending=True).head(8))
+    _place_labels(ax, [(r["x"], r["auc_diff"], r["description"][:28]) for r in top.iter_rows(named=True)])
+    ax.set_xticks(centres["x"].to_list(), centres["chapter"].to_list(), rotation=60, ha="right", fontsize=7)
+    ax.set_xlim(-1, df.height)
+    ax.set_ylabel(f"AUC {a} - AUC {b}")
+    ax.set_title(f"AUC difference by phecode ({a} above the line, {b} below; filled: FDR {alpha:g})")
+    sns.despine(ax=ax)
+    return _save(fig, out, f"auc_difference_{a}_vs_{b}")

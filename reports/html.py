@@ -39,24 +39,32 @@ def _cell(v) -> str:
     return html.escape(str(v))
 
 
+def write_page(out: Path, *, title: str, heading: str, intro: str, heads: list[tuple[str, object]],
+               figures: dict[str, str], table: pl.DataFrame, table_title: str) -> None:
+    """Write ``out/index.html``: a heading, an introduction (HTML), headline numbers, figures
+    (caption -> PNG file name in ``out``) and a sortable table of ``table``'s columns."""
+    rows = "\n".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>" for r in table.iter_rows())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_CSS}</style></head><body>
+<h1>{html.escape(heading)}</h1>
+<p>{intro}</p>
+<div class="headline">{''.join(f'<div><b>{v}</b>{k}</div>' for k, v in heads)}</div>
+{''.join(f'<h2>{html.escape(c)}</h2>' + _img(out / f, c) for c, f in figures.items())}
+<h2>{html.escape(table_title)}</h2><p>Click a column to sort.</p>
+<table class="sortable"><thead><tr>{''.join(f'<th>{html.escape(c)}</th>' for c in table.columns)}</tr></thead>
+<tbody>{rows}</tbody></table>
+<script>{_SORT_JS}</script></body></html>"""
+    (out / "index.html").write_text(page)
+
+
 def write_html(out: Path, summary: dict, phenotypes: pl.DataFrame, figures: dict[str, str]) -> None:
-    """Write ``out/index.html``; ``figures`` maps a caption to a PNG file name in ``out``."""
+    """The report's ``out/index.html``; ``figures`` maps a caption to a PNG file name in ``out``."""
     at = summary["auc_at_least"]
     heads = [("phenotypes", summary["n_phenotypes"])] + [(f"AUC &ge; {k}", v) for k, v in at.items()] + [
         ("significant beyond age+sex (FDR)", summary["n_fdr_significant"]),
         ("mean AUC", f"{summary['mean_auc']:.3f}")]
-    rows = "\n".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>"
-                     for r in phenotypes.select(TABLE_COLUMNS).iter_rows())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>phewas report</title>
-<style>{_CSS}</style></head><body>
-<h1>Which diseases does PPG detect?</h1>
-<p>Split <code>{html.escape(summary['split'])}</code>: {summary['n_stays']} stays; phenotypes with at least
-{summary['min_positives']} positive and {summary['min_positives']} control stays. AUC with 95% DeLong intervals;
-association: likelihood-ratio test of the PPG score added to age and sex.</p>
-<div class="headline">{''.join(f'<div><b>{v}</b>{k}</div>' for k, v in heads)}</div>
-{''.join(f'<h2>{html.escape(c)}</h2>' + _img(out / f, c) for c, f in figures.items())}
-<h2>Phenotypes</h2><p>Click a column to sort.</p>
-<table class="sortable"><thead><tr>{''.join(f'<th>{c}</th>' for c in TABLE_COLUMNS)}</tr></thead>
-<tbody>{rows}</tbody></table>
-<script>{_SORT_JS}</script></body></html>"""
-    (out / "index.html").write_text(page)
+    intro = (f"Split <code>{html.escape(summary['split'])}</code>: {summary['n_stays']} stays; phenotypes with "
+             f"at least {summary['min_positives']} positive and {summary['min_positives']} control stays. AUC "
+             "with 95% DeLong intervals; association: likelihood-ratio test of the PPG score added to age and sex.")
+    write_page(out, title="phewas report", heading="Which diseases does PPG detect?", intro=intro, heads=heads,
+               figures=figures, table=phenotypes.select(TABLE_COLUMNS), table_title="Phenotypes")

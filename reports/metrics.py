@@ -121,7 +121,15 @@ def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
     ni = np.asarray(G @ un(q).T.astype(np.float64))
     d10 = np.asarray(G @ v10.T) - mi * auc[None, :]
     d01 = np.asarray(G @ v01.T) - ni * auc[None, :]
-    i10, i01, i_all = (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
+    counts = (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
+    return _sum_contributions(d10, d01, counts, m, k, auc)
+
+
+def _sum_contributions(d10, d01, counts, m, k, auc):
+    """Obuchowski's variance from the clusters' centred components (clusters x phenotypes), as the
+    sum of the clusters' contributions ``c_i``; returns ``(var, df)``. ``counts``: the clusters
+    with a positive, with a negative, with either."""
+    i10, i01, i_all = counts
     with np.errstate(divide="ignore", invalid="ignore"):
         c = (i10 / ((i10 - 1) * m * m) * d10 ** 2 + i01 / ((i01 - 1) * k * k) * d01 ** 2
              + 2 * i_all / ((i_all - 1) * m * k) * d10 * d01)  # clusters x phenotypes
@@ -130,6 +138,84 @@ def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
     undefined = (i10 < 2) | (i01 < 2) | ~np.isfinite(auc)
     var[undefined], df[undefined] = np.nan, np.nan
     return var, df
+
+
+def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray, groups=None):
+    """Paired difference of two models' AUCs on the same stays, ``auc_a - auc_b``, per column.
+
+    The two AUCs are correlated (same positives, same negatives, often similar scores); the
+    difference's structural components are the differences of the models' components, so its
+    variance is DeLong's (1988) paired variance, or with ``groups`` Obuchowski's (1997) clustered
+    form of it, computed as :func:`auc_delong` computes one AUC's: per cluster, summed. Its
+    degrees of freedom are the effective number of clusters, as for one AUC.
+
+    Parameters
+    ----------
+    scores_a, scores_b : arrays ``[n, p]`` (or ``[n]``), finite.
+    labels : array ``[n, p]`` with 1 (positive), 0 (negative) and anything else (left out).
+    groups : array ``[n]``, optional. Each row's cluster (patient).
+
+    Returns
+    -------
+    dict of arrays ``[p]``: ``auc_a``, ``auc_b``, ``diff``, ``var`` (of the difference), ``df``
+    (NaN without ``groups``), ``n_pos``, ``n_neg``.
+    """
+    a, b, labels = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64), np.asarray(labels)
+    squeeze = a.ndim == 1
+    if squeeze:
+        a, b, labels = a[:, None], b[:, None], labels[:, None]
+    if a.shape != labels.shape or b.shape != labels.shape:
+        raise ValueError(f"scores {a.shape}, {b.shape} and labels {labels.shape} differ in shape")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores must be finite")
+    n = labels.shape[0]
+    g = (np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1])
+    if len(g) != n:
+        raise ValueError(f"groups has {len(g)} entries for {n} rows")
+    G = sparse.csr_matrix((np.ones(n), (g, np.arange(n))), shape=(g.max() + 1 if n else 0, n))
+    keys = ("auc_a", "auc_b", "diff", "var", "df", "n_pos", "n_neg")
+    out = {k: np.full(labels.shape[1], np.nan) for k in keys}
+    for lo in range(0, labels.shape[1], BLOCK):
+        hi = min(lo + BLOCK, labels.shape[1])
+        lab = np.ascontiguousarray(labels[:, lo:hi].T)
+        p, q = lab == 1, lab == 0
+        m, k = p.sum(1).astype(np.float64), q.sum(1).astype(np.float64)
+        mi, ni = np.asarray(G @ p.T.astype(np.float64)), np.asarray(G @ q.T.astype(np.float64))
+        counts = (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
+        parts = []
+        for s in (a, b):
+            auc, v10, v01 = _components(np.ascontiguousarray(s[:, lo:hi].T), p, q, m, k)
+            parts.append((auc, np.asarray(G @ v10.T) - mi * auc, np.asarray(G @ v01.T) - ni * auc))
+        (auc_a, d10a, d01a), (auc_b, d10b, d01b) = parts
+        diff = auc_a - auc_b
+        var, df = _sum_contributions(d10a - d10b, d01a - d01b, counts, m, k, diff)
+        block = dict(auc_a=auc_a, auc_b=auc_b, diff=diff, var=var, df=df, n_pos=m, n_neg=k)
+        for key in keys:
+            out[key][lo:hi] = block[key]
+    if groups is None:
+        out["df"][:] = np.nan
+    out["n_pos"], out["n_neg"] = out["n_pos"].astype(np.int64), out["n_neg"].astype(np.int64)
+    return {k: v[0] for k, v in out.items()} if squeeze else out
+
+
+def _components(s, p, q, m, k):
+    """AUC and each stay's structural components (rows are phenotypes, stays in their order):
+    ``v10`` of a positive, the share of negatives it outscores (ties 1/2); ``v01`` of a negative,
+    the share of positives that outscore it; 0 elsewhere."""
+    s = np.where(p | q, s, np.inf)
+    order = np.argsort(s, axis=1)
+    ss = np.take_along_axis(s, order, axis=1)
+    ps, qs = np.take_along_axis(p, order, axis=1), np.take_along_axis(q, order, axis=1)
+    pos_before, pos_in, neg_before, neg_in = _before_and_within(ss, ps, qs)
+    w10 = np.where(ps, 2 * neg_before + neg_in, 0).astype(np.float64)
+    w01 = np.where(qs, 2 * (m[:, None].astype(np.int64) - pos_before) - pos_in, 0).astype(np.float64)
+    inv = np.argsort(order, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = w10.sum(axis=1) / (2.0 * m * k)
+        v10 = np.nan_to_num(np.take_along_axis(w10, inv, axis=1) / (2.0 * k[:, None]))
+        v01 = np.nan_to_num(np.take_along_axis(w01, inv, axis=1) / (2.0 * m[:, None]))
+    auc[(m == 0) | (k == 0)] = np.nan
+    return auc, v10, v01
 
 
 def _before_and_within(s, p, q):
@@ -169,3 +255,23 @@ def auc_ci(auc, var, level: float = 0.95, df=None):
         half = z * np.sqrt(var) / (auc * (1 - auc))
         lo, hi = 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
     return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
+
+
+def difference_test(diff, var, df=None, level: float = 0.95):
+    """Interval and two-sided p-value of AUC differences: ``diff +- q se`` (clipped to [-1, 1])
+    and ``P(|T| >= |diff| / se)``, with ``T`` Student's t on ``df`` degrees of freedom where
+    ``df`` is given and finite, else normal. NaN where the variance is undefined or zero (two
+    identical models). Returns ``(low, high, p)``."""
+    diff, var = np.asarray(diff, dtype=np.float64), np.asarray(var, dtype=np.float64)
+    dist = np.full(diff.shape, np.inf)  # t with infinite df: the normal
+    if df is not None:
+        df = np.broadcast_to(np.asarray(df, dtype=np.float64), diff.shape)
+        dist = np.where(np.isfinite(df) & (df > 0), df, np.inf)
+    ok = np.isfinite(diff) & np.isfinite(var) & (var > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(var)
+        q = stats.t.ppf(0.5 + level / 2, dist)
+        p = 2 * stats.t.sf(np.abs(diff) / se, dist)
+        lo, hi = np.clip(diff - q * se, -1, 1), np.clip(diff + q * se, -1, 1)
+    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan), np.where(ok, p, np.nan)
+

@@ -1,0 +1,188 @@
+"""``phewas compare``: models side by side per phenotype, on the same held-out stays.
+
+For each pair of models and each phecode that both report: the two AUCs and their paired
+difference, with a patient-clustered DeLong interval and p-value (the AUCs are correlated: same
+stays, same patients), Benjamini-Hochberg q-values within each pair, and the phenotypes on which
+either model is significantly better. The stays, exclusions and ``--min-positives`` rule are
+``report``'s, applied to the stays that every model scored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from phewas.errors import InputError, PhewasError, check_settings
+from phewas.io import atomic_dir, file_sha256, write_json, write_manifest
+from phewas.settings import setting
+
+from . import figures
+from .association import adjust
+from .html import write_page
+from .metrics import auc_ci, auc_delong, auc_difference, difference_test
+from .report import load_inputs
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # names become parts of file names
+
+
+@dataclass
+class CompareConfig:
+    """Settings of ``compare``: each field is a flag of the same name, and a key of ``run-all``'s
+    ``[compare]`` table (``min_positives``, ``split`` and the window rule default to ``report``'s)."""
+
+    min_positives: int = setting(100, "compare phecodes with at least this many positive (and control) stays")
+    split: str = setting("heldout", "the cohort split that the predictions cover")
+    alpha: float = setting(0.05, "FDR level (Benjamini-Hochberg, within each pair of models)")
+    include_stays_without_windows: bool = setting(
+        False, "also compare on stays whose store holds no valid window (predictions' n_windows = 0)")
+
+    def __post_init__(self):
+        from cohorts.splits import SPLITS
+        check_settings(
+            (self.min_positives >= 1, "--min-positives", "at least 1", self.min_positives),
+            (self.split in SPLITS, "--split", f"one of {SPLITS}", self.split),
+            (0 < self.alpha < 1, "--alpha", "between 0 and 1", self.alpha),
+        )
+
+
+def model_names(predictions: list[Path], names: list[str] | None) -> list[str]:
+    """The given names, checked; else each file's folder name (``RUN/predictions.parquet`` -> ``RUN``)."""
+    if names is None:
+        names = [Path(p).resolve().parent.name or f"model{i}" for i, p in enumerate(predictions)]
+    elif len(names) != len(predictions):
+        raise PhewasError(f"--names gives {len(names)} names for {len(predictions)} predictions files")
+    for n in names:
+        if not NAME.match(n):
+            raise PhewasError(f"--names: {n!r} is not a usable model name (letters, digits, _ . + -)")
+    if len(set(names)) != len(names):
+        raise PhewasError(f"--names: names repeat ({', '.join(names)}); give each model its own with --names")
+    return list(names)
+
+
+def load_models(cohort, predictions, split: str, include_without_windows: bool):
+    """Each model's inputs as ``report`` reads them, restricted to the stays that every model
+    scored and the phecodes that every model predicts. Returns ``(stays, y, scores, info,
+    counts)`` with ``scores`` one ``[n, p]`` array per model, in the cohort's stay and phecode
+    order."""
+    loaded = [load_inputs(cohort, p, split, include_without_windows) for p in predictions]
+    ids = set.intersection(*(set(d[0]["stay_id"]) for d in loaded))
+    codes = set.intersection(*(set(d[3]["phecode"]) for d in loaded))
+    stays0, y0, _, info0, _ = loaded[0]
+    rows0 = stays0["stay_id"].is_in(list(ids)).to_numpy()
+    stays, info = stays0.filter(pl.Series(rows0)), info0.filter(pl.col("phecode").is_in(list(codes)))
+    if not codes:
+        raise InputError(predictions[1], "shares no phecode column with " + str(predictions[0]))
+    order = stays["stay_id"].to_list()
+    scores = []
+    for s, _, x, inf, _ in loaded:
+        pos = dict(zip(s["stay_id"].to_list(), range(s.height)))
+        col = dict(zip(inf["phecode"].to_list(), range(inf.height)))
+        scores.append(x[np.array([pos[i] for i in order], dtype=np.int64)][:, [col[c] for c in info["phecode"]]])
+    col0 = dict(zip(info0["phecode"].to_list(), range(info0.height)))
+    y = y0[rows0][:, [col0[c] for c in info["phecode"]]]
+    counts = {"stays": stays.height, "phecodes_in_common": info.height,
+              "stays_left_out": {"without_windows": [d[4] for d in loaded],
+                                 "not_scored_by_every_model": int(max(d[0].height for d in loaded) - stays.height)}}
+    return stays, y, scores, info, counts
+
+
+def compare_pair(y, a, b, groups, alpha: float) -> dict[str, np.ndarray]:
+    """AUCs with intervals, their paired difference with interval and p, and BH q-values."""
+    out = auc_difference(a, b, y, groups=groups)
+    for key, s in (("a", a), ("b", b)):
+        _, var, _, _, df = auc_delong(s, y, groups=groups, return_df=True)
+        out[f"auc_{key}_ci_low"], out[f"auc_{key}_ci_high"] = auc_ci(out[f"auc_{key}"], var, df=df)
+    out["diff_ci_low"], out["diff_ci_high"], out["p_value"] = difference_test(out["diff"], out["var"], out["df"])
+    out["q_value"] = adjust(out["p_value"], alpha)[0]
+    return out
+
+
+def compare(cohort, predictions, out, names=None, config: CompareConfig | None = None,
+            overwrite: bool = False) -> dict:
+    """Compare two or more models' predictions; write the tables, figures and HTML page to ``out``.
+    Returns ``summary.json``'s content."""
+    cfg = config or CompareConfig()
+    predictions = [Path(p) for p in predictions]
+    if len(predictions) < 2:
+        raise PhewasError("compare needs at least two predictions files")
+    names = model_names(predictions, names)
+    stays, y, scores, info, counts = load_models(cohort, predictions, cfg.split, cfg.include_stays_without_windows)
+    n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
+    keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
+    if not keep.any():
+        raise InputError(predictions[0], f"no phecode that every model predicts has at least {cfg.min_positives} "
+                         f"positive and {cfg.min_positives} control stays in split {cfg.split!r} (the most: "
+                         f"{int(n_pos.max())} positives); lower --min-positives")
+    y, scores, info = y[:, keep], [s[:, keep] for s in scores], info.filter(pl.Series(keep))
+    groups = stays["patient_id"].to_numpy()
+    tables, pair_summaries = [], []
+    for i, j in itertools.combinations(range(len(names)), 2):
+        r = compare_pair(y, scores[i], scores[j], groups, cfg.alpha)
+        sig = np.nan_to_num(r["q_value"], nan=1.0) <= cfg.alpha
+        better = np.where(sig & (r["diff"] > 0), names[i], np.where(sig & (r["diff"] < 0), names[j], None))
+        tables.append(info.with_columns(
+            model_a=pl.lit(names[i]), model_b=pl.lit(names[j]),
+            n_pos=pl.Series(r["n_pos"]), n_neg=pl.Series(r["n_neg"]),
+            auc_a=pl.Series(r["auc_a"]), auc_a_ci_low=pl.Series(r["auc_a_ci_low"]),
+            auc_a_ci_high=pl.Series(r["auc_a_ci_high"]),
+            auc_b=pl.Series(r["auc_b"]), auc_b_ci_low=pl.Series(r["auc_b_ci_low"]),
+            auc_b_ci_high=pl.Series(r["auc_b_ci_high"]),
+            auc_diff=pl.Series(r["diff"]), diff_ci_low=pl.Series(r["diff_ci_low"]),
+            diff_ci_high=pl.Series(r["diff_ci_high"]), diff_df=pl.Series(r["df"]),
+            p_value=pl.Series(r["p_value"]), q_value=pl.Series(r["q_value"]),
+            better=pl.Series(better.tolist(), dtype=pl.String)))
+        pair_summaries.append({
+            "model_a": names[i], "model_b": names[j], "n_phenotypes": int(keep.sum()),
+            "mean_auc_a": float(np.mean(r["auc_a"])), "mean_auc_b": float(np.mean(r["auc_b"])),
+            "mean_diff": float(np.mean(r["diff"])), "median_diff": float(np.median(r["diff"])),
+            "n_a_higher": int((r["diff"] > 0).sum()), "n_b_higher": int((r["diff"] < 0).sum()),
+            "n_a_better": int((sig & (r["diff"] > 0)).sum()), "n_b_better": int((sig & (r["diff"] < 0)).sum()),
+            "n_untestable": int(np.isnan(r["p_value"]).sum())})
+    table = pl.concat(tables)
+    table = (table.with_columns(pl.col("chapter").replace_strict(figures.CHAPTER_RANK, default=len(figures.CHAPTER_RANK),
+                                                                 return_dtype=pl.Int64).alias("_rank"))
+             .sort("model_a", "model_b", "_rank", "phecode", maintain_order=True).drop("_rank"))
+    chapters = (table.group_by("model_a", "model_b", "chapter", maintain_order=True)
+                .agg(pl.len().alias("n_phenotypes"), pl.col("auc_a").mean().alias("mean_auc_a"),
+                     pl.col("auc_b").mean().alias("mean_auc_b"), pl.col("auc_diff").mean().alias("mean_diff"),
+                     (pl.col("better") == pl.col("model_a")).sum().alias("n_a_better"),
+                     (pl.col("better") == pl.col("model_b")).sum().alias("n_b_better")))
+    summary = {"split": cfg.split, "n_stays": stays.height, "min_positives": cfg.min_positives, "alpha": cfg.alpha,
+               "models": [{"name": n, "predictions": str(p.resolve())} for n, p in zip(names, predictions)],
+               "counts": counts, "pairs": pair_summaries,
+               "test": "paired difference of AUCs, patient-clustered DeLong (Obuchowski) variance, Student's t "
+                       "with the effective number of patients; BH q-values within each pair"}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        table.write_parquet(tmp / "comparison.parquet")
+        table.write_csv(tmp / "comparison.csv")
+        chapters.write_csv(tmp / "chapters.csv")
+        write_json(tmp / "summary.json", summary)
+        figs = {}
+        for ps in pair_summaries:
+            a, b = ps["model_a"], ps["model_b"]
+            sub = table.filter((pl.col("model_a") == a) & (pl.col("model_b") == b))
+            figs[f"AUC: {a} vs {b}"] = figures.auc_scatter(sub, a, b, cfg.alpha, tmp)[0]
+            figs[f"AUC difference {a} - {b}"] = figures.manhattan_difference(sub, a, b, cfg.alpha, tmp)[0]
+        heads = [("stays", stays.height), ("phenotypes", int(keep.sum()))] + [
+            (f"{p['model_a']} better / {p['model_b']} better (FDR {cfg.alpha:g})",
+             f"{p['n_a_better']} / {p['n_b_better']}") for p in pair_summaries]
+        intro = (f"Split <code>{cfg.split}</code>: the {stays.height} stays that every model scored; phenotypes "
+                 f"with at least {cfg.min_positives} positive and {cfg.min_positives} control stays. Difference "
+                 "of AUCs with a paired, patient-clustered DeLong interval; BH q-values within each pair.")
+        write_page(tmp, title="phewas compare", heading="Which model detects which diseases better?",
+                   intro=intro, heads=heads, figures=figs, table_title="Phenotypes and pairs",
+                   table=table.select("phecode", "description", "chapter", "model_a", "model_b", "n_pos", "auc_a",
+                                      "auc_b", "auc_diff", "diff_ci_low", "diff_ci_high", "p_value", "q_value",
+                                      "better"))
+        write_manifest(tmp, command="compare",
+                       inputs={"cohort": str(Path(cohort).resolve()),
+                               "predictions": [{"name": n, "path": str(p.resolve()), "sha256": file_sha256(p)}
+                                               for n, p in zip(names, predictions)]},
+                       parameters=asdict(cfg), counts={"phenotypes": int(keep.sum()), "stays": stays.height,
+                                                       "pairs": len(pair_summaries)})
+    return summary
