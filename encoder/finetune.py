@@ -31,9 +31,9 @@ from .heads import StayClassifier, masked_bce, predict_dataset
 from .loop import fit, train_batches, wrap
 from .optim import param_groups, warmup_cosine
 from .runs import check_batches, launch
+from .targets import TRAIN_SPLITS, VAL_SPLIT, target_phecodes
 
 log = logging.getLogger(__name__)
-TRAIN_SPLITS = ("pretrain_train", "pretrain_test")
 
 
 def macro_auc(y: np.ndarray, mask: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray]:
@@ -45,14 +45,6 @@ def macro_auc(y: np.ndarray, mask: np.ndarray, scores: np.ndarray) -> tuple[floa
         if 0 < yy.sum() < len(yy):
             out[j] = roc_auc_score(yy, scores[m, j])
     return (float(np.nanmean(out)) if np.isfinite(out).any() else float("nan")), out
-
-
-def target_phecodes(store, labels: pl.DataFrame, k: int) -> list[str]:
-    """Phecodes with at least ``k`` positive training stays (``TRAIN_SPLITS``, stays with windows)."""
-    train = store.stays.filter(pl.col("split").is_in(TRAIN_SPLITS) & (pl.col("n_ppg_windows") > 0))["stay_id"]
-    lab = labels.filter(pl.col("stay_id").is_in(train.implode()))
-    counts = lab.select(pl.exclude("stay_id").eq(1).sum()).row(0, named=True)
-    return [p for p, n in counts.items() if n >= k]
 
 
 def finetune(cohort, run, cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool = False,
@@ -80,7 +72,7 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     log.info("%d target phecodes (at least %d positive training stays)", len(targets), cfg.min_train_positives)
 
     train = StayWindows(store, labels, targets, TRAIN_SPLITS, cfg.segments_per_stay)
-    val = StayWindows(store, labels, targets, ["pretrain_val"], cfg.segments_per_stay)
+    val = StayWindows(store, labels, targets, [VAL_SPLIT], cfg.segments_per_stay)
     check_batches(d, cfg.batch_size, cfg.grad_accum, len(train), len(val), "stays")
     heldout_patients = set(stays.filter(pl.col("split") == "heldout")["patient_id"])
     patient_of = dict(zip(stays["stay_id"], stays["patient_id"]))

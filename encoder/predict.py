@@ -18,7 +18,7 @@ from .checkpoints import load_checkpoint
 from .data import StayWindows
 from .config import FinetuneConfig, Net1DConfig
 from .distributed import setup_distributed
-from .finetune import TRAIN_SPLITS
+from .targets import TRAIN_SPLITS
 from .heads import StayClassifier, predict_dataset
 from .net1d import Net1D
 

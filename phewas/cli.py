@@ -94,6 +94,26 @@ def cmd_compare(a) -> None:
     log.info("open %s", a.out / "index.html")
 
 
+def cmd_features(a) -> None:
+    from encoder.baseline import FeaturesConfig, pulse_baseline
+    cfg = FeaturesConfig(**from_args(a, FeaturesConfig))
+    m = pulse_baseline(a.cohort, a.out, cfg, overwrite=a.force)
+    c = m["counts"]
+    log.info("pulse-feature baseline: %d phecodes fitted on %d training stays; %d %s stays predicted (%d without "
+             "a valid window got the training prevalence): %s", c["models_fitted"], c["training_stays"], c["stays"],
+             cfg.split, c["stays_without_windows_given_prior"], a.out / "predictions.parquet")
+    s = heart_rate_report(a.cohort, a.out, cfg.split, a.min_positives)
+    log.info("heart rate alone: %d phenotypes, AUC >= %s: %s", s["n_phenotypes"], s["auc_at_least"],
+             a.out / "heart_rate_report" / "index.html")
+
+
+def heart_rate_report(cohort, run, split: str, min_positives: int) -> dict:
+    """AUCs of heart rate alone (``RUN/heart_rate.parquet``) per phecode: ``RUN/heart_rate_report``."""
+    from reports.report import ReportConfig, make_report
+    cfg = ReportConfig(split=split, min_positives=min_positives, association=False)
+    return make_report(cohort, Path(run) / "heart_rate.parquet", Path(run) / "heart_rate_report", cfg, overwrite=True)
+
+
 def _net_config(path):
     if path is None:
         return None
@@ -178,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cohorts.build import CohortConfig
     from cohorts.segments import SegmentConfig
     from cohorts.splits import SPLITS
+    from encoder.baseline import FeaturesConfig
     from encoder.config import DEVICES, FinetuneConfig, PretrainConfig
     from reports.compare import CompareConfig
     from reports.report import ReportConfig
@@ -233,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(p, CompareConfig)
     _common(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("features", help="pulse-feature baseline: classic PPG features per stay, logistic "
+                       "regression per phecode with age and sex; predictions in predict's format")
+    p.add_argument("--cohort", type=Path, required=True, help="cohort folder with its segment store")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    add_flags(p, FeaturesConfig)
+    p.add_argument("--min-positives", type=int, default=100,
+                   help="the heart-rate-only report's phecodes: at least this many positive and control stays")
+    _common(p)
+    p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("pretrain", help="ECG-guided contrastive (CLIP) pretraining of the PPG encoder")
     _training_flags(p, PretrainConfig)

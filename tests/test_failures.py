@@ -162,7 +162,7 @@ def test_resume_refuses_changed_settings(sim_store, sim_cohort, tmp_path, capsys
 @pytest.mark.slow
 def test_predict_refuses_an_unfinished_run(sim_store, sim_cohort, tmp_path, capsys):
     run = tmp_path / "ft"
-    from encoder.finetune import TRAIN_SPLITS
+    from encoder.targets import TRAIN_SPLITS
     train = sim_store.stays.filter(pl.col("split").is_in(TRAIN_SPLITS) & (pl.col("n_ppg_windows") > 0))
     first_eval = train.height // 8  # one epoch: the first validation writes best.pt
     assert run_cli(["finetune", "--cohort", sim_cohort, "--out", run, "--preset", "demo", "--batch-size", "8",

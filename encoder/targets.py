@@ -1,0 +1,19 @@
+"""Which stays a model trains on and which phecodes it targets: one rule for every model
+(fine-tuned encoders and the pulse-feature baseline), without torch."""
+
+from __future__ import annotations
+
+import polars as pl
+
+# the paper fine-tunes on every subject of the pretraining cohort; the test split served
+# pretraining's retrieval test, the validation split selects and stops early
+TRAIN_SPLITS = ("pretrain_train", "pretrain_test")
+VAL_SPLIT = "pretrain_val"
+
+
+def target_phecodes(store, labels: pl.DataFrame, k: int) -> list[str]:
+    """Phecodes with at least ``k`` positive training stays (``TRAIN_SPLITS``, stays with windows)."""
+    train = store.stays.filter(pl.col("split").is_in(TRAIN_SPLITS) & (pl.col("n_ppg_windows") > 0))["stay_id"]
+    lab = labels.filter(pl.col("stay_id").is_in(train.implode()))
+    counts = lab.select(pl.exclude("stay_id").eq(1).sum()).row(0, named=True)
+    return [p for p, n in counts.items() if n >= k]
