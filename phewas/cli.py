@@ -96,6 +96,7 @@ def cmd_compare(a) -> None:
 
 def cmd_features(a) -> None:
     from encoder.baseline import FeaturesConfig, pulse_baseline
+    from reports.report import heart_rate_report
     cfg = FeaturesConfig(**from_args(a, FeaturesConfig))
     m = pulse_baseline(a.cohort, a.out, cfg, overwrite=a.force)
     c = m["counts"]
@@ -105,13 +106,6 @@ def cmd_features(a) -> None:
     s = heart_rate_report(a.cohort, a.out, cfg.split, a.min_positives)
     log.info("heart rate alone: %d phenotypes, AUC >= %s: %s", s["n_phenotypes"], s["auc_at_least"],
              a.out / "heart_rate_report" / "index.html")
-
-
-def heart_rate_report(cohort, run, split: str, min_positives: int) -> dict:
-    """AUCs of heart rate alone (``RUN/heart_rate.parquet``) per phecode: ``RUN/heart_rate_report``."""
-    from reports.report import ReportConfig, make_report
-    cfg = ReportConfig(split=split, min_positives=min_positives, association=False)
-    return make_report(cohort, Path(run) / "heart_rate.parquet", Path(run) / "heart_rate_report", cfg, overwrite=True)
 
 
 def _net_config(path):

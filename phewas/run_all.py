@@ -8,6 +8,14 @@ commit, and the checksum of the upstream stage's output manifest (for the first 
 files' sizes and times, or the simulator's manifest). So changed inputs, a stage rerun by hand
 and new code are noticed. An interrupted training stage resumes from its last checkpoint; an
 interrupted extraction from its last chunk.
+
+More models on the same cohort: each ``[models.NAME]`` table is a model, fine-tuned with
+``[finetune]``'s settings and the table's changes (``kind = "finetune"``, the default; for
+example ``init = ""`` for one trained from scratch, or ``init = "anyppg.pth"``), or the
+pulse-feature baseline (``kind = "features"``). Each is predicted and reported under
+``WORK/models/NAME/``, and ``compare`` (settings in ``[compare]``) ends the run over the main model
+(named ``finetune``) and every other. A model's stages depend on the segment store (and the
+pretraining run, where it starts from it), not on the other models.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from encoder.config import SPEED_ONLY as TRAINING_SPEED_ONLY
@@ -26,17 +35,18 @@ from .settings import renamed
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
-KNOWN = {"paths", *STAGES}
+KNOWN = {"paths", *STAGES, "models", "compare"}
+MAIN_MODEL = "finetune"  # the main model's name in compare
+MODEL_KINDS = ("finetune", "features")
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
 SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays"}
 
 
 def _table_keys() -> dict:
     """Each table's known keys: its config dataclass's fields plus the run-all extras."""
-    from dataclasses import fields
-
     from cohorts import CohortConfig, SegmentConfig
     from encoder.config import FinetuneConfig, PretrainConfig
+    from reports.compare import CompareConfig
     from reports.report import ReportConfig
 
     from .sim import PopulationConfig
@@ -47,7 +57,35 @@ def _table_keys() -> dict:
             "build_cohort": names(CohortConfig) | {"columns"},
             "extract_segments": names(SegmentConfig) | {"workers"},
             "pretrain": names(PretrainConfig), "finetune": names(FinetuneConfig),
-            "predict": {"split"}, "report": names(ReportConfig) - {"split"}}
+            "predict": {"split"}, "report": names(ReportConfig) - {"split"},
+            "compare": names(CompareConfig) - {"split"}}
+
+
+def _model_keys(kind: str) -> set:
+    from encoder.baseline import FeaturesConfig
+    from encoder.config import FinetuneConfig
+    if kind == "features":
+        return {f.name for f in fields(FeaturesConfig)} - {"split"} | {"kind"}
+    return {f.name for f in fields(FinetuneConfig)} | {"kind", "preset", "init"}
+
+
+def _check_models(path: Path, models) -> None:
+    from reports.compare import NAME
+    if not isinstance(models, dict):
+        raise InputError(path, "[models] must hold tables, [models.NAME]")
+    for name, table in models.items():
+        where = f"[models.{name}]"
+        if not isinstance(table, dict):
+            raise InputError(path, f"{where} must be a table")
+        if not NAME.match(name) or name == MAIN_MODEL:
+            raise InputError(path, f"{where}: a model name is letters, digits, _ . + - and not {MAIN_MODEL!r}")
+        kind = table.get("kind", "finetune")
+        if kind not in MODEL_KINDS:
+            raise InputError(path, f"{where} kind {kind!r}: one of {', '.join(MODEL_KINDS)}")
+        bad = sorted(set(table) - _model_keys(kind))
+        if bad:
+            raise InputError(path, f"{where} unknown key {bad[0]!r} for kind {kind!r}; known keys: "
+                             f"{', '.join(sorted(_model_keys(kind)))}")
 
 
 # keys of earlier versions, renamed to their flags' names (issue 14): still read, with a warning
@@ -69,6 +107,7 @@ def load_config(path) -> dict:
         bad = sorted(set(value) - known)
         if bad:
             raise InputError(path, f"[{table}] unknown key {bad[0]!r}; known keys: {', '.join(sorted(known))}")
+    _check_models(path, cfg.get("models", {}))
     for key in ("data", "work"):
         if key not in cfg.get("paths", {}):
             raise InputError(path, f"[paths] needs {key!r}")
@@ -166,18 +205,22 @@ def run_all(config_path, *, force: bool = False) -> dict:
     columns = cfg.get("build_cohort", {}).get("columns") or None
     if columns:  # relative to the config file, as [paths] are
         columns = str((Path(config_path).parent / columns).resolve())
-    fp, upstream = _fingerprint("start", _code_version()), None
+    start = _fingerprint("start", _code_version())
+    fps, outputs, order = {}, {}, []
 
-    def stage(name, params, fn, output: Path, resumable=False):
+    def stage(name, params, fn, output: Path, resumable=False, after=None):
         """Run ``fn`` unless ``output`` (the stage's manifest) is the one recorded when the stage
-        last finished with the same fingerprint."""
-        nonlocal fp, upstream
-        if name == "simulate":  # no inputs
-            up = None
-        else:
-            up = _input_identity(data, columns) if upstream is None else _identity(upstream)
-        fp = _fingerprint(fp, name, {k: v for k, v in params.items() if k not in SPEED_ONLY}, up)
-        upstream = output
+        last finished with the same fingerprint. ``after``: the stages whose outputs it reads
+        (default: the stage before it); their fingerprints and outputs enter its own."""
+        deps = (order[-1:] if after is None else list(after))
+        if deps:
+            up = [_identity(outputs[d]) for d in deps]
+        else:  # the first stage reads the inputs; simulate reads nothing
+            up = None if name == "simulate" else _input_identity(data, columns)
+        fp = _fingerprint(*[fps[d] for d in deps] or [start], name,
+                          {k: v for k, v in params.items() if k not in SPEED_ONLY}, up)
+        fps[name], outputs[name] = fp, output
+        order.append(name)
         if state.done(name, fp, output):
             log.info("%s: up to date, skipped", name)
             return None
@@ -210,25 +253,97 @@ def run_all(config_path, *, force: bool = False) -> dict:
         stage("pretrain", p | {"preset": pcfg.preset},
               lambda resume: pt.pretrain(cohort, pre_run, pcfg, resume=resume, overwrite=not resume),
               pre_run / "manifest.json", resumable=True)
-    f = dict(cfg.get("finetune", {}))
-    init = f.pop("init", "pretrain" if p else "")
-    init = str(pre_run) if init == "pretrain" else (str((Path(config_path).parent / init).resolve()) if init else None)
-    fcfg = finetune_config(f.pop("preset", "study"), init=init, **f)
-    stage("finetune", f | {"preset": fcfg.preset, "init": init},
-          lambda resume: ft.finetune(cohort, ft_run, fcfg, resume=resume, overwrite=not resume),
-          ft_run / "manifest.json", resumable=True)
+
+    def resolve_init(init):
+        if init == "pretrain":
+            return str(pre_run)
+        return str((Path(config_path).parent / init).resolve()) if init else None
+
+    def finetune_stages(suffix, table, run, report_dir):
+        """finetune, predict and report of one fine-tuned model; returns its report's summary and
+        its settings."""
+        f = dict(table)
+        init = resolve_init(f.pop("init", "pretrain" if p else ""))
+        fcfg = finetune_config(f.pop("preset", "study"), init=init, **f)
+        after = ["extract_segments"] + (["pretrain"] if init == str(pre_run) else [])
+        stage("finetune" + suffix, f | {"preset": fcfg.preset, "init": init},
+              lambda resume: ft.finetune(cohort, run, fcfg, resume=resume, overwrite=not resume),
+              run / "manifest.json", resumable=True, after=after)
+        stage("predict" + suffix, {"split": split}, lambda _: predict(run, cohort, split, overwrite=True),
+              run / "predictions.manifest.json")
+        return report_stage(suffix, run, report_dir), fcfg
+
+    def report_stage(suffix, run, report_dir):
+        summary = stage("report" + suffix, cfg.get("report", {}),
+                        lambda _: make_report(cohort, run / "predictions.parquet", report_dir, rcfg, overwrite=True),
+                        report_dir / "manifest.json")
+        return summary if summary is not None else json.loads((report_dir / "summary.json").read_text())
+
     split = cfg.get("predict", {}).get("split", "heldout")
-    stage("predict", {"split": split}, lambda _: predict(ft_run, cohort, split, overwrite=True),
-          ft_run / "predictions.manifest.json")
     rcfg = report_config(cfg)
-    summary = stage("report", cfg.get("report", {}), lambda _: make_report(cohort, ft_run / "predictions.parquet", report, rcfg,
-                                                        overwrite=True), report / "manifest.json")
-    if summary is None:
-        summary = json.loads((report / "summary.json").read_text())
+    summary, main_cfg = finetune_stages("", cfg.get("finetune", {}), ft_run, report)
+    runs = {MAIN_MODEL: ft_run}
+    producers = ["predict"]
+    reports = {MAIN_MODEL: report}
+    models_out = {}
+    for name, table in cfg.get("models", {}).items():
+        table = dict(table)
+        kind = table.pop("kind", "finetune")
+        run = work / "models" / name
+        reports[name] = work / "reports" / name
+        if kind == "features":  # the main model's targets unless told otherwise
+            table.setdefault("min_train_positives", main_cfg.min_train_positives)
+            models_out[name] = features_stages(name, table, run, stage, cohort, split, rcfg, report_stage)
+        else:
+            models_out[name] = finetune_stages(f":{name}", cfg.get("finetune", {}) | table, run, reports[name])[0]
+        runs[name] = run
+        producers.append(order[-2])  # the stage that wrote the model's predictions
     out = {"report": str(report / "index.html"), "seconds": times, "summary": summary}
+    if len(runs) > 1:
+        from reports.compare import compare
+        ccfg = compare_config(cfg)
+        names = list(runs)
+        stage("compare", cfg.get("compare", {}),
+              lambda _: compare(cohort, [runs[n] / "predictions.parquet" for n in names], work / "compare", names,
+                                ccfg, overwrite=True),
+              work / "compare" / "manifest.json", after=producers)
+        out["compare"] = json.loads((work / "compare" / "summary.json").read_text())["pairs"]
+        out["models"] = models_out
     truth = data / "truth.json"
-    if truth.exists():
+    version = json.loads((cohort / "manifest.json").read_text())["parameters"].get("phecodes", "1.2")
+    if truth.exists() and version != "1.2":  # the simulator's truth names phecode 1.2 codes
+        log.info("truth.json names phecode 1.2 codes; this cohort uses phecode %s: no truth check", version)
+    elif truth.exists():
         from .truth import check_recovery
         out["truth_check"] = check_recovery(report / "phenotypes.parquet", truth, alpha=rcfg.alpha)
         write_json(work / "truth_check.json", out["truth_check"])
+        for name in runs:
+            if name != MAIN_MODEL:
+                check = check_recovery(reports[name] / "phenotypes.parquet", truth, alpha=rcfg.alpha)
+                write_json(runs[name] / "truth_check.json", check)
+                out.setdefault("model_truth_checks", {})[name] = check
     return out
+
+
+def compare_config(cfg: dict):
+    """The ``[compare]`` table as a ``CompareConfig``; ``min_positives`` and the window rule
+    default to ``[report]``'s, the split is ``[predict]``'s."""
+    from reports.compare import CompareConfig
+    r = cfg.get("report", {})
+    defaults = {k: r[k] for k in ("min_positives", "include_stays_without_windows", "alpha") if k in r}
+    return CompareConfig(split=cfg.get("predict", {}).get("split", "heldout"), **(defaults | cfg.get("compare", {})))
+
+
+def features_stages(name, table, run, stage, cohort, split, rcfg, report_stage):
+    """The pulse-feature baseline as a model: ``features:NAME`` (with its heart-rate-only report)
+    and ``report:NAME``. Returns its report's summary."""
+    from encoder.baseline import FeaturesConfig, pulse_baseline
+    from reports.report import heart_rate_report
+    fcfg = FeaturesConfig(split=split, **table)
+
+    def fn(_):
+        m = pulse_baseline(cohort, run, fcfg, overwrite=True)
+        heart_rate_report(cohort, run, split, rcfg.min_positives)
+        return m
+    stage(f"features:{name}", table | {"split": split}, fn, run / "manifest.json", after=["extract_segments"])
+    return report_stage(f":{name}", run, run.parent.parent / "reports" / name)

@@ -13,10 +13,14 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from cohorts.phecodes import CHAPTERS  # noqa: E402
+from cohorts.phecodes import CHAPTERS as CHAPTERS_12  # noqa: E402
+from cohorts.phecodes import CHAPTERS_X  # noqa: E402
 
+# phecode 1.2's chapters, then phecode X's categories (the two never share a name): each map's
+# own order and colours, whichever map the cohort was built with
+CHAPTERS = CHAPTERS_12 + CHAPTERS_X
 _PALETTE = plt.get_cmap("tab20").colors
-CHAPTER_COLOURS = {c: _PALETTE[i % 20] for i, c in enumerate(CHAPTERS)}
+CHAPTER_COLOURS = {c: _PALETTE[i % 20] for chapters in (CHAPTERS_12, CHAPTERS_X) for i, c in enumerate(chapters)}
 OTHER = (0.5, 0.5, 0.5)
 
 

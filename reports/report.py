@@ -234,3 +234,12 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
                                                "sha256": file_sha256(predictions)}},
                        parameters=asdict(cfg), counts={"phenotypes": table.height, "stays": stays.height})
     return summary
+
+
+def heart_rate_report(cohort, run, split: str, min_positives: int) -> dict:
+    """AUCs of heart rate alone per phecode, from a ``phewas features`` run's ``heart_rate.parquet``
+    (no association tests: heart rate is not a model of the phenotype): ``RUN/heart_rate_report``.
+    An AUC below 0.5 means a lower heart rate in cases."""
+    cfg = ReportConfig(split=split, min_positives=min_positives, association=False)
+    return make_report(cohort, Path(run) / "heart_rate.parquet", Path(run) / "heart_rate_report", cfg, overwrite=True)
+

@@ -36,6 +36,8 @@ min_train_positives = 10
 [report]
 min_positives = 20
 workers = 2
+[models.pulse]
+kind = "features"
 """
 
 
@@ -57,12 +59,20 @@ def test_small_study_recovers_the_injected_phecodes(tmp_path):
     assert check["null_mean_auc_minus_age_sex"] < 0.03
     assert check["null_share_p_below_alpha"] <= 0.10, check
     assert check["n_null_phecodes"] > 100
+    # the pulse-feature baseline recovers the heart-rate-driven phecodes (AF, anaemia), and
+    # compare sets it beside the fine-tuned model on the same stays
+    pulse = json.loads((tmp_path / "work" / "models" / "pulse" / "truth_check.json").read_text())
+    for phecode in ("427.21", "285"):
+        assert pulse["injected"][phecode]["recovered"], (phecode, pulse["injected"][phecode])
+    pairs = json.loads((tmp_path / "work" / "compare" / "summary.json").read_text())["pairs"]
+    assert [(p["model_a"], p["model_b"]) for p in pairs] == [("finetune", "pulse")]
+    assert pairs[0]["n_phenotypes"] > 100
     # a second run is up to date: every stage skipped, the report read back
     again = run_all(cfg)
     assert again["seconds"] == {} and again["summary"]["n_phenotypes"] > 100
     # a stage whose output went missing runs again, and only it
     shutil.rmtree(tmp_path / "work" / "report")
-    assert list(run_all(cfg)["seconds"]) == ["report"]
+    assert list(run_all(cfg)["seconds"]) == ["report"]  # not compare: it reads predictions only
     # speed-only settings are no reason to rerun
     cfg.write_text(CONFIG.replace("workers = 2", "workers = 1"))
     assert run_all(cfg)["seconds"] == {}
@@ -71,4 +81,5 @@ def test_small_study_recovers_the_injected_phecodes(tmp_path):
     work = tmp_path / "work"
     assert main(["predict", "--run", str(work / "finetune"), "--cohort", str(work / "cohort"), "--force",
                  "--quiet"]) == 0
-    assert list(run_all(cfg)["seconds"]) == ["predict", "report"]
+    # ... and compare, which reads its predictions; the other model's stages stay as they are
+    assert list(run_all(cfg)["seconds"]) == ["predict", "report", "compare"]

@@ -40,7 +40,7 @@ def test_flags_that_users_rely_on_still_exist():
     """The contract: the flags of the issues and the README, by command."""
     expected = {
         "build-cohort": {"--min-ppg-seconds", "--min-overlap-seconds", "--no-exclusions", "--codes",
-                         "--min-code-count", "--allow-no-waveforms", "--workers", "--seed"},
+                         "--min-code-count", "--allow-no-waveforms", "--workers", "--seed", "--phecodes"},
         "report": {"--min-positives", "--thresholds", "--no-association", "--age-df", "--age-sex-interaction",
                    "--include-stays-without-windows", "--workers", "--alpha", "--folds", "--split"},
         "pretrain": {"--no-bf16", "--compile", "--cache-ecg", "--no-cache-ecg", "--ecg-checkpoint", "--steps",
@@ -50,6 +50,10 @@ def test_flags_that_users_rely_on_still_exist():
         "extract-segments": {"--per-stay", "--max-pairs-per-stay", "--notch-hz", "--max-invalid", "--shard",
                              "--merge"},
         "simulate": {"--patients", "--minutes", "--injected-prevalence-scale", "--hard", "--world-seed"},
+        "compare": {"--cohort", "--predictions", "--names", "--out", "--min-positives", "--alpha", "--split",
+                    "--include-stays-without-windows"},
+        "features": {"--cohort", "--out", "--split", "--min-train-positives", "--l2-c", "--workers",
+                     "--min-positives"},
     }
     for command, flags in expected.items():
         have = {o for a in _subparser(command)._actions for o in a.option_strings}
