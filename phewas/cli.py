@@ -172,7 +172,16 @@ def cmd_run_all(a) -> None:
                  "(false discovery proportion %.3f); null mean AUC %.3f vs age+sex alone %.3f",
                  t["n_injected_recovered"], len(t["injected"]), t["n_null_significant"], t["n_null_phecodes"],
                  t["false_discovery_proportion"], t["null_mean_auc"], t["null_mean_auc_age_sex"])
+    for name, check in out.get("model_truth_checks", {}).items():
+        log.info("ground truth, model %s: %d of %d injected phecodes recovered; %d of %d null phecodes significant",
+                 name, check["n_injected_recovered"], len(check["injected"]), check["n_null_significant"],
+                 check["n_null_phecodes"])
+    for p in out.get("compare", []):
+        log.info("compare %s vs %s: %d phenotypes; significantly better (FDR): %d vs %d", p["model_a"], p["model_b"],
+                 p["n_phenotypes"], p["n_a_better"], p["n_b_better"])
     print(f"report: {out['report']}")
+    if "compare" in out:
+        print(f"compare: {Path(out['report']).parent.parent / 'compare' / 'index.html'}")
 
 
 def _training_flags(p, cls) -> None:

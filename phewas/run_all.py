@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from encoder.config import SPEED_ONLY as TRAINING_SPEED_ONLY
@@ -303,7 +303,7 @@ def run_all(config_path, *, force: bool = False) -> dict:
         from reports.compare import compare
         ccfg = compare_config(cfg)
         names = list(runs)
-        stage("compare", cfg.get("compare", {}),
+        stage("compare", asdict(ccfg) | {"models": names},
               lambda _: compare(cohort, [runs[n] / "predictions.parquet" for n in names], work / "compare", names,
                                 ccfg, overwrite=True),
               work / "compare" / "manifest.json", after=producers)
@@ -345,5 +345,6 @@ def features_stages(name, table, run, stage, cohort, split, rcfg, report_stage):
         m = pulse_baseline(cohort, run, fcfg, overwrite=True)
         heart_rate_report(cohort, run, split, rcfg.min_positives)
         return m
-    stage(f"features:{name}", table | {"split": split}, fn, run / "manifest.json", after=["extract_segments"])
+    stage(f"features:{name}", table | {"split": split, "heart_rate_min_positives": rcfg.min_positives}, fn,
+          run / "manifest.json", after=["extract_segments"])
     return report_stage(f":{name}", run, run.parent.parent / "reports" / name)

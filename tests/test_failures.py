@@ -17,6 +17,7 @@ naming the file or flag and exit status 2, nothing lost, nothing half-written.
 | a segment store without `manifest.json` | one line, exit 2 |
 | `--init`: a checkpoint of another size, a folder without `config.json` | one line, exit 2 |
 | `run-all` with an unknown key | one line naming the key, exit 2 |
+| `run-all` `[models.NAME]`: an unknown kind or key, a name that cannot be a file name or is `finetune` | one line naming the table, exit 2 |
 | `run-all` after changed inputs, a stage rerun by hand, new code; speed-only changes | reruns what depends on the change (and `tests/test_ground_truth.py`); speed-only: nothing |
 | CSV with extra fields, or another delimiter | the line named |
 | a checkpoint holding pickled objects | refused, never advising `weights_only=False` |
@@ -283,6 +284,20 @@ def test_run_all_unknown_key(tmp_path, capsys):
     cfg = tmp_path / "study.toml"
     cfg.write_text('[paths]\ndata = "d"\nwork = "w"\n[build_cohort]\nseeed = 1\n')
     one_line_error(["run-all", "--config", cfg], capsys, "study.toml", "[build_cohort] unknown key 'seeed'")
+
+
+@pytest.mark.parametrize("table,needle", [
+    ('[models.b]\nkind = "svm"\n', "[models.b] kind 'svm'"),
+    ('[models.b]\nkind = "features"\nepochs = 3\n', "[models.b] unknown key 'epochs' for kind 'features'"),
+    ('[models.b]\ninit = ""\nl2_c = 1.0\n', "[models.b] unknown key 'l2_c' for kind 'finetune'"),
+    ('[models."a/b"]\ninit = ""\n', "[models.a/b]: a model name"),
+    ('[models.finetune]\ninit = ""\n', "[models.finetune]: a model name"),
+    ('[compare]\nsplit = "heldout"\n', "[compare] unknown key 'split'"),
+])
+def test_run_all_bad_models(tmp_path, capsys, table, needle):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[paths]\ndata = "d"\nwork = "w"\n' + table)
+    one_line_error(["run-all", "--config", cfg], capsys, "study.toml", needle)
 
 
 def test_run_all_notices_changed_inputs(tmp_path):
