@@ -108,6 +108,27 @@ def cmd_features(a) -> None:
              a.out / "heart_rate_report" / "index.html")
 
 
+def cmd_probe(a) -> None:
+    from reports.probe import ProbeConfig, probe
+    cfg = ProbeConfig(**from_args(a, ProbeConfig))
+    s = probe(a.dataset, [str(e) for e in a.encoder], a.out, names=a.names, config=cfg, overwrite=a.force)
+    log.info("probed %d encoders on %d tasks of %s (%d examples, split %s): %s", len(s["encoders"]), len(s["tasks"]),
+             s["dataset"], s["examples"], s["split"], a.out / "probe.csv")
+
+
+def cmd_simulate_probe(a) -> None:
+    from .sim.probe import simulate_probe_dataset
+    m = simulate_probe_dataset(a.out, subjects=a.subjects, records_per_subject=a.records_per_subject,
+                               seed=a.seed, overwrite=a.force)
+    log.info("simulated probe dataset: %d records in %s", m["counts"]["records"], a.out)
+
+
+def cmd_convert_dataset(a) -> None:
+    from cohorts.probe_convert import convert_dataset
+    m = convert_dataset(a.format, a.source, a.out, overwrite=a.force)
+    log.info("converted %s: %s examples in %s", a.format, m["counts"]["examples"], a.out)
+
+
 def _net_config(path):
     if path is None:
         return None
@@ -203,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cohorts.splits import SPLITS
     from encoder.baseline import FeaturesConfig
     from encoder.config import DEVICES, FinetuneConfig, PretrainConfig
+    from cohorts.probe_convert import FORMATS
     from reports.compare import CompareConfig
+    from reports.probe import ProbeConfig
     from reports.report import ReportConfig
 
     from .sim.population import PopulationConfig
@@ -267,6 +290,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the heart-rate-only report's phecodes: at least this many positive and control stays")
     _common(p)
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("probe", help="linear probes of frozen PPG encoders on a labelled PPG dataset")
+    p.add_argument("--dataset", type=Path, required=True, help="a dataset folder (dataset.toml, labels.csv)")
+    p.add_argument("--encoder", nargs="+", required=True,
+                   help="pretraining or fine-tuning run folders, AnyPPG weights (.pth/.safetensors), or random")
+    p.add_argument("--names", nargs="+", default=None, help="a name per encoder (default: folder or file name)")
+    p.add_argument("--out", type=Path, required=True)
+    add_flags(p, ProbeConfig)
+    _common(p)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("simulate-probe", help="a simulated labelled PPG dataset (known rate and effects) "
+                       "in the probe format")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--subjects", type=int, default=60)
+    p.add_argument("--records-per-subject", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+    p.set_defaults(func=cmd_simulate_probe)
+
+    p = sub.add_parser("convert-dataset", help="a public PPG dataset's own layout -> the probe format")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--source", type=Path, required=True, help="the dataset's folder as distributed")
+    p.add_argument("--out", type=Path, required=True)
+    _common(p)
+    p.set_defaults(func=cmd_convert_dataset)
 
     p = sub.add_parser("pretrain", help="ECG-guided contrastive (CLIP) pretraining of the PPG encoder")
     _training_flags(p, PretrainConfig)

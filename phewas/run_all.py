@@ -35,7 +35,7 @@ from .settings import renamed
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
-KNOWN = {"paths", *STAGES, "models", "compare"}
+KNOWN = {"paths", *STAGES, "models", "compare", "probe"}
 MAIN_MODEL = "finetune"  # the main model's name in compare
 MODEL_KINDS = ("finetune", "features")
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
@@ -47,6 +47,7 @@ def _table_keys() -> dict:
     from cohorts import CohortConfig, SegmentConfig
     from encoder.config import FinetuneConfig, PretrainConfig
     from reports.compare import CompareConfig
+    from reports.probe import ProbeConfig
     from reports.report import ReportConfig
 
     from .sim import PopulationConfig
@@ -58,7 +59,8 @@ def _table_keys() -> dict:
             "extract_segments": names(SegmentConfig) | {"workers"},
             "pretrain": names(PretrainConfig), "finetune": names(FinetuneConfig),
             "predict": {"split"}, "report": names(ReportConfig) - {"split"},
-            "compare": names(CompareConfig) - {"split"}}
+            "compare": names(CompareConfig) - {"split"},
+            "probe": names(ProbeConfig) | {"dataset", "encoders"}}
 
 
 def _model_keys(kind: str) -> set:
@@ -248,11 +250,15 @@ def run_all(config_path, *, force: bool = False) -> dict:
           lambda _: extract_segments(data, cohort, SegmentConfig(**e), workers=workers, overwrite=True),
           cohort / "segments" / "manifest.json")
     p = dict(cfg.get("pretrain", {}))
-    if p:
+    pretrains = "pretrain" in cfg  # (a [pretrain] table holding only `preset` pretrains too)
+    if pretrains:
         pcfg = pretrain_config(p.pop("preset", "study"), **p)
         stage("pretrain", p | {"preset": pcfg.preset},
               lambda resume: pt.pretrain(cohort, pre_run, pcfg, resume=resume, overwrite=not resume),
               pre_run / "manifest.json", resumable=True)
+
+    if "probe" in cfg:  # the pretraining run (and the random floor) probed before fine-tuning
+        probe_stage(cfg, Path(config_path), stage, pre_run if pretrains else None, work / "probe")
 
     def resolve_init(init):
         if init == "pretrain":
@@ -263,7 +269,7 @@ def run_all(config_path, *, force: bool = False) -> dict:
         """finetune, predict and report of one fine-tuned model; returns its report's summary and
         its settings."""
         f = dict(table)
-        init = resolve_init(f.pop("init", "pretrain" if p else ""))
+        init = resolve_init(f.pop("init", "pretrain" if pretrains else ""))
         fcfg = finetune_config(f.pop("preset", "study"), init=init, **f)
         after = ["extract_segments"] + (["pretrain"] if init == str(pre_run) else [])
         stage("finetune" + suffix, f | {"preset": fcfg.preset, "init": init},
@@ -323,6 +329,27 @@ def run_all(config_path, *, force: bool = False) -> dict:
                 write_json(runs[name] / "truth_check.json", check)
                 out.setdefault("model_truth_checks", {})[name] = check
     return out
+
+
+def probe_stage(cfg: dict, config_path: Path, stage, pre_run, out: Path) -> None:
+    """``[probe]``: ``dataset`` (a folder in the probe format, relative to the config), optional
+    ``encoders`` (more encoders: paths relative to the config, or "random"), and ``probe``'s
+    settings. Probes the pretraining run and ``random``."""
+    from reports.probe import ProbeConfig, probe
+    table = dict(cfg["probe"])
+    if "dataset" not in table:
+        raise InputError(config_path, "[probe] needs 'dataset', a folder in the probe format")
+    base = config_path.resolve().parent
+    dataset = (base / table.pop("dataset")).resolve()
+    extra = [e if e == "random" else str((base / e).resolve()) for e in table.pop("encoders", [])]
+    encoders = ([str(pre_run)] if pre_run is not None else []) + ["random"] + [e for e in extra if e != "random"]
+    pcfg = ProbeConfig(**table)
+    labels = dataset / "labels.csv"
+    st = labels.stat() if labels.exists() else None
+    stage("probe", asdict(pcfg) | {"dataset": str(dataset), "encoders": encoders,
+                                   "labels": [st.st_size, st.st_mtime_ns] if st else None},
+          lambda _: probe(dataset, encoders, out, config=pcfg, overwrite=True), out / "manifest.json",
+          after=["pretrain"] if pre_run is not None else ["extract_segments"])
 
 
 def compare_config(cfg: dict):

@@ -239,3 +239,25 @@ def manhattan_difference(df: pl.DataFrame, a: str, b: str, alpha: float, out: Pa
     ax.set_title(f"AUC difference by phecode ({a} above the line, {b} below; filled: FDR {alpha:g})")
     sns.despine(ax=ax)
     return _save(fig, out, f"auc_difference_{a}_vs_{b}")
+
+
+def probe_metric(df: pl.DataFrame, task: str, out: Path) -> list[str]:
+    """One task's metrics by encoder, with their bootstrap intervals: a panel per metric."""
+    sub = df.filter((pl.col("task") == task) & pl.col("value").is_not_null())
+    metrics = list(dict.fromkeys(sub["metric"]))
+    encoders = list(dict.fromkeys(sub["encoder"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        rows = {r["encoder"]: r for r in sub.filter(pl.col("metric") == m).iter_rows(named=True)}
+        x = np.arange(len(encoders))
+        v = np.array([rows[e]["value"] for e in encoders])
+        err = np.vstack([v - np.array([rows[e]["ci_low"] for e in encoders]),
+                         np.array([rows[e]["ci_high"] for e in encoders]) - v])
+        ax.bar(x, v, color=[_PALETTE[i % 20] for i in range(len(encoders))])
+        ax.errorbar(x, v, yerr=np.nan_to_num(np.abs(err)), fmt="none", ecolor="0.2", lw=0.8)
+        ax.set_xticks(x, encoders, rotation=30, ha="right", fontsize=7)
+        ax.set_title(m, fontsize=9)
+        sns.despine(ax=ax)
+    fig.suptitle(task, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out, f"probe_{task}")
