@@ -32,6 +32,8 @@ BENCHES = [
     ("compare_scale", ["bench_compare.py"],
      "Issue 15: compare two models at MC-MED scale, 1,500 phecodes x 18,000 stays (< 1 min)"),
     ("features", ["bench_features.py"], "Issue 15: pulse features, windows/s on one core (>= 2,000)"),
+    ("probe", ["bench_probe.py"], "Issue 16: probe embedding throughput vs training (CPU); ground truth on "
+     "simulated windows (needs demo/pretrain from `make demo`)"),
     ("fdr", ["bench_fdr.py", "--design", "standard", "--seeds", "101-112", "--reanalyse", "--compare-tests"],
      "Issue 6: false discoveries over 12 replicate small studies, standard simulator (about 25 min "
      "the first time; only when named: `bash bench/run_all.sh fdr`)"),

@@ -243,10 +243,12 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
                     warnings.simplefilter("ignore")  # classes a probe predicts that the test lacks
                     values = metrics(kind, y_te, pred)
                 ci = bootstrap_intervals(kind, y_te, pred, groups[te], cfg.bootstrap, cfg.seed)
+                note = ("the test part holds one class: no AUC"
+                        if kind != "regression" and len(np.unique(y_te)) < 2 else None)
                 for m, v in values.items():
                     rows.append({"encoder": name, "task": task, "kind": kind, "metric": m, "value": v,
                                  "ci_low": ci[m][0], "ci_high": ci[m][1], "n_train": int(tr.sum()),
-                                 "n_test": int(te.sum()), "penalty": penalty, "note": None})
+                                 "n_test": int(te.sum()), "penalty": penalty, "note": note})
         table = pl.DataFrame(rows, schema={"encoder": pl.String, "task": pl.String, "kind": pl.String,
                                            "metric": pl.String, "value": pl.Float64, "ci_low": pl.Float64,
                                            "ci_high": pl.Float64, "n_train": pl.Int64, "n_test": pl.Int64,
