@@ -105,7 +105,15 @@ class PhecodeMap:
 @functools.lru_cache(maxsize=1)
 def load_phecode_map() -> PhecodeMap:
     """Read phecode 1.2 from the installed ``pyphewas`` package."""
-    with resources.as_file(map_path()) as path:
+    exclude = (pl.col("exclude_range").first().str.split(",").list.eval(pl.element().str.strip_chars())
+               .alias("exclude_range"))
+    return _read_map(map_path("1.2"), "phecode_unrolled", [exclude])
+
+
+def _read_map(csv_path, rolled_column: str, extra: list) -> PhecodeMap:
+    """A pyphewas map CSV: one row per phecode (description, chapter, sex and ``extra``), and
+    the (system, code) -> phecode rows of ``rolled_column`` (each code's phecode and ancestors)."""
+    with resources.as_file(csv_path) as path:
         raw = pl.read_csv(path, infer_schema_length=0)
     phecodes = (
         raw.group_by("phecode")
@@ -113,8 +121,7 @@ def load_phecode_map() -> PhecodeMap:
             pl.col("phecode_string").first().alias("description"),
             pl.col("phecode_category").first().alias("chapter"),
             pl.col("sex").first().replace_strict(SEX_RULE).alias("sex"),
-            pl.col("exclude_range").first().str.split(",").list.eval(pl.element().str.strip_chars())
-            .alias("exclude_range"),
+            *extra,
         )
         .sort("phecode")
     )
@@ -124,7 +131,7 @@ def load_phecode_map() -> PhecodeMap:
         raw.select(
             pl.col("flag").alias("system"),
             strip_code(pl.col("ICD")).alias("code"),
-            pl.col("phecode_unrolled").alias("phecode"),
+            pl.col(rolled_column).alias("phecode"),
         )
         .unique()
         .join(col, on="phecode")
@@ -163,21 +170,7 @@ def load_phecode_x_map() -> PhecodeMap:
     ``phecode_unrolled`` is; the categories are the chapters. Phecode X has no exclusion ranges:
     ``exclude_range`` is empty. ``icd10_only`` (phecodes defined on ICD-10 alone) is kept.
     """
-    with resources.as_file(map_path("X")) as path:
-        raw = pl.read_csv(path, infer_schema_length=0)
-    phecodes = (
-        raw.group_by("phecode")
-        .agg(
-            pl.col("phecode_string").first().alias("description"),
-            pl.col("phecode_category").first().alias("chapter"),
-            pl.col("sex").first().replace_strict(SEX_RULE).alias("sex"),
-            pl.lit([], dtype=pl.List(pl.String)).alias("exclude_range"),
-            (pl.col("icd10_only").first() == "1").alias("icd10_only"),
-        )
-        .sort("phecode")
-    )
-    col = pl.DataFrame({"phecode": phecodes["phecode"],
-                        "col": pl.Series(range(phecodes.height), dtype=pl.UInt16)})
-    icd = (raw.select(pl.col("flag").alias("system"), strip_code(pl.col("ICD")).alias("code"), "phecode")
-           .unique().join(col, on="phecode").sort("system", "code", "phecode"))
-    return PhecodeMap(icd=icd, phecodes=phecodes, folded=_folded(icd))
+    return _read_map(map_path("X"), "phecode", [
+        pl.lit([], dtype=pl.List(pl.String)).alias("exclude_range"),
+        (pl.col("icd10_only").first() == "1").alias("icd10_only"),
+    ])

@@ -96,9 +96,10 @@ def design(frame: pl.DataFrame, train: np.ndarray) -> tuple[np.ndarray, list[str
     mu, sd = X[train].mean(axis=0), X[train].std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
     X = (X - mu) / sd
-    age = frame["age"].to_numpy().astype(np.float64)
-    a_mu, a_sd = age[train].mean(), age[train].std() or 1.0
-    z = (age - a_mu) / a_sd
+    age = frame["age"].cast(pl.Float64).to_numpy()
+    a_mu = float(np.nanmean(age[train]))
+    a_sd = float(np.nanstd(age[train])) or 1.0
+    z = (np.where(np.isfinite(age), age, a_mu) - a_mu) / a_sd  # an unknown age: the training mean
     sex = frame["sex"].to_numpy()
     cov = np.column_stack([z, z ** 2, sex == "F", sex == "U"]).astype(np.float64)
     names = cols + ["age", "age_squared", "sex_F", "sex_U"]
@@ -141,9 +142,10 @@ def pulse_baseline(cohort, run, cfg: FeaturesConfig | None = None, *, overwrite:
         raise PhewasError(f"{cohort}: no training stay ({', '.join(TRAIN_SPLITS)}) has a PPG window")
     X, names, scaling = design(frame, train)
     y = (frame.select("stay_id").join(labels.select("stay_id", *targets), on="stay_id", how="left",
-                                      maintain_order="left").select(targets).to_numpy().astype(np.float64))
+                                      maintain_order="left").select(targets).to_numpy().astype(np.float32))
+    X_train, X_new = X[train], X[new & has]  # one copy each, shared by every task (joblib memory-maps them)
     jobs = progress(range(len(targets)), desc="logistic models", unit="phecode")
-    fits = Parallel(n_jobs=workers)(delayed(_fit_one)(X[train], y[train, j], X[new & has], cfg.l2_c) for j in jobs)
+    fits = Parallel(n_jobs=workers)(delayed(_fit_one)(X_train, y[train, j], X_new, cfg.l2_c) for j in jobs)
     prior = np.nanmean(np.where(np.isfinite(y[train]), y[train], np.nan), axis=0)
     probs = np.tile(prior, (int(new.sum()), 1))
     has_new = has[new]

@@ -12,10 +12,12 @@ interrupted extraction from its last chunk.
 More models on the same cohort: each ``[models.NAME]`` table is a model, fine-tuned with
 ``[finetune]``'s settings and the table's changes (``kind = "finetune"``, the default; for
 example ``init = ""`` for one trained from scratch, or ``init = "anyppg.pth"``), or the
-pulse-feature baseline (``kind = "features"``). Each is predicted and reported under
-``WORK/models/NAME/``, and ``compare`` (settings in ``[compare]``) ends the run over the main model
-(named ``finetune``) and every other. A model's stages depend on the segment store (and the
-pretraining run, where it starts from it), not on the other models.
+pulse-feature baseline (``kind = "features"``). Each is trained and predicted in
+``WORK/models/NAME/`` and reported in ``WORK/reports/NAME/``, and ``compare`` (settings in
+``[compare]``) ends the run over the main model (named ``finetune``) and every other. A model's
+stages depend on the segment store (and the pretraining run, where it starts from it), not on the
+other models. A ``[probe]`` table probes the pretraining run and random weights on a labelled PPG
+dataset after pretraining (``WORK/probe/``).
 """
 
 from __future__ import annotations
