@@ -240,3 +240,25 @@ def test_but_ppg_converter(tmp_path):
     assert 'channel = "PPG_R"' in (tmp_path / "ds" / "dataset.toml").read_text()
     with pytest.raises(InputError, match="quality-hr-ann.csv"):
         convert_dataset("but-ppg", tmp_path, tmp_path / "ds3")
+
+
+def test_bootstrap_over_subjects_is_calibrated_where_examples_cluster():
+    """A probe's errors shared within subjects (subject effect SD 1, example noise SD 0.5; true
+    MAE known): 200 test parts of 30 subjects x 5 examples. The interval from resampling
+    subjects covers the true MAE in >= 90% (measured 93.5%; 86.5% with 12 subjects, README);
+    resampling examples, blind to subjects, covers far less (measured 66%)."""
+    from reports.probe import bootstrap_intervals
+    rng = np.random.default_rng(0)
+    true = np.sqrt(2 / np.pi) * np.sqrt(1.0 + 0.25)
+    hit_subjects = hit_examples = 0
+    n = 200
+    for _ in range(n):
+        g = np.repeat(np.arange(30), 5)
+        err = rng.normal(size=30)[g] + 0.5 * rng.normal(size=len(g))
+        y = np.zeros(len(g))
+        lo, hi = bootstrap_intervals("regression", y, err, g, 300, int(rng.integers(1 << 30)))["mae"]
+        hit_subjects += lo <= true <= hi
+        lo, hi = bootstrap_intervals("regression", y, err, np.arange(len(g)), 300, int(rng.integers(1 << 30)))["mae"]
+        hit_examples += lo <= true <= hi
+    assert hit_subjects / n >= 0.90
+    assert hit_examples / n < 0.80
