@@ -31,7 +31,7 @@ from pathlib import Path
 
 from encoder.config import SPEED_ONLY as TRAINING_SPEED_ONLY
 
-from .errors import InputError
+from .errors import InputError, OutputExistsError
 from .io import file_sha256, read_toml, versions, write_json
 from .settings import renamed
 
@@ -176,17 +176,32 @@ class _State:
 def _simulate(data: Path, table: dict) -> dict:
     """The ``[simulate]`` stage. Never passes force: a folder holding the same simulation is
     kept, any other non-empty one is refused by ``simulate`` (it may be real MC-MED data)."""
-    from dataclasses import asdict
-
     from .sim import PopulationConfig, simulate_dataset
     pcfg = PopulationConfig(**{k: v for k, v in table.items() if k != "workers"})
     try:
         old = json.loads((data / "manifest.json").read_text())
     except (OSError, ValueError):
         old = {}
-    if old.get("command") == "simulate" and old.get("parameters") == asdict(pcfg):
+    if old.get("command") == "simulate" and same_simulation(old.get("parameters") or {}, pcfg):
         return old
-    return simulate_dataset(data, pcfg, workers=table.get("workers"), overwrite=False)
+    try:
+        return simulate_dataset(data, pcfg, workers=table.get("workers"), overwrite=False)
+    except OutputExistsError:  # run-all never replaces a data folder, --force or not
+        raise OutputExistsError(f"{data}: holds another simulation than [simulate] asks for; run-all "
+                                "never replaces a data folder: delete it, or point [paths] data elsewhere") from None
+
+
+def same_simulation(old: dict, cfg) -> bool:
+    """Whether a simulator manifest's parameters describe the simulation ``cfg`` asks for. A
+    setting that the older manifest lacks matches at its default: settings are added with
+    defaults that keep the simulator's output unchanged (issue 12's ``hard`` and its knobs)."""
+    from dataclasses import MISSING
+
+    new = asdict(cfg)
+    if set(old) - set(new):  # a setting that no longer exists: another simulator
+        return False
+    defaults = {f.name: f.default for f in fields(cfg) if f.default is not MISSING}
+    return all(old[k] == v if k in old else (k in defaults and v == defaults[k]) for k, v in new.items())
 
 
 def run_all(config_path, *, force: bool = False) -> dict:

@@ -59,20 +59,43 @@ class ProbeConfig:
         )
 
 
-def split_examples(labels: pl.DataFrame, test_fraction: float, seed: int) -> tuple[np.ndarray, str]:
-    """Boolean test mask over examples and how it was made."""
+DRAWS = 100  # seeded splits tried until every class task has two classes on each side
+
+
+def split_examples(labels: pl.DataFrame, test_fraction: float, seed: int, class_tasks=()) -> tuple[np.ndarray, str]:
+    """Boolean test mask over examples and how it was made. Without an official split, the
+    first of :data:`DRAWS` seeded draws in which each of ``class_tasks`` (label columns) has at
+    least two classes among the labelled training and test examples (else the first draw): a
+    test part holding one class has no AUC."""
     if labels["split"].is_not_null().all():
         return (labels["split"] == "test").to_numpy(), "official"
     rng = np.random.default_rng(seed)
-    if labels["subject"].is_not_null().all():
-        subjects = np.unique(labels["subject"].to_numpy())
-        n_test = max(1, int(round(test_fraction * len(subjects))))
-        test = set(rng.choice(subjects, n_test, replace=False))
-        return labels["subject"].is_in(list(test)).to_numpy(), "by subject (8:2, seeded)"
-    n = labels.height
-    mask = np.zeros(n, bool)
-    mask[rng.choice(n, max(1, int(round(test_fraction * n))), replace=False)] = True
-    return mask, "by example (8:2, seeded)"
+    by_subject = labels["subject"].is_not_null().all()
+    units = np.unique(labels["subject"].to_numpy()) if by_subject else np.arange(labels.height)
+    n_test = max(1, int(round(test_fraction * len(units))))
+
+    def draw():
+        chosen = rng.choice(units, n_test, replace=False)
+        return (labels["subject"].is_in(list(chosen)).to_numpy() if by_subject
+                else np.isin(np.arange(labels.height), chosen))
+
+    def both_sides(mask):
+        for t in class_tasks:
+            col = labels[t]
+            have = col.is_not_null().to_numpy()
+            for side in (mask, ~mask):
+                if col.filter(pl.Series(have & side)).n_unique() < 2:
+                    return False
+        return True
+    first = draw()
+    mask, k = first, 1
+    while not both_sides(mask) and k < DRAWS:
+        mask, k = draw(), k + 1
+    if not both_sides(mask):
+        mask, k = first, 0
+    unit = "subject" if by_subject else "example"
+    return mask, (f"by {unit} (8:2, seeded" + (f"; draw {k}: every class task has two classes on each side)"
+                                                if k else ")"))
 
 
 def _folds(groups, y, folds: int, classify: bool, seed: int):
@@ -188,7 +211,8 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
     tasks = data.tasks if cfg.task is None else {cfg.task: data.tasks.get(cfg.task)}
     if None in tasks.values():
         raise InputError(Path(dataset) / "dataset.toml", f"no task {cfg.task!r}; tasks: {', '.join(data.tasks)}")
-    test, how = split_examples(data.labels, cfg.test_fraction, cfg.seed)
+    test, how = split_examples(data.labels, cfg.test_fraction, cfg.seed,
+                               [t for t, k in tasks.items() if k != "regression"])
     subject = data.labels["subject"].to_numpy()
     groups = subject if data.labels["subject"].is_not_null().all() else np.arange(data.labels.height).astype(str)
     windows_key = hashlib.sha256(np.ascontiguousarray(data.windows).tobytes()).hexdigest()[:16]

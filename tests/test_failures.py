@@ -7,6 +7,7 @@ naming the file or flag and exit status 2, nothing lost, nothing half-written.
 | a fresh run that fails during set-up | no run folder |
 | `simulate` over a folder it did not write (`--force` or not; `run-all` too) | refused, folder untouched |
 | `simulate` over an earlier simulation without `--force` | refused |
+| `run-all` over a simulation that its `[simulate]` does not describe | refused, saying to delete it or point `[paths] data` elsewhere; one written before a setting existed matches at that setting's default |
 | temporaries of dead processes beside an output | removed at the next start; a live process's kept |
 | `--resume` with changed settings | refused, naming them; speed-only ones may change |
 | `predict` on an unfinished run | refused unless `--allow-unfinished` (recorded); `--split bogus` refused; no overwrite without `--force` |
@@ -107,6 +108,29 @@ def test_simulate_over_an_earlier_simulation_needs_force(tmp_path, capsys):
     one_line_error(["simulate", "--out", out, "--patients", "3", "--minutes", "0.3"], capsys, "--force")
     assert run_cli(["simulate", "--out", out, "--patients", "4", "--minutes", "0.3", "--force"], capsys)[0] == 0
     assert json.loads((out / "manifest.json").read_text())["parameters"]["patients"] == 4
+
+
+def test_run_all_keeps_a_simulation_of_an_older_version_and_refuses_another_one(tmp_path, capsys):
+    """A manifest written before a setting existed matches at that setting's default (the demo
+    folder of an earlier version is reused); other settings are refused with run-all's advice."""
+    from phewas.run_all import same_simulation
+    from phewas.sim import PopulationConfig
+    cfg = PopulationConfig(patients=3, minutes=0.3)
+    older = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("hard", "world_seed")}
+    assert same_simulation(older, cfg)
+    assert not same_simulation(older, PopulationConfig(patients=3, minutes=0.3, hard=True))
+    assert not same_simulation(older | {"patients": 4}, cfg)
+    assert not same_simulation(older | {"retired_knob": 1}, cfg)
+    out = tmp_path / "mcmed"
+    assert run_cli(["simulate", "--out", out, "--patients", "3", "--minutes", "0.3"], capsys)[0] == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["parameters"] = {k: v for k, v in manifest["parameters"].items() if k != "hard"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    from phewas.run_all import _simulate
+    assert _simulate(out, {"patients": 3, "minutes": 0.3}) == manifest  # kept, not rewritten
+    cfg_file = tmp_path / "study.toml"
+    cfg_file.write_text('[paths]\ndata = "mcmed"\nwork = "work"\n[simulate]\npatients = 5\nminutes = 0.3\n')
+    one_line_error(["run-all", "--config", cfg_file], capsys, "mcmed", "delete it, or point [paths] data elsewhere")
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):

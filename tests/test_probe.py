@@ -101,6 +101,14 @@ def test_split_by_subject_is_disjoint_and_seeded(sim_probe):
     subj = d.labels["subject"].to_numpy()
     assert how.startswith("by subject") and (a == b).all()
     assert not set(subj[a]) & set(subj[~a]) and len(set(subj[a])) == 4
+    # with a class task: a draw where it has two classes on both sides (5 of 16 subjects have AF)
+    c, how = split_examples(d.labels, 0.25, seed=3, class_tasks=["af"])
+    af = d.labels["af"]
+    assert af.filter(pl.Series(c)).n_unique() == 2 and af.filter(pl.Series(~c)).n_unique() == 2
+    assert "two classes on each side" in how and not set(subj[c]) & set(subj[~c])
+    # one subject with heart failure: no draw can put it on both sides; the first draw stands
+    e, how = split_examples(d.labels, 0.25, seed=3, class_tasks=["af", "heart_failure"])
+    assert (e == a).all() and how == "by subject (8:2, seeded)"
 
 
 def test_ridge_probe_equals_scikit_learn_grid_search():
