@@ -119,14 +119,16 @@ def read_labels(folder: Path, tasks: dict) -> pl.DataFrame:
 
 
 def example_windows(x: np.ndarray, fs: float, start_s: float | None, duration_s: float | None,
-                    max_invalid: float, min_seconds: float) -> tuple[np.ndarray, str | None]:
-    """The 10-s windows of one example (``[k, 1250]``, z-scored) and, if none, why."""
-    x = np.asarray(x, dtype=np.float64)
+                    max_invalid: float, min_seconds: float, prepared=None) -> tuple[np.ndarray, str | None]:
+    """The 10-s windows of one example (``[k, 1250]``, z-scored) and, if none, why. ``x`` is the
+    whole record at ``fs``; ``prepared`` may pass its ``(y, bad)`` from
+    :func:`~cohorts.preprocess.preprocess_record` (a record is preprocessed once for all its
+    examples)."""
     a = int(round((start_s or 0.0) * fs))
     b = len(x) if duration_s is None else min(len(x), a + int(round(duration_s * fs)))
     if b - a < min_seconds * fs:
         return np.zeros((0, PPG.window), np.float32), "shorter than min_seconds"
-    y, bad, _ = preprocess_record(x, fs, PPG, "ppg")
+    y, bad = prepared if prepared is not None else preprocess_record(np.asarray(x, np.float64), fs, PPG, "ppg")[:2]
     lo, hi = int(round(a * PPG.fs / fs)), min(len(y), int(round(b * PPG.fs / fs)))
     if hi - lo >= PPG.window:
         starts = np.arange(lo, hi - PPG.window + 1, PPG.window)
@@ -176,15 +178,17 @@ def load_probe_dataset(folder, *, max_invalid: float = 0.25, min_seconds: float 
         if array is not None:
             try:
                 k = int(row["window"])
-                x, fs = array[k], float(spec["fs"])
+                x, fs, prepared = array[k], float(spec["fs"]), None
             except (TypeError, ValueError, IndexError):
                 raise InputError(folder / "labels.csv", f"window {row['window']!r} is not a row of windows.npy "
                                  f"({len(array)} rows)", row=i + 2, column="window") from None
         else:
-            if row["record"] not in cache:
-                cache = {row["record"]: _read_record(folder, row["record"], spec.get("channel"))}
-            x, fs = cache[row["record"]]
-        w, why = example_windows(x, fs, row.get("start_s"), row.get("duration_s"), max_invalid, min_seconds)
+            if row["record"] not in cache:  # one record held, preprocessed once for its examples
+                x, fs = _read_record(folder, row["record"], spec.get("channel"))
+                cache = {row["record"]: (x, fs, preprocess_record(np.asarray(x, np.float64), fs, PPG, "ppg")[:2])}
+            x, fs, prepared = cache[row["record"]]
+        w, why = example_windows(x, fs, row.get("start_s"), row.get("duration_s"), max_invalid, min_seconds,
+                                 prepared)
         if why:
             rejected[why] = rejected.get(why, 0) + 1
             continue

@@ -232,7 +232,8 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "embeddings").mkdir()
         for name, (model, desc) in zip(names, loaded):
-            key = f"{desc.get('sha256') or 'random-' + str(cfg.seed)}-{windows_key}"
+            weights = desc.get("sha256") or f"random-{cfg.seed}-{hashlib.sha256(repr(arch).encode()).hexdigest()[:8]}"
+            key = f"{weights}-{windows_key}"
             cached = old_cache / f"{name}.npz"
             emb = None
             if cached.is_file():
