@@ -184,11 +184,11 @@ def _simulate(data: Path, table: dict) -> dict:
         old = {}
     if old.get("command") == "simulate" and same_simulation(old.get("parameters") or {}, pcfg):
         return old
-    try:
-        return simulate_dataset(data, pcfg, workers=table.get("workers"), overwrite=False)
-    except OutputExistsError:  # run-all never replaces a data folder, --force or not
+    if old.get("command") == "simulate":  # run-all never replaces a data folder, --force or not
         raise OutputExistsError(f"{data}: holds another simulation than [simulate] asks for; run-all "
-                                "never replaces a data folder: delete it, or point [paths] data elsewhere") from None
+                                "never replaces a data folder: delete it, or point [paths] data elsewhere")
+    # anything else non-empty (perhaps real MC-MED data) is refused by simulate itself
+    return simulate_dataset(data, pcfg, workers=table.get("workers"), overwrite=False)
 
 
 def same_simulation(old: dict, cfg) -> bool:
