@@ -24,7 +24,7 @@ from phewas.settings import setting
 from . import figures
 from .association import adjust
 from .html import write_page
-from .metrics import auc_ci, auc_delong, auc_difference, difference_test
+from .metrics import auc_ci, auc_difference, difference_test
 from .report import load_inputs
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # names become parts of file names
@@ -94,9 +94,9 @@ def load_models(cohort, predictions, split: str, include_without_windows: bool):
 def compare_pair(y, a, b, groups, alpha: float) -> dict[str, np.ndarray]:
     """AUCs with intervals, their paired difference with interval and p, and BH q-values."""
     out = auc_difference(a, b, y, groups=groups)
-    for key, s in (("a", a), ("b", b)):
-        _, var, _, _, df = auc_delong(s, y, groups=groups, return_df=True)
-        out[f"auc_{key}_ci_low"], out[f"auc_{key}_ci_high"] = auc_ci(out[f"auc_{key}"], var, df=df)
+    for key in ("a", "b"):
+        out[f"auc_{key}_ci_low"], out[f"auc_{key}_ci_high"] = auc_ci(out[f"auc_{key}"], out[f"var_{key}"],
+                                                                    df=out[f"df_{key}"])
     out["diff_ci_low"], out["diff_ci_high"], out["p_value"] = difference_test(out["diff"], out["var"], out["df"])
     out["q_value"] = adjust(out["p_value"], alpha)[0]
     return out

@@ -71,32 +71,55 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None, *, return_df
 def _block(s: np.ndarray, lab: np.ndarray, G=None) -> np.ndarray:
     """Rows are phenotypes. Returns ``[auc, var, n_pos, n_neg, df]`` per row; ``G`` (clusters x
     stays, 0/1) switches to the clustered variance and its degrees of freedom (else NaN)."""
-    p0, q0 = lab == 1, lab == 0
-    s = np.where(p0 | q0, s, np.inf)  # left-out entries sort last and count as neither side
-    order = np.argsort(s, axis=1)
-    s = np.take_along_axis(s, order, axis=1)
-    p = np.take_along_axis(p0, order, axis=1)
-    q = np.take_along_axis(q0, order, axis=1)
+    p, q = lab == 1, lab == 0
     m = p.sum(axis=1).astype(np.int64)
     k = q.sum(axis=1).astype(np.int64)
-    pos_before, pos_in, neg_before, neg_in = _before_and_within(s, p, q)
-    w10 = np.where(p, 2 * neg_before + neg_in, 0).astype(np.float64)  # positives: x2 negatives below
-    w01 = np.where(q, 2 * (m[:, None] - pos_before) - pos_in, 0).astype(np.float64)  # negatives
+    auc, w10, w01 = _components(s, p, q, m, k)
     mf, kf = m.astype(np.float64), k.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        auc = w10.sum(axis=1) / (2.0 * mf * kf)
         var10 = ((w10 ** 2).sum(axis=1) / (4.0 * kf ** 2) - mf * auc ** 2) / (mf - 1)
         var01 = ((w01 ** 2).sum(axis=1) / (4.0 * mf ** 2) - kf * auc ** 2) / (kf - 1)
         var = np.maximum(var10, 0) / mf + np.maximum(var01, 0) / kf
-    auc[(m == 0) | (k == 0)] = np.nan
     var[(m < 2) | (k < 2)] = np.nan
     df = np.full_like(auc, np.nan)
     if G is not None:
-        var, df = _clustered_var(G, order, w10, w01, p, q, auc, mf, kf)
+        mi, ni = _per_cluster(G, p), _per_cluster(G, q)
+        var, df = _sum_contributions(*_centred(G, w10, w01, mi, ni, auc, mf, kf), _counts(mi, ni), mf, kf, auc)
     return np.stack([auc, var, mf, kf, df])
 
 
-def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
+def _components(s, p, q, m, k):
+    """AUC and twice each stay's structural component, in the stays' order (rows are phenotypes):
+    ``w10`` of a positive, twice the negatives it outscores plus the negatives it ties; ``w01`` of
+    a negative, likewise for the positives above it; 0 elsewhere. Exact integers held as floats
+    (their sums are exact whatever the order) until the final division. ``m``, ``k``: positives
+    and negatives per row (integers)."""
+    s = np.where(p | q, s, np.inf)  # left-out entries sort last and count as neither side
+    order = np.argsort(s, axis=1)
+    ss = np.take_along_axis(s, order, axis=1)
+    ps, qs = np.take_along_axis(p, order, axis=1), np.take_along_axis(q, order, axis=1)
+    pos_before, pos_in, neg_before, neg_in = _before_and_within(ss, ps, qs)
+    w10 = np.where(ps, 2 * neg_before + neg_in, 0).astype(np.float64)
+    w01 = np.where(qs, 2 * (m[:, None] - pos_before) - pos_in, 0).astype(np.float64)
+    inv = np.argsort(order, axis=1)  # back to the stays' order, which clusters' columns follow
+    w10, w01 = np.take_along_axis(w10, inv, axis=1), np.take_along_axis(w01, inv, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = w10.sum(axis=1) / (2.0 * m * k)
+    auc[(m == 0) | (k == 0)] = np.nan
+    return auc, w10, w01
+
+
+def _per_cluster(G, mask):
+    """Clusters x phenotypes: how many of each cluster's stays ``mask`` marks."""
+    return np.asarray(G @ mask.T.astype(np.float64))
+
+
+def _counts(mi, ni):
+    """The clusters with a positive, with a negative, with either."""
+    return (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
+
+
+def _centred(G, w10, w01, mi, ni, auc, m, k):
     """Obuchowski (1997): with V10 (V01) the structural component of each positive (negative),
     summed per cluster i over its m_i positives (n_i negatives), and I10 (I01, I) the clusters
     with a positive (a negative, any),
@@ -105,30 +128,23 @@ def _clustered_var(G, order, w10, w01, p, q, auc, m, k):
     S11 = I / (I - 1) sum_i (V10_i - m_i A)(V01_i - n_i A),
     var = S10 / M + S01 / N + 2 S11 / (M N),
 
-    a sum over clusters of contributions c_i; ``(sum c_i)^2 / sum c_i^2`` is returned as the
-    variance's degrees of freedom (the effective number of clusters: small when a few patients
-    carry many of the stays). It is about a third of Satterthwaite's df where clusters are alike,
-    which offsets the variance's own downward bias with few heavy clusters (README, "AUC
-    intervals", has the coverage of both). Returns ``(var, df)``.
+    a sum over clusters of contributions c_i (:func:`_sum_contributions`). Returns the centred
+    sums ``(V10_i - m_i A, V01_i - n_i A)``, clusters x phenotypes.
     """
-    inv = np.argsort(order, axis=1)  # back to the stays' order, which G's columns follow
-    un = lambda x: np.take_along_axis(x, inv, axis=1)  # noqa: E731
     with np.errstate(divide="ignore", invalid="ignore"):
-        v10 = un(w10) / (2.0 * k[:, None])
-        v01 = un(w01) / (2.0 * m[:, None])
-    v10, v01 = np.nan_to_num(v10), np.nan_to_num(v01)
-    mi = np.asarray(G @ un(p).T.astype(np.float64))  # clusters x phenotypes
-    ni = np.asarray(G @ un(q).T.astype(np.float64))
-    d10 = np.asarray(G @ v10.T) - mi * auc[None, :]
-    d01 = np.asarray(G @ v01.T) - ni * auc[None, :]
-    counts = (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
-    return _sum_contributions(d10, d01, counts, m, k, auc)
+        v10 = np.nan_to_num(w10 / (2.0 * k[:, None]))
+        v01 = np.nan_to_num(w01 / (2.0 * m[:, None]))
+    return np.asarray(G @ v10.T) - mi * auc[None, :], np.asarray(G @ v01.T) - ni * auc[None, :]
 
 
 def _sum_contributions(d10, d01, counts, m, k, auc):
     """Obuchowski's variance from the clusters' centred components (clusters x phenotypes), as the
-    sum of the clusters' contributions ``c_i``; returns ``(var, df)``. ``counts``: the clusters
-    with a positive, with a negative, with either."""
+    sum of the clusters' contributions ``c_i``; ``counts``: the clusters with a positive, with a
+    negative, with either. Returns ``(var, df)``: ``(sum c_i)^2 / sum c_i^2`` is the variance's
+    degrees of freedom (the effective number of clusters: small when a few patients carry many
+    of the stays). It is about a third of Satterthwaite's df where clusters are alike, which
+    offsets the variance's own downward bias with few heavy clusters (README, "AUC intervals",
+    has the coverage of both)."""
     i10, i01, i_all = counts
     with np.errstate(divide="ignore", invalid="ignore"):
         c = (i10 / ((i10 - 1) * m * m) * d10 ** 2 + i01 / ((i01 - 1) * k * k) * d01 ** 2
@@ -158,7 +174,8 @@ def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarra
     Returns
     -------
     dict of arrays ``[p]``: ``auc_a``, ``auc_b``, ``diff``, ``var`` (of the difference), ``df``
-    (NaN without ``groups``), ``n_pos``, ``n_neg``.
+    (NaN without ``groups``), ``n_pos``, ``n_neg``, and each model's own variance and df
+    (``var_a``, ``df_a``, ``var_b``, ``df_b``: :func:`auc_delong`'s, from the same components).
     """
     a, b, labels = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64), np.asarray(labels)
     squeeze = a.ndim == 1
@@ -173,49 +190,34 @@ def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarra
     if len(g) != n:
         raise ValueError(f"groups has {len(g)} entries for {n} rows")
     G = sparse.csr_matrix((np.ones(n), (g, np.arange(n))), shape=(g.max() + 1 if n else 0, n))
-    keys = ("auc_a", "auc_b", "diff", "var", "df", "n_pos", "n_neg")
+    keys = ("auc_a", "auc_b", "diff", "var", "df", "n_pos", "n_neg", "var_a", "df_a", "var_b", "df_b")
     out = {k: np.full(labels.shape[1], np.nan) for k in keys}
     for lo in range(0, labels.shape[1], BLOCK):
         hi = min(lo + BLOCK, labels.shape[1])
         lab = np.ascontiguousarray(labels[:, lo:hi].T)
         p, q = lab == 1, lab == 0
-        m, k = p.sum(1).astype(np.float64), q.sum(1).astype(np.float64)
-        mi, ni = np.asarray(G @ p.T.astype(np.float64)), np.asarray(G @ q.T.astype(np.float64))
-        counts = (mi > 0).sum(0), (ni > 0).sum(0), ((mi + ni) > 0).sum(0)
-        parts = []
-        for s in (a, b):
-            auc, v10, v01 = _components(np.ascontiguousarray(s[:, lo:hi].T), p, q, m, k)
-            parts.append((auc, np.asarray(G @ v10.T) - mi * auc, np.asarray(G @ v01.T) - ni * auc))
-        (auc_a, d10a, d01a), (auc_b, d10b, d01b) = parts
-        diff = auc_a - auc_b
-        var, df = _sum_contributions(d10a - d10b, d01a - d01b, counts, m, k, diff)
-        block = dict(auc_a=auc_a, auc_b=auc_b, diff=diff, var=var, df=df, n_pos=m, n_neg=k)
+        m, k = p.sum(1).astype(np.int64), q.sum(1).astype(np.int64)
+        mf, kf = m.astype(np.float64), k.astype(np.float64)
+        mi, ni = _per_cluster(G, p), _per_cluster(G, q)
+        counts = _counts(mi, ni)
+        block = {"n_pos": mf, "n_neg": kf}
+        centred = []
+        for key, s in (("a", a), ("b", b)):
+            auc, w10, w01 = _components(np.ascontiguousarray(s[:, lo:hi].T), p, q, m, k)
+            d10, d01 = _centred(G, w10, w01, mi, ni, auc, mf, kf)
+            block[f"auc_{key}"] = auc
+            block[f"var_{key}"], block[f"df_{key}"] = _sum_contributions(d10, d01, counts, mf, kf, auc)
+            centred.append((d10, d01))
+        (d10a, d01a), (d10b, d01b) = centred
+        block["diff"] = block["auc_a"] - block["auc_b"]
+        block["var"], block["df"] = _sum_contributions(d10a - d10b, d01a - d01b, counts, mf, kf, block["diff"])
         for key in keys:
             out[key][lo:hi] = block[key]
     if groups is None:
-        out["df"][:] = np.nan
+        for key in ("df", "df_a", "df_b"):
+            out[key][:] = np.nan
     out["n_pos"], out["n_neg"] = out["n_pos"].astype(np.int64), out["n_neg"].astype(np.int64)
     return {k: v[0] for k, v in out.items()} if squeeze else out
-
-
-def _components(s, p, q, m, k):
-    """AUC and each stay's structural components (rows are phenotypes, stays in their order):
-    ``v10`` of a positive, the share of negatives it outscores (ties 1/2); ``v01`` of a negative,
-    the share of positives that outscore it; 0 elsewhere."""
-    s = np.where(p | q, s, np.inf)
-    order = np.argsort(s, axis=1)
-    ss = np.take_along_axis(s, order, axis=1)
-    ps, qs = np.take_along_axis(p, order, axis=1), np.take_along_axis(q, order, axis=1)
-    pos_before, pos_in, neg_before, neg_in = _before_and_within(ss, ps, qs)
-    w10 = np.where(ps, 2 * neg_before + neg_in, 0).astype(np.float64)
-    w01 = np.where(qs, 2 * (m[:, None].astype(np.int64) - pos_before) - pos_in, 0).astype(np.float64)
-    inv = np.argsort(order, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = w10.sum(axis=1) / (2.0 * m * k)
-        v10 = np.nan_to_num(np.take_along_axis(w10, inv, axis=1) / (2.0 * k[:, None]))
-        v01 = np.nan_to_num(np.take_along_axis(w01, inv, axis=1) / (2.0 * m[:, None]))
-    auc[(m == 0) | (k == 0)] = np.nan
-    return auc, v10, v01
 
 
 def _before_and_within(s, p, q):

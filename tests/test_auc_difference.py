@@ -107,6 +107,11 @@ def test_against_a_constant_model_is_the_single_auc():
     assert r["auc_a"] == auc and r["auc_b"] == 0.5 and r["diff"] == pytest.approx(auc - 0.5)
     assert r["var"] == pytest.approx(var, rel=1e-12) and r["df"] == pytest.approx(df, rel=1e-12)
     assert (r["n_pos"], r["n_neg"]) == (m, k)
+    # each model's own variance and df, from the same components, are auc_delong's
+    assert (r["var_a"], r["df_a"]) == (pytest.approx(var, rel=1e-12), pytest.approx(df, rel=1e-12))
+    assert r["var_b"] == 0
+    u = auc_difference(a, np.zeros_like(a), y)  # unclustered: DeLong's
+    assert u["var_a"] == pytest.approx(auc_delong(a, y)[1], rel=1e-9) and np.isnan(u["df_a"])
 
 
 def test_identical_models_give_no_test():
