@@ -11,7 +11,6 @@ coefficients, and ``heart_rate.parquet``: heart rate alone as every phecode's sc
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from joblib import Parallel, delayed
 from cohorts.splits import SPLITS
 from cohorts.store import open_segments
 from phewas.errors import PhewasError, check_settings
-from phewas.io import atomic_dir, file_sha256, read_manifest, versions, write_json, write_manifest
+from phewas.io import atomic_dir, file_sha256, read_manifest, write_json, write_manifest, write_predictions_manifest
 from phewas.progress import progress
 from phewas.settings import setting
 
@@ -181,12 +180,9 @@ def pulse_baseline(cohort, run, cfg: FeaturesConfig | None = None, *, overwrite:
         heart_rate.write_parquet(tmp / "heart_rate.parquet")
         write_json(tmp / "targets.json", targets)
         write_json(tmp / "scaling.json", {"columns": names, **scaling})
-        write_json(tmp / "predictions.manifest.json", {
-            "command": "features", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "predictions_sha256": file_sha256(tmp / "predictions.parquet"), "cohort": str(cohort.resolve()),
-            "split": cfg.split, "stays": int(new.sum()), "phecodes": len(targets),
-            "stays_without_windows_given_prior": counts["stays_without_windows_given_prior"],
-            "versions": versions()})
+        write_predictions_manifest(tmp, command="features", cohort=cohort, split=cfg.split, stays=int(new.sum()),
+                                   phecodes=len(targets),
+                                   stays_without_windows=counts["stays_without_windows_given_prior"])
         manifest = write_manifest(tmp, command="features",
                                   inputs={"cohort": str(cohort.resolve()),
                                           "segments": {"path": str(store_manifest.resolve()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import polars as pl
 from cohorts.splits import SPLITS
 from cohorts.store import open_segments
 from phewas.errors import OutputExistsError, PhewasError, check_settings
-from phewas.io import atomic_file, file_sha256, versions, write_json
+from phewas.io import atomic_file, file_sha256, write_predictions_manifest
 
 from .checkpoints import load_checkpoint
 from .data import StayWindows
@@ -73,11 +72,7 @@ def predict(run, cohort, split: str = "heldout", *, device: str = "auto", batch:
                        **{p: probs[:, j] for j, p in enumerate(targets)}}).sort("stay_id")
     with atomic_file(run / "predictions.parquet") as tmp:
         df.write_parquet(tmp)
-    manifest = {"command": "predict", "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "predictions_sha256": file_sha256(run / "predictions.parquet"),
-                "checkpoint": {"path": str(best.resolve()), "sha256": file_sha256(best)},
-                "cohort": str(cohort.resolve()), "split": split, "stays": len(ids), "phecodes": len(targets),
-                "stays_without_windows_given_prior": len(missing), "windows_per_stay": cfg.segments_per_stay,
-                "run_finished": finished, "allow_unfinished": allow_unfinished, "versions": versions()}
-    write_json(run / "predictions.manifest.json", manifest)
-    return manifest
+    return write_predictions_manifest(
+        run, command="predict", cohort=cohort, split=split, stays=len(ids), phecodes=len(targets),
+        stays_without_windows=len(missing), checkpoint={"path": str(best.resolve()), "sha256": file_sha256(best)},
+        windows_per_stay=cfg.segments_per_stay, run_finished=finished, allow_unfinished=allow_unfinished)

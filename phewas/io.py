@@ -94,6 +94,19 @@ def write_manifest(folder, *, command: str, inputs: dict, parameters: dict, **ex
     return manifest
 
 
+def write_predictions_manifest(folder, *, command: str, cohort, split: str, stays: int, phecodes: int,
+                               stays_without_windows: int, **extra) -> dict:
+    """Write ``folder/predictions.manifest.json`` beside ``folder/predictions.parquet`` (its
+    checksum, the cohort and split, counts, versions and ``extra``); returns it."""
+    folder = Path(folder)
+    manifest = {"command": command, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "predictions_sha256": file_sha256(folder / "predictions.parquet"),
+                "cohort": str(Path(cohort).resolve()), "split": split, "stays": stays, "phecodes": phecodes,
+                "stays_without_windows_given_prior": stays_without_windows, **extra, "versions": versions()}
+    write_json(folder / "predictions.manifest.json", manifest)
+    return manifest
+
+
 def read_toml(path, what: str = "file") -> dict:
     """Parse a TOML file; a missing or malformed file is an :class:`InputError` naming it."""
     import tomllib
