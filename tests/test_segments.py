@@ -90,7 +90,9 @@ def test_shards_merge_to_the_same_store(sim_data, sim_cohort, sim_store, tmp_pat
     assert merged.pair_index.height == sim_store.pair_index.height
 
 
-def test_killed_run_resumes_from_last_chunk(sim_data, sim_cohort, sim_store, tmp_path, monkeypatch):
+def killed_after_two_chunks(sim_data, sim_cohort, tmp_path, monkeypatch):
+    """A copy of the cohort whose extraction was killed after its second chunk (16 stays each).
+    Returns ``(cohort, config, chunk folders written)``; saving and extraction work again."""
     copy = tmp_path / "cohort"
     shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))
     cfg = SegmentConfig(chunk_stays=16)
@@ -105,11 +107,22 @@ def test_killed_run_resumes_from_last_chunk(sim_data, sim_cohort, sim_store, tmp
     monkeypatch.setattr(seg, "_save_chunk", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         extract_segments(sim_data, copy, cfg, workers=1)
-    assert not (copy / "segments").exists()
     monkeypatch.setattr(seg, "_save_chunk", real_save)
+    return copy, cfg, calls
+
+
+def count_processed_stays(monkeypatch) -> list:
+    """The stay ids that extraction processes from now on, in a list."""
     processed = []
     real_stay = seg.process_stay
     monkeypatch.setattr(seg, "process_stay", lambda job, *a: processed.append(job["stay_id"]) or real_stay(job, *a))
+    return processed
+
+
+def test_killed_run_resumes_from_last_chunk(sim_data, sim_cohort, sim_store, tmp_path, monkeypatch):
+    copy, cfg, _ = killed_after_two_chunks(sim_data, sim_cohort, tmp_path, monkeypatch)
+    assert not (copy / "segments").exists()
+    processed = count_processed_stays(monkeypatch)
     extract_segments(sim_data, copy, cfg, workers=1)
     n_stays = sim_store.stays.height
     assert len(processed) == n_stays - 32
@@ -122,30 +135,14 @@ def test_work_folder_of_an_older_chunk_format_is_redone_not_misread(sim_data, si
                                                                      monkeypatch):
     """Chunks became store parts in issue 14: a killed run's work folder from before (same
     parameters, no ``chunk_format``) is discarded and every stay extracted again."""
-    copy = tmp_path / "cohort"
-    shutil.copytree(sim_cohort, copy, ignore=shutil.ignore_patterns("segments*"))
-    cfg = SegmentConfig(chunk_stays=16)
-    real_save, calls = seg._save_chunk, []
-
-    def crash_after_two(path, results, splits):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(path)
-        real_save(path, results, splits)
-
-    monkeypatch.setattr(seg, "_save_chunk", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        extract_segments(sim_data, copy, cfg, workers=1)
+    copy, cfg, chunks = killed_after_two_chunks(sim_data, sim_cohort, tmp_path, monkeypatch)
     work = copy / ".segments.work"
     params = json.loads((work / "params.json").read_text())
     del params["chunk_format"]  # as the older version wrote it
     (work / "params.json").write_text(json.dumps(params))
-    for chunk in calls:  # and its chunk files' names
+    for chunk in chunks:  # and its chunk files' names
         (chunk / "pairs_ppg.npy").rename(chunk / "pair_ppg.npy")
-    monkeypatch.setattr(seg, "_save_chunk", real_save)
-    processed = []
-    real_stay = seg.process_stay
-    monkeypatch.setattr(seg, "process_stay", lambda job, *a: processed.append(job["stay_id"]) or real_stay(job, *a))
+    processed = count_processed_stays(monkeypatch)
     extract_segments(sim_data, copy, cfg, workers=1)
     assert len(processed) == sim_store.stays.height  # nothing taken from the old chunks
     np.testing.assert_array_equal(np.asarray(open_segments(copy).pairs_ppg_array),
