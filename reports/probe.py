@@ -21,10 +21,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from cohorts.probe_data import load_probe_dataset
 from phewas.errors import InputError, PhewasError, check_settings
 from phewas.io import atomic_dir, write_json, write_manifest
 from phewas.progress import progress
 from phewas.settings import setting
+
+from . import figures
+from .compare import model_names
+from .html import write_page
 
 METRICS = {"regression": ("mae", "rmse", "pearson_r"), "binary": ("auc", "macro_f1", "balanced_accuracy"),
            "multiclass": ("auc", "macro_f1", "balanced_accuracy")}
@@ -188,7 +193,6 @@ def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float =
 
 
 def _encoder_names(encoders: list[str], names: list[str] | None) -> list[str]:
-    from .compare import model_names
     if names is None:
         names = [e if e == "random" else (Path(e).stem if Path(e).is_file() else Path(e).resolve().name)
                  for e in encoders]
@@ -200,8 +204,7 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
     """Probe each encoder on each task of ``dataset``; write ``probe.csv``, figures, the HTML page
     and the embeddings (``embeddings/NAME.npy``, reused by a later run over the same windows and
     weights). Returns ``summary.json``'s content."""
-    from cohorts.probe_data import load_probe_dataset
-    from encoder.embed import RANDOM, embed, load_encoder
+    from encoder.embed import RANDOM, embed, load_encoder  # torch: only when probing
 
     cfg = config or ProbeConfig()
     if not encoders:
@@ -285,8 +288,6 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
                    "window_rule": "10 s at 125 Hz as extract-segments; longer examples: non-overlapping 10-s "
                                   "windows, embeddings averaged; shorter (>= min_seconds): zero-padded"}
         write_json(tmp / "summary.json", summary)
-        from . import figures
-        from .html import write_page
         figs = {f"{t}": figures.probe_metric(table, t, tmp)[0] for t in tasks
                 if table.filter((pl.col("task") == t) & pl.col("value").is_not_null()).height}
         heads = [("examples", data.labels.height), ("test examples", int(test.sum())), ("encoders", len(names)),
