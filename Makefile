@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # Elsewhere: make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ test: install
 # all but the end-to-end tests marked slow (under 2 minutes on 2 cores)
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# ruff, as configured in pyproject.toml (CI runs it before the tests)
+lint: install
+	$(BIN)/ruff check .
 
 bench: install
 	bash bench/run_all.sh

@@ -4,7 +4,7 @@
     python bench/bench_build_cohort.py [--out bench/out/mcmed_scale]
 
 Prints one JSON line: wall seconds and peak resident memory of the build-cohort process.
-Targets (issue 2): under 60 s and under 4 GB on 2 cores.
+Targets: under 60 s and under 4 GB on 2 cores.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def make_tables(out: Path, visits=118_000, patients=70_000, history=2_000_000, s
     csn = np.arange(10_000_000, 10_000_000 + visits)
     base = rng.integers(5_000_000_000, 10_000_000_000, patients)  # seconds: years 2128-2286
     arrival = base[pat - 1_000_000] + rng.integers(0, 3 * 365 * 86400, visits)
-    iso = lambda s: np.char.add(np.datetime_as_string(s.astype("datetime64[s]"), unit="s"), "Z")
+
+    def iso(s):
+        return np.char.add(np.datetime_as_string(s.astype("datetime64[s]"), unit="s"), "Z")
     pl.DataFrame({
         "MRN": pat.astype(str), "CSN": csn.astype(str), "Age": rng.integers(18, 91, visits),
         "Gender": rng.choice(["F", "M", "U"], visits, p=[0.53, 0.465, 0.005]),

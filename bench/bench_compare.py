@@ -1,4 +1,4 @@
-"""Benchmark: ``phewas compare`` at MC-MED scale (issue 15): two models, 1,500 phecodes x 18,000
+"""Benchmark: ``phewas compare`` at MC-MED scale: two models, 1,500 phecodes x 18,000
 held-out stays of 15,800 patients, the whole command (inputs read and checked, clustered AUCs
 and paired differences, BH, figures, HTML). Target: under a minute on 2 cores.
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_phetk import run_measured  # noqa: E402
 from bench_report import make_inputs  # noqa: E402
 
-from reports.metrics import auc_delong  # noqa: E402
+from phewas.base.auc import auc_delong  # noqa: E402
 
 
 def main():
@@ -43,7 +43,8 @@ def main():
     codes = [c for c in pred.columns if c not in ("stay_id", "n_windows")]
     second = a.out / "blurred" / "predictions.parquet"
     second.parent.mkdir(parents=True, exist_ok=True)
-    pred.with_columns(**{c: pl.Series(other[:, j].astype(np.float32)) for j, c in enumerate(codes)}).write_parquet(second)
+    blurred = {c: pl.Series(other[:, j].astype(np.float32)) for j, c in enumerate(codes)}
+    pred.with_columns(**blurred).write_parquet(second)
     cmd = [sys.executable, "-m", "phewas.cli", "compare", "--cohort", str(cohort), "--predictions",
            str(cohort / "predictions.parquet"), str(second), "--names", "model", "blurred",
            "--out", str(a.out / "compare"), "--min-positives", "100", "--force", "--quiet"]
@@ -51,7 +52,7 @@ def main():
     ours = run_measured(cmd, env=env)
     t = time.perf_counter()
     for s in (scores, other):
-        auc_delong(s, y, groups=patient, return_df=True)
+        auc_delong(s, y, groups=patient)
     baseline = time.perf_counter() - t
     summary = json.loads((a.out / "compare" / "summary.json").read_text())
     p = summary["pairs"][0]
@@ -59,7 +60,8 @@ def main():
         "bench": "compare_scale", "phecodes": a.phecodes, "stays": a.stays, "patients": a.patients,
         "phenotypes_compared": p["n_phenotypes"], "model_better": p["n_a_better"], "blurred_better": p["n_b_better"],
         "compare_wall_s": ours["wall_s"], "compare_peak_rss_gb": ours["peak_rss_gb"],
-        "two_clustered_auc_passes_s": round(baseline, 2), "ratio_compare_to_auc_passes": round(ours["wall_s"] / baseline, 1),
+        "two_clustered_auc_passes_s": round(baseline, 2),
+        "ratio_compare_to_auc_passes": round(ours["wall_s"] / baseline, 1),
         "cores": os.cpu_count(), "command": "python bench/bench_compare.py",
     }))
 

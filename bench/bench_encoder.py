@@ -93,14 +93,16 @@ def main():
         rates["ours"].append(train_rate(ours, device, a.batch, a.steps))
         rates["reference"].append(train_rate(ref, device, a.batch, a.steps))
     best = {k: max(v) for k, v in rates.items()}
-    out = {"bench": "encoder", "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{os.cpu_count()}",
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{os.cpu_count()}"
+    out = {"bench": "encoder", "device": name,
            "torch": torch.__version__, "batch": a.batch,
            "train_windows_per_s_ours_fp32": round(best["ours"], 1),
            "train_windows_per_s_reference_fp32": round(best["reference"], 1),
            "ratio_ours_to_reference": round(best["ours"] / best["reference"], 3)}
     if device.type == "cuda":
         compiled = torch.compile(Net1D(anyppg_config()).to(device))
-        out["train_windows_per_s_ours_bf16_compile"] = round(train_rate(compiled, device, a.batch, a.steps * 4, bf16=True), 1)
+        rate = train_rate(compiled, device, a.batch, a.steps * 4, bf16=True)
+        out["train_windows_per_s_ours_bf16_compile"] = round(rate, 1)
         out["ratio_bf16_compile_to_fp32_eager"] = round(out["train_windows_per_s_ours_bf16_compile"] / best["ours"], 2)
     live = pretrain_step_rate(device, a.pretrain_batch, a.steps, cached=False)
     cached = pretrain_step_rate(device, a.pretrain_batch, a.steps, cached=True)

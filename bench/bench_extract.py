@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cohorts import CohortConfig, SegmentConfig, build_cohort, extract_segments
 from cohorts.segments import _jobs, process_stay
-from phewas.sim import PopulationConfig, simulate_dataset
+from cohorts.sim import PopulationConfig, simulate_dataset
 
 
 def main():
@@ -53,7 +53,7 @@ def main():
         print(s.getvalue(), file=sys.stderr)
         total = sum(v[2] for v in stats.stats.values())
         by_area: dict = {}  # own time grouped by where the code lives
-        for (file, _, func), v in stats.stats.items():
+        for (file, _, _), v in stats.stats.items():
             area = ("wfdb read" if "wfdb" in file else "scipy filters/resampling" if "scipy" in file
                     else "preprocess (numpy)" if "preprocess" in file or "numpy" in file or file == "~"
                     else "other")

@@ -4,14 +4,14 @@
                               [--reference-patients 20000] [--keep-data] [--reanalyse]
 
 Each replicate is the ground-truth test's small study (800 patients, ``tests/test_ground_truth.py``)
-with another simulator seed, run end to end by ``phewas run-all``. ``--design hard`` (the default,
-issue 12) simulates the harder population (``PopulationConfig(hard=True)``: non-linear age risks,
+with another simulator seed, run end to end by ``phewas run-all``. ``--design hard`` (the default)
+simulates the harder population (``PopulationConfig(hard=True)``: non-linear age risks,
 saturating vascular age, a stronger patient factor, frequent visitors, stays without usable PPG)
 and keeps one disease world (``world_seed``) across replicates, so that each phecode has one true
 AUC per fitted model: each replicate's model also predicts the held-out stays of a large
 reference population of that world (simulated once), whose AUC stands for the truth that the
-replicate's 95% interval should cover. ``--design standard`` is the earlier benchmark (the
-standard simulator, a new world per seed, no coverage). Benjamini-Hochberg bounds the
+replicate's 95% interval should cover. ``--design standard`` uses the
+standard simulator, a new world per seed, and measures no coverage. Benjamini-Hochberg bounds the
 *expected* false discovery proportion (the FDR), not each study's proportion, so the figure that
 matters is the mean over replicates; the per-study spread and the null p-values' calibration
 are printed with it. Waveforms and segments are deleted after each replicate unless
@@ -19,8 +19,7 @@ are printed with it. Waveforms and segments are deleted after each replicate unl
 truth checks of finished replicates from them with the current code (after a change to the
 report). ``--compare-tests`` also runs, on the same predictions, the two tests the report does
 not use: the likelihood-ratio test over all stays and the Wald test with a patient-clustered
-sandwich variance (the report's test until this benchmark showed it anti-conservative). Prints
-one JSON line.
+sandwich variance. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -41,13 +40,13 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_ground_truth import CONFIG  # noqa: E402  the test's study, one definition
 
-from phewas.io import write_json  # noqa: E402
-from phewas.progress import set_quiet  # noqa: E402
+from phewas.base.auc import auc_delong  # noqa: E402
+from phewas.base.io import write_json  # noqa: E402
+from phewas.base.progress import set_quiet  # noqa: E402
 from phewas.run_all import load_config, report_config, run_all  # noqa: E402
-from phewas.truth import check_recovery  # noqa: E402
 from reports.association import adjust, covariates, score_z  # noqa: E402
-from reports.metrics import auc_delong  # noqa: E402
 from reports.report import load_inputs, make_report  # noqa: E402
+from reports.truth import check_recovery  # noqa: E402
 
 WORLD_SEED = 7
 REFERENCE_SEED = 99_999
@@ -67,7 +66,7 @@ def reference_population(out: Path, patients: int) -> Path:
     deleted after extraction. Returns the cohort folder."""
     from cohorts.build import CohortConfig, build_cohort
     from cohorts.segments import SegmentConfig, extract_segments
-    from phewas.sim import PopulationConfig, simulate_dataset
+    from cohorts.sim import PopulationConfig, simulate_dataset
 
     data, cohort = out / "mcmed", out / "cohort"
     if (cohort / "segments" / "manifest.json").exists():
@@ -84,6 +83,7 @@ def reference_population(out: Path, patients: int) -> Path:
 def reference_aucs(study: Path, reference: Path) -> dict[str, tuple[float, float, int]]:
     """Per phecode, the replicate's model's AUC on the reference's held-out stays with windows:
     ``(auc, its patient-clustered standard error, positive stays)``."""
+    from encoder.config import PredictConfig
     from encoder.predict import predict
 
     run, ft = study / "work" / "on_reference", study / "work" / "finetune"
@@ -92,9 +92,11 @@ def reference_aucs(study: Path, reference: Path) -> dict[str, tuple[float, float
         if not (run / name).exists():
             (run / name).symlink_to((ft / name).resolve())
     if not (run / "predictions.parquet").exists():
-        predict(run, reference, "heldout", overwrite=True)
-    stays, y, scores, info, _ = load_inputs(reference, run / "predictions.parquet", "heldout")
-    auc, var, n_pos, _ = auc_delong(scores, y, stays["patient_id"].to_numpy())
+        predict(reference, run, PredictConfig(split="heldout"), overwrite=True)
+    inputs = load_inputs(reference, run / "predictions.parquet", "heldout")
+    y, scores, info = inputs.y, inputs.scores, inputs.info
+    r = auc_delong(scores, y, inputs.stays["patient_id"].to_numpy())
+    auc, var, n_pos = r.auc, r.var, r.n_pos
     return {p: (float(auc[j]), float(np.sqrt(var[j])), int(n_pos[j])) for j, p in enumerate(info["phecode"])
             if n_pos[j] >= MIN_REFERENCE_POSITIVES and np.isfinite(var[j])}
 
@@ -131,7 +133,8 @@ def reanalyse(study: Path) -> None:
 def stay_level_tests(study: Path, phecodes: list[str]) -> dict[str, np.ndarray]:
     """p-values over all stays of ``phecodes``: likelihood-ratio test, patient-clustered Wald test."""
     work = study / "work"
-    stays, y, scores, info, _ = load_inputs(work / "cohort", work / "finetune" / "predictions.parquet", "heldout")
+    inputs = load_inputs(work / "cohort", work / "finetune" / "predictions.parquet", "heldout")
+    stays, y, scores, info = inputs.stays, inputs.y, inputs.scores, inputs.info
     column = {p: j for j, p in enumerate(info["phecode"])}
     age, sex = stays["age"].to_numpy().astype(float), stays["sex"].to_numpy()
     patient = np.unique(stays["patient_id"].to_numpy(), return_inverse=True)[1]

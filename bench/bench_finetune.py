@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from encoder.heads import StayClassifier, masked_bce
 from encoder.config import anyppg_config, demo_ppg
+from encoder.heads import StayClassifier, masked_bce
 from encoder.net1d import Net1D
 
 
@@ -52,8 +52,8 @@ def main():
     a = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    out = {"bench": "finetune", "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{os.cpu_count()}",
-           "targets": a.targets}
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{os.cpu_count()}"
+    out = {"bench": "finetune", "device": name, "targets": a.targets}
     study = StayClassifier(Net1D(anyppg_config()), a.targets).to(device)
     out["study_windows_per_s_fp32"] = round(rate(study, device, a.stays, 20, a.targets, a.steps), 1)
     demo = StayClassifier(Net1D(demo_ppg()), a.targets).to(device)
@@ -61,7 +61,8 @@ def main():
     if device.type == "cuda":
         out["study_windows_per_s_bf16"] = round(rate(study, device, a.stays, 20, a.targets, a.steps, bf16=True), 1)
         compiled = torch.compile(StayClassifier(Net1D(anyppg_config()), a.targets).to(device))
-        out["study_windows_per_s_bf16_compile"] = round(rate(compiled, device, a.stays, 20, a.targets, a.steps, True), 1)
+        compiled_rate = rate(compiled, device, a.stays, 20, a.targets, a.steps, True)
+        out["study_windows_per_s_bf16_compile"] = round(compiled_rate, 1)
     w = out.get("study_windows_per_s_bf16_compile", out["study_windows_per_s_fp32"])
     out["hours_per_epoch_40k_stays_x20"] = round(40_000 * 20 / w / 3600, 2)
     out["command"] = f"python bench/bench_finetune.py --stays {a.stays} --steps {a.steps} --targets {a.targets}"

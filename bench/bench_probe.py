@@ -1,4 +1,4 @@
-"""Benchmark: ``phewas probe`` (issue 16). (1) Embedding throughput of a frozen AnyPPG-size
+"""Benchmark: ``phewas probe``. (1) Embedding throughput of a frozen AnyPPG-size
 encoder on the CPU, against that encoder's training throughput (forward + backward, batch 64)
 in the same run: embedding is what probing costs. (2) Ground truth: the probe of a pretraining
 run against the random floor on the simulated probe dataset (known beat rate and effects;
@@ -49,10 +49,10 @@ def main():
               "train_windows_per_s_anyppg_cpu": round(train, 1), "ratio_embed_to_train": round(embed_rate / train, 2),
               "torch_threads": torch.get_num_threads()}
     if (a.pretrain / "ppg_encoder.pth").exists():
-        from phewas.sim.probe import simulate_probe_dataset
+        from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset
         from reports.probe import ProbeConfig, probe
         data = a.out / "data"
-        simulate_probe_dataset(data, subjects=60, seed=0, overwrite=True)
+        simulate_probe_dataset(data, SimulateProbeConfig(subjects=60, seed=0), overwrite=True)
         t = time.perf_counter()
         s = probe(data, [str(a.pretrain), "random"], a.out / "result", names=["pretrain", "random"],
                   config=ProbeConfig(), overwrite=True)

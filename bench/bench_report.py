@@ -1,4 +1,4 @@
-"""Benchmark: ``phewas report`` at MC-MED scale (issue 12): 1,500 phecodes x 18,000 held-out stays
+"""Benchmark: ``phewas report`` at MC-MED scale: 1,500 phecodes x 18,000 held-out stays
 of 15,800 patients, everything on (clustered AUC intervals, spline-adjusted person-level tests
 with the Firth fallback, out-of-fold AUCs, figures, HTML), ``--workers 2``.
 

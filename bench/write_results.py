@@ -17,33 +17,33 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = [
-    ("simulate", ["bench_simulate.py"], "Issue 2: simulate 2,000 patients (< 3 min)"),
-    ("build_cohort", ["bench_build_cohort.py"], "Issue 2: build-cohort at MC-MED scale (< 60 s, < 4 GB)"),
+    ("simulate", ["bench_simulate.py"], "simulate 2,000 patients (< 3 min)"),
+    ("build_cohort", ["bench_build_cohort.py"], "build-cohort at MC-MED scale (< 60 s, < 4 GB)"),
     ("build_cohort_vs_phetk", ["bench_phetk.py"],
-     "Issue 11: build-cohort vs PheTK 0.3.6, same MC-MED-scale input, same run "
+     "build-cohort vs PheTK 0.3.6, same MC-MED-scale input, same run "
      "(>= 2.5x faster, peak memory <= PheTK's)"),
-    ("extract_segments", ["bench_extract.py"], "Issue 3: extraction stays/s per core"),
-    ("loader", ["bench_loader.py"], "Issue 3: loader windows/s (>= 20,000) vs per-window np.load"),
-    ("encoder", ["bench_encoder.py"], "Issue 7: encoder training throughput vs eager reference; ECG cache"),
-    ("finetune", ["bench_finetune.py"], "Issue 4: fine-tuning windows/s"),
-    ("auc_delong", ["bench_auc.py"], "Issue 5: AUC + DeLong, 1,500 x 20,000 (< 5 s) vs sklearn loop"),
+    ("extract_segments", ["bench_extract.py"], "extraction stays/s per core"),
+    ("loader", ["bench_loader.py"], "loader windows/s (>= 20,000) vs per-window np.load"),
+    ("encoder", ["bench_encoder.py"], "encoder training throughput vs eager reference; ECG cache"),
+    ("finetune", ["bench_finetune.py"], "fine-tuning windows/s"),
+    ("auc_delong", ["bench_auc.py"], "AUC + DeLong, 1,500 x 20,000 (< 5 s) vs sklearn loop"),
     ("report_scale", ["bench_report.py"],
-     "Issue 12: report at MC-MED scale, 1,500 phecodes x 18,000 stays, everything on (< 3 min, < 4 GB)"),
+     "report at MC-MED scale, 1,500 phecodes x 18,000 stays, everything on (< 3 min, < 4 GB)"),
     ("compare_scale", ["bench_compare.py"],
-     "Issue 15: compare two models at MC-MED scale, 1,500 phecodes x 18,000 stays (< 1 min)"),
-    ("features", ["bench_features.py"], "Issue 15: pulse features, windows/s on one core (>= 2,000)"),
-    ("probe", ["bench_probe.py"], "Issue 16: probe embedding throughput vs training (CPU); ground truth on "
+     "compare two models at MC-MED scale, 1,500 phecodes x 18,000 stays (< 1 min)"),
+    ("features", ["bench_features.py"], "pulse features, windows/s on one core (>= 2,000)"),
+    ("probe", ["bench_probe.py"], "probe embedding throughput vs training (CPU); ground truth on "
      "simulated windows (needs demo/pretrain from `make demo`)"),
     ("fdr", ["bench_fdr.py", "--design", "standard", "--seeds", "101-112", "--reanalyse", "--compare-tests"],
-     "Issue 6: false discoveries over 12 replicate small studies, standard simulator (about 25 min "
+     "false discoveries over 12 replicate small studies, standard simulator (about 25 min "
      "the first time; only when named: `bash bench/run_all.sh fdr`)"),
     ("fdr_hard", ["bench_fdr.py", "--design", "hard", "--seeds", "101-112", "--reanalyse"],
-     "Issue 12: FDR, calibration, recovery and interval coverage over 12 replicate studies of the "
+     "FDR, calibration, recovery and interval coverage over 12 replicate studies of the "
      "harder simulator (FDR <= 5%, null p < 0.05 in 3-7%, >= 90% recovered, coverage >= 93%; about "
      "an hour the first time; only when named: `bash bench/run_all.sh fdr_hard`)"),
     ("fdr_hard_1600", ["bench_fdr.py", "--design", "hard", "--seeds", "101-106", "--patients", "1600",
                        "--out", "bench/out/fdr-hard-1600", "--reference", "bench/out/fdr-hard/reference"],
-     "Issue 12: the same with 1,600 patients per study, 6 replicates (power; reuses fdr_hard's "
+     "the same with 1,600 patients per study, 6 replicates (power; reuses fdr_hard's "
      "reference population; only when named)"),
 ]
 SLOW = {"fdr", "fdr_hard", "fdr_hard_1600"}  # run only when named
@@ -70,6 +70,8 @@ def main():
         results[name] = json.loads(path.read_text().strip().splitlines()[-1])
         results[name]["measured_on"] = f"{machine()}, {dt.date.fromtimestamp(path.stat().st_mtime).isoformat()}"
         only = {None}  # nothing else to run
+    if sys.argv[1:] == ["--rewrite"]:  # RESULTS.md again from results.json, measuring nothing
+        only = {None}
     for name, args, _ in BENCHES:
         if (only and name not in only) or (not only and name in SLOW):
             continue

@@ -8,14 +8,22 @@ from pathlib import Path
 
 import polars as pl
 
-from phewas.errors import InputError, check_settings
-from phewas.io import atomic_dir, file_sha256, write_manifest
-from phewas.progress import progress
-from phewas.settings import setting
+from phewas.base.errors import InputError
+from phewas.base.io import atomic_dir, file_sha256, write_manifest
+from phewas.base.progress import progress
+from phewas.base.settings import check_settings, setting
 
 from .columns import load_columns
-from .labels import (BLOCK_ROWS, CODE_SOURCES, COUNT_RULE, LabelWriter, iter_label_blocks,
-                     resolve_codes, unmapped_codes, visit_codes)
+from .labels import (
+    BLOCK_ROWS,
+    CODE_SOURCES,
+    COUNT_RULE,
+    LabelWriter,
+    iter_label_blocks,
+    resolve_codes,
+    unmapped_codes,
+    visit_codes,
+)
 from .phecodes import VERSIONS, load_map, map_path
 from .splits import SPLITS, assign_splits, shared_patients
 from .tables import read_pmh, read_visits
@@ -27,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class CohortConfig:
     """Settings of ``build-cohort``: each field with help text is a flag of the same name (see
-    :mod:`phewas.settings`), every field a key of ``run-all``'s ``[build_cohort]`` table."""
+    :mod:`phewas.base.settings`), every field a key of ``run-all``'s ``[build_cohort]`` table."""
 
     seed: int = setting(0, "seed of the 8:1:1 pretraining split")
     min_code_count: int = setting(1, "distinct days with a code needed for a case (R PheWAS min.code.count)")
@@ -47,14 +55,15 @@ class CohortConfig:
     def __post_init__(self):
         self.fractions = tuple(float(f) for f in self.fractions)
         check_settings(
-            (self.codes in CODE_SOURCES, "--codes", f"one of {CODE_SOURCES}", self.codes),
-            (self.phecodes in VERSIONS, "--phecodes", f"one of {VERSIONS}", self.phecodes),
-            (self.min_code_count >= 1, "--min-code-count", "at least 1", self.min_code_count),
+            self,
+            (self.codes in CODE_SOURCES, "codes", f"one of {CODE_SOURCES}"),
+            (self.phecodes in VERSIONS, "phecodes", f"one of {VERSIONS}"),
+            (self.min_code_count >= 1, "min_code_count", "at least 1"),
             (len(self.fractions) == 3 and min(self.fractions) >= 0 and abs(sum(self.fractions) - 1) < 1e-9,
-             "fractions", "three non-negative shares summing to 1", self.fractions),
-            (self.min_ppg_seconds >= 0, "--min-ppg-seconds", "0 or more", self.min_ppg_seconds),
-            (self.min_overlap_seconds >= 0, "--min-overlap-seconds", "0 or more", self.min_overlap_seconds),
-            (self.workers is None or self.workers >= 1, "--workers", "at least 1", self.workers),
+             "fractions", "three non-negative shares summing to 1"),
+            (self.min_ppg_seconds >= 0, "min_ppg_seconds", "0 or more"),
+            (self.min_overlap_seconds >= 0, "min_overlap_seconds", "0 or more"),
+            (self.workers is None or self.workers >= 1, "workers", "at least 1"),
         )
 
 

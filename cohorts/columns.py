@@ -16,8 +16,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from phewas.errors import InputError
-from phewas.io import read_toml
+from phewas.base.errors import InputError
+from phewas.base.io import read_toml
 
 from .tables import code_type_lookup
 

@@ -36,6 +36,14 @@ CHAPTERS_X = (  # the map's spelling ("Muscloskeletal")
     "Congenital", "Symptoms", "Neonatal", "Pregnancy", "Genetic",
 )
 VERSIONS = ("1.2", "X")
+# the order of tables and figures: 1.2's chapters, then X's categories (the two share no name)
+CHAPTER_ORDER = CHAPTERS + CHAPTERS_X
+
+
+def chapter_rank(chapter: pl.Expr) -> pl.Expr:
+    """Each chapter's place in :data:`CHAPTER_ORDER`; unknown chapters sort last."""
+    return chapter.replace_strict({c: i for i, c in enumerate(CHAPTER_ORDER)}, default=len(CHAPTER_ORDER),
+                                  return_dtype=pl.Int64)
 
 
 def strip_code(expr: pl.Expr) -> pl.Expr:
@@ -53,7 +61,7 @@ def map_path(version: str = "1.2"):
     return resources.files("pyphewas") / "phecode_maps" / name
 
 
-def load_map(version: str = "1.2") -> "PhecodeMap":
+def load_map(version: str = "1.2") -> PhecodeMap:
     """Phecode 1.2 or phecode X (``VERSIONS``)."""
     if version not in VERSIONS:
         raise ValueError(f"phecode version must be one of {VERSIONS}, got {version!r}")

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from phewas.errors import InputError
-from phewas.io import atomic_dir, write_manifest
+from phewas.base.errors import InputError
+from phewas.base.io import atomic_dir, write_manifest
 
 FORMATS = ("ppg-dalia", "but-ppg")
 DALIA_FS, DALIA_WINDOW_S, DALIA_SHIFT_S, DALIA_ACTIVITY_FS = 64.0, 8.0, 2.0, 4.0
@@ -133,7 +133,7 @@ def convert_but_ppg(source, out, *, overwrite: bool = False) -> dict:
     rows, channel, missing = [], None, 0
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "records").mkdir()
-        for i, q in enumerate(quality, start=2):
+        for q in quality:
             rid = q["ID"].strip().zfill(6)
             hea = source / rid / f"{rid}_PPG.hea"
             if not hea.is_file():

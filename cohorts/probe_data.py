@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from phewas.errors import InputError
-from phewas.io import read_toml
+from phewas.base.errors import InputError
+from phewas.base.io import read_toml
 
 from .preprocess import PPG, cut_windows, preprocess_record, zscore
 
@@ -96,7 +96,7 @@ def read_labels(folder: Path, tasks: dict) -> pl.DataFrame:
         if len(r) != len(header):
             raise InputError(path, f"{len(r)} fields where the header has {len(header)}", row=i)
     df = pl.DataFrame({c: [r[j] or None for r in body] for j, c in enumerate(header)},
-                      schema={c: pl.String for c in header})
+                      schema=dict.fromkeys(header, pl.String))
     sources = [c for c in ("record", "window") if c in df.columns]
     if len(sources) != 1:
         raise InputError(path, "needs exactly one of the columns 'record' (WFDB) or 'window' (windows.npy)")

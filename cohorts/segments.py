@@ -21,24 +21,25 @@ import os
 import shutil
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
-from phewas.errors import InputError, PhewasError, check_settings
-from phewas.io import atomic_dir, file_sha256, read_manifest, remove_stale_temporaries, write_manifest
-from phewas.progress import progress
-from phewas.settings import setting
+from phewas.base.errors import InputError, PhewasError
+from phewas.base.io import atomic_dir, file_sha256, read_manifest, remove_stale_temporaries, write_manifest
+from phewas.base.progress import progress
+from phewas.base.settings import check_settings, setting
 
 from .preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
+from .splits import PRETRAIN_SPLITS
 from .store import STORE, SegmentStore, assemble, open_segments, write_part
 
 __all__ = ["SegmentConfig", "SegmentStore", "extract_segments", "merge_shards", "open_segments"]
 
 log = logging.getLogger(__name__)
-PRETRAIN = ("pretrain_train", "pretrain_val", "pretrain_test")
 
 
 @dataclass
@@ -57,12 +58,13 @@ class SegmentConfig:
     def __post_init__(self):
         n = self.notch_hz
         check_settings(
-            (self.per_stay >= 1, "--per-stay", "at least 1", self.per_stay),
-            (self.max_pairs_per_stay >= 0, "--max-pairs-per-stay", "0 or more", self.max_pairs_per_stay),
-            (0 <= self.max_invalid <= 1, "--max-invalid", "a share between 0 and 1", self.max_invalid),
+            self,
+            (self.per_stay >= 1, "per_stay", "at least 1"),
+            (self.max_pairs_per_stay >= 0, "max_pairs_per_stay", "0 or more"),
+            (0 <= self.max_invalid <= 1, "max_invalid", "a share between 0 and 1"),
             # 0 turns the notch off; it must lie below the ECG's Nyquist frequency (250 Hz)
-            (n == 0 or 0 < n < ECG.fs / 2, "--notch-hz", f"0 (off) or between 0 and {ECG.fs / 2:g} Hz", n),
-            (self.chunk_stays >= 1, "chunk_stays", "at least 1", self.chunk_stays),
+            (n == 0 or 0 < n < ECG.fs / 2, "notch_hz", f"0 (off) or between 0 and {ECG.fs / 2:g} Hz"),
+            (self.chunk_stays >= 1, "chunk_stays", "at least 1"),
         )
 
     def specs(self) -> tuple[ChannelSpec, ChannelSpec]:
@@ -82,12 +84,45 @@ def _stay_rng(seed: int, stay_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(stay_id.encode())])
 
 
-def process_stay(job: dict, root: str, cfg: SegmentConfig) -> dict:
+class Window(NamedTuple):
+    """Where a kept PPG window came from (a row of the store's ``ppg_index``)."""
+
+    record: str
+    start_us: int | None
+    invalid_frac: float
+
+
+class Pair(NamedTuple):
+    """Where a PPG-ECG pair came from (a row of the store's ``pairs_index``)."""
+
+    start_us: int
+    ppg_record: str
+    ecg_record: str
+    invalid_frac_ppg: float
+    invalid_frac_ecg: float
+
+
+@dataclass
+class StaySegments:
+    """One stay's extraction: its PPG windows (float16 ``[k, 1250]``) and where each came from, its
+    PPG-ECG pairs likewise, the number of valid candidate windows, and the records it could not
+    read, ``(record, reason)``."""
+
+    stay_id: str
+    ppg: np.ndarray = field(default_factory=lambda: np.zeros((0, PPG.window), np.float16))
+    windows: list[Window] = field(default_factory=list)
+    pair_ppg: np.ndarray = field(default_factory=lambda: np.zeros((0, PPG.window), np.float16))
+    pair_ecg: np.ndarray = field(default_factory=lambda: np.zeros((0, ECG.window), np.float16))
+    pairs: list[Pair] = field(default_factory=list)
+    n_candidates: int = 0
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+
+def process_stay(job: dict, root: str, cfg: SegmentConfig) -> StaySegments:
     """Windows of one stay. ``job``: ``stay_id``, ``split``, ``pairs`` (bool), ``records`` (list of
     dicts with ``channel``, ``record``, ``n_samples``, ``start_us``)."""
     ppg_spec, ecg_spec = cfg.specs()
-    out = {"stay_id": job["stay_id"], "bad": [], "ppg": [], "ppg_meta": [], "pair_ppg": [],
-           "pair_ecg": [], "pair_meta": []}
+    out = StaySegments(job["stay_id"])
     loaded = {}
     for rec in job["records"]:
         if rec["channel"] == "ecg" and not job["pairs"]:
@@ -97,7 +132,7 @@ def process_stay(job: dict, root: str, cfg: SegmentConfig) -> dict:
             x, fs = _read(os.path.join(root, rec["record"]), rec["n_samples"])
             loaded[rec["record"]] = (rec, *preprocess_record(x, fs, spec, rec["channel"])[:2])
         except (OSError, ValueError, EOFError, IndexError) as err:  # unreadable: skipped and counted
-            out["bad"].append((rec["record"], f"{type(err).__name__}: {err}"))
+            out.bad.append((rec["record"], f"{type(err).__name__}: {err}"))
     # PPG windows: all valid non-overlapping candidates, then a seeded sample
     cands = []
     for name, (rec, y, bad) in loaded.items():
@@ -107,13 +142,13 @@ def process_stay(job: dict, root: str, cfg: SegmentConfig) -> dict:
         win, frac, kept = cut_windows(y, bad, ppg_spec, starts, cfg.max_invalid)
         for w, f, s in zip(win, frac, kept):
             t = None if rec["start_us"] is None else rec["start_us"] + int(round(s / ppg_spec.fs * 1e6))
-            cands.append((w, name, t, f))
-    out["n_candidates"] = len(cands)
+            cands.append((w, Window(name, t, float(f))))
+    out.n_candidates = len(cands)
     rng = _stay_rng(cfg.seed, job["stay_id"])
     if cands:
         pick = np.sort(rng.choice(len(cands), size=min(cfg.per_stay, len(cands)), replace=False))
-        out["ppg"] = np.stack([cands[i][0] for i in pick]).astype(np.float16)
-        out["ppg_meta"] = [cands[i][1:] for i in pick]
+        out.ppg = np.stack([cands[i][0] for i in pick]).astype(np.float16)
+        out.windows = [cands[i][1] for i in pick]
     # Paired windows on a common clock where a Pleth and an II record overlap
     if job["pairs"]:
         ppgs = [v for v in loaded.values() if v[0]["channel"] == "ppg" and v[0]["start_us"] is not None]
@@ -135,14 +170,15 @@ def process_stay(job: dict, root: str, cfg: SegmentConfig) -> dict:
                 both, pi, ei = np.intersect1d(np.searchsorted(ps, pk), np.searchsorted(es, ek),
                                               return_indices=True)
                 for j, a, b in zip(both, pi, ei):
-                    pairs.append((pw[a], ew[b], int(t[j]), prec["record"], erec["record"], pf[a], ef[b]))
+                    pairs.append((pw[a], ew[b], Pair(int(t[j]), prec["record"], erec["record"], float(pf[a]),
+                                                     float(ef[b]))))
         if len(pairs) > cfg.max_pairs_per_stay:
             keep = np.sort(rng.choice(len(pairs), cfg.max_pairs_per_stay, replace=False))
             pairs = [pairs[i] for i in keep]
         if pairs:
-            out["pair_ppg"] = np.stack([p[0] for p in pairs]).astype(np.float16)
-            out["pair_ecg"] = np.stack([p[1] for p in pairs]).astype(np.float16)
-            out["pair_meta"] = [p[2:] for p in pairs]
+            out.pair_ppg = np.stack([p[0] for p in pairs]).astype(np.float16)
+            out.pair_ecg = np.stack([p[1] for p in pairs]).astype(np.float16)
+            out.pairs = [p[2] for p in pairs]
     return out
 
 
@@ -160,27 +196,23 @@ def _jobs(cohort: Path, shard: tuple[int, int]) -> list[dict]:
             .with_columns(pl.col("start").dt.epoch("us").alias("start_us"))
             .group_by("stay_id").agg(pl.struct("channel", "record", "n_samples", "start_us").alias("records")))
     recs = dict(zip(recs["stay_id"], recs["records"].to_list()))
-    return [{"stay_id": s, "split": sp, "pairs": bool(sync and sp in PRETRAIN), "records": recs.get(s, [])}
+    return [{"stay_id": s, "split": sp, "pairs": bool(sync and sp in PRETRAIN_SPLITS), "records": recs.get(s, [])}
             for s, sp, sync in stays.select("stay_id", "split", "has_sync_ecg").iter_rows()]
 
 
-def _save_chunk(path: Path, results: list[dict], splits: dict) -> None:
+def _save_chunk(path: Path, results: list[StaySegments], splits: dict) -> None:
     """One chunk of stays, written as a part of a store (see :mod:`cohorts.store`), atomically."""
     rows = {"ppg_index": [], "pairs_index": [], "stays": []}
-    bad = []
     for r in results:
-        s = r["stay_id"]
-        for k, (rec, t, f) in enumerate(r["ppg_meta"]):
-            rows["ppg_index"].append((s, splits[s], k, t, rec, float(f)))
-        for t, prec, erec, pf, ef in r["pair_meta"]:
-            rows["pairs_index"].append((s, splits[s], t, prec, erec, float(pf), float(ef)))
-        rows["stays"].append((s, splits[s], len(r["ppg_meta"]), r["n_candidates"], len(r["pair_meta"])))
-        bad += r["bad"]
-    arrays = {name: np.concatenate([r[key] for r in results if len(r[key])] or [np.zeros((0, 1), np.float16)])
-              for name, key in (("ppg", "ppg"), ("pairs_ppg", "pair_ppg"), ("pairs_ecg", "pair_ecg"))}
+        s = r.stay_id
+        rows["ppg_index"] += [(s, splits[s], k, w.start_us, w.record, w.invalid_frac) for k, w in enumerate(r.windows)]
+        rows["pairs_index"] += [(s, splits[s], *pair) for pair in r.pairs]
+        rows["stays"].append((s, splits[s], len(r.windows), r.n_candidates, len(r.pairs)))
+    arrays = {name: np.concatenate([getattr(r, name) for r in results] or [np.zeros((0, width), np.float16)])
+              for name, width in (("ppg", PPG.window), ("pair_ppg", PPG.window), ("pair_ecg", ECG.window))}
     with atomic_dir(path, overwrite=True) as tmp:
-        write_part(tmp, arrays, rows)
-        (tmp / "bad.json").write_text(json.dumps(bad))
+        write_part(tmp, {"ppg": arrays["ppg"], "pairs_ppg": arrays["pair_ppg"], "pairs_ecg": arrays["pair_ecg"]}, rows)
+        (tmp / "bad.json").write_text(json.dumps([b for r in results for b in r.bad]))
 
 
 def _store_path(cohort: Path, shard) -> Path:
@@ -218,7 +250,7 @@ def extract_segments(data_dir, cohort_dir, config: SegmentConfig | None = None, 
             return old | {"up_to_date": True}
         raise PhewasError(f"{dest}: exists with other parameters (pass --force to rebuild)")
     work = dest.with_name(f".{dest.name}.work")
-    resumable = {**params, "chunk_format": 2}  # chunks are store parts since version 2
+    resumable = {**params, "chunk_format": 2}  # format 1 (chunks that were not store parts) is redone, not read
     if work.exists() and (not (work / "params.json").exists()
                           or json.loads((work / "params.json").read_text()) != resumable):
         shutil.rmtree(work)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from phewas.errors import PhewasError
+from phewas.base.errors import PhewasError
 
 PRETRAIN_SPLITS = ("pretrain_train", "pretrain_val", "pretrain_test")
 SPLITS = (*PRETRAIN_SPLITS, "heldout", "excluded")
+# the stays every model trains on: the paper fine-tunes on every subject of the pretraining
+# cohort (the test split served pretraining's retrieval test); the validation split selects and
+# stops early
+TRAIN_SPLITS = ("pretrain_train", "pretrain_test")
+VAL_SPLIT = "pretrain_val"
 
 
 class LeakageError(PhewasError):

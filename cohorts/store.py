@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from phewas.errors import PhewasError
-from phewas.io import read_manifest
+from phewas.base.errors import PhewasError
+from phewas.base.io import read_manifest
 
 from .preprocess import ECG, PPG
 

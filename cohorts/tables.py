@@ -1,7 +1,7 @@
 """Readers for MC-MED's ``visits.csv`` and ``pmh.csv`` that validate at the boundary.
 
 Every value is read as text and converted here, so that a bad cell ends in an
-:class:`~phewas.errors.InputError` naming the file, the row (the line number, header = 1) and the
+:class:`~phewas.base.errors.InputError` naming the file, the row (the line number, header = 1) and the
 column. Dates are parsed by polars into microsecond datetimes: MC-MED's shifted dates (years
 2100-2300) lie beyond pandas' nanosecond range.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from phewas.errors import InputError
+from phewas.base.errors import InputError
 
 ROW = "__row"  # line number in the CSV, header = 1
 

@@ -20,15 +20,16 @@ import numpy as np
 import polars as pl
 from joblib import Parallel, delayed
 
-from cohorts.splits import SPLITS
+from cohorts.splits import SPLITS, TRAIN_SPLITS
 from cohorts.store import open_segments
-from phewas.errors import PhewasError, check_settings
-from phewas.io import atomic_dir, file_sha256, read_manifest, write_json, write_manifest, write_predictions_manifest
-from phewas.progress import progress
-from phewas.settings import setting
+from phewas.base.errors import PhewasError
+from phewas.base.io import atomic_dir, file_sha256, read_manifest, write_json, write_manifest
+from phewas.base.progress import progress
+from phewas.base.settings import check_settings, setting
 
+from .predictions import predictions_frame, write_predictions_manifest
 from .pulse import FEATURES, NAMES, windows_features
-from .targets import TRAIN_SPLITS, target_phecodes
+from .targets import target_phecodes
 
 STAY_CHUNK = 256  # stays per feature-extraction task
 QUALITY = "invalid_frac"  # the store's share of bridged samples per window, kept as a feature
@@ -36,20 +37,26 @@ QUALITY = "invalid_frac"  # the store's share of bridged samples per window, kep
 
 @dataclass
 class FeaturesConfig:
-    """Settings of ``features``: each field is a flag of the same name."""
+    """Settings of ``features``: each field is a flag of the same name, and a key of a
+    ``[models.NAME]`` table with ``kind = "features"`` in ``run-all`` (but ``split``, which
+    ``[predict]`` sets, and ``min_positives``, which ``[report]`` sets)."""
 
     split: str = setting("heldout", "the cohort split to predict")
     min_train_positives: int = setting(20, "targets: phecodes with at least K positive training stays "
                                        "(fine-tuning's rule)")
     l2_c: float = setting(1.0, "inverse L2 penalty of the logistic regressions (scikit-learn's C)")
     workers: int | None = setting(None, "processes (default: all cores)")
+    min_positives: int = setting(100, "the heart-rate-only report's phecodes: at least this many positive and "
+                                 "control stays")
 
     def __post_init__(self):
         check_settings(
-            (self.split in SPLITS, "--split", f"one of {SPLITS}", self.split),
-            (self.min_train_positives >= 1, "--min-train-positives", "at least 1", self.min_train_positives),
-            (self.l2_c > 0, "--l2-c", "more than 0", self.l2_c),
-            (self.workers is None or self.workers >= 1, "--workers", "at least 1", self.workers),
+            self,
+            (self.split in SPLITS, "split", f"one of {SPLITS}"),
+            (self.min_train_positives >= 1, "min_train_positives", "at least 1"),
+            (self.l2_c > 0, "l2_c", "more than 0"),
+            (self.workers is None or self.workers >= 1, "workers", "at least 1"),
+            (self.min_positives >= 1, "min_positives", "at least 1"),
         )
 
 
@@ -162,8 +169,7 @@ def pulse_baseline(cohort, run, cfg: FeaturesConfig | None = None, *, overwrite:
     # heart rate alone as every target's score; stays without a window or a measured rate carry
     # the training median and n_windows 0, so that report leaves them out
     hr_windows = np.where(np.isfinite(frame.filter(pl.Series(new))["heart_rate"].to_numpy()), n_windows, 0)
-    predictions = pl.DataFrame({"stay_id": ids, "n_windows": n_windows.cast(pl.Int32),
-                                **{p: probs[:, j].astype(np.float32) for j, p in enumerate(targets)}})
+    predictions = predictions_frame(ids, n_windows, probs, targets)
     heart_rate = pl.DataFrame({"stay_id": ids, "n_windows": pl.Series(hr_windows, dtype=pl.Int32),
                                **{p: hr.astype(np.float32) for p in targets}})
     params = asdict(cfg) | {"features": FEATURES, "covariates": names[len(NAMES) + 1:],

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from phewas.errors import InputError, PhewasError
-from phewas.io import atomic_file
+from phewas.base.errors import InputError, PhewasError
+from phewas.base.io import atomic_file
 
 from .config import Net1DConfig, anyppg_config, ecgfounder_config
 from .net1d import Net1D
@@ -46,7 +46,8 @@ def read_state_dict(path) -> dict:
                              f"{detail})") from None
         raise InputError(path, f"not a readable checkpoint ({detail})") from None
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise InputError(path, f"not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise InputError(path, f"not a readable checkpoint ({type(err).__name__}: {first})") from None
     if not isinstance(obj, dict):
         raise InputError(path, f"expected a state dict, found {type(obj).__name__}")
     return obj

@@ -21,7 +21,8 @@ class ProjectionHead(nn.Module):
         super().__init__()
         hidden = hidden or in_dim
         self.drop = nn.Dropout(dropout)
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
+                                 nn.Linear(hidden, out_dim))
 
     def forward(self, x):
         return F.normalize(self.net(self.drop(x)), dim=-1)

@@ -1,16 +1,18 @@
 """Every setting of the encoder's commands as plain dataclasses, with presets; no torch needed.
 
 ``Net1DConfig`` (an encoder's architecture), ``TrainConfig`` (what pretraining and fine-tuning
-share), ``PretrainConfig`` and ``FinetuneConfig``. Fields with help text are command-line flags
-of the same name (:mod:`phewas.settings`) and every field a key of ``run-all``'s tables.
+share), ``PretrainConfig``, ``FinetuneConfig`` and ``PredictConfig``. Fields with help text are
+command-line flags of the same name (:mod:`phewas.base.settings`) and every field a key of
+``run-all``'s tables.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from phewas.errors import SettingError, check_settings
-from phewas.settings import setting
+from cohorts.splits import SPLITS
+from phewas.base.errors import SettingError
+from phewas.base.settings import check_settings, setting, setting_name
 
 DEVICES = ("auto", "cuda", "cpu")
 # may change on --resume, and are no reason for run-all to rerun: the weights do not depend on them
@@ -37,16 +39,17 @@ class TrainConfig:
 
     def __post_init__(self):
         check_settings(
-            (self.batch_size >= 1, "--batch-size", "at least 1", self.batch_size),
-            (self.lr > 0, "--lr", "more than 0", self.lr),
-            (self.weight_decay >= 0, "--weight-decay", "0 or more", self.weight_decay),
-            (self.warmup_steps >= 0, "--warmup-steps", "0 or more", self.warmup_steps),
-            (self.grad_clip > 0, "grad_clip", "more than 0", self.grad_clip),
-            (self.grad_accum >= 1, "--grad-accum", "at least 1", self.grad_accum),
-            (self.batch_size % self.grad_accum == 0, "--batch-size",
-             f"a multiple of --grad-accum ({self.grad_accum})", self.batch_size),
-            (self.workers >= 0, "--workers", "0 or more", self.workers),
-            (self.device in DEVICES, "--device", f"one of {DEVICES}", self.device),
+            self,
+            (self.batch_size >= 1, "batch_size", "at least 1"),
+            (self.lr > 0, "lr", "more than 0"),
+            (self.weight_decay >= 0, "weight_decay", "0 or more"),
+            (self.warmup_steps >= 0, "warmup_steps", "0 or more"),
+            (self.grad_clip > 0, "grad_clip", "more than 0"),
+            (self.grad_accum >= 1, "grad_accum", "at least 1"),
+            (self.batch_size % self.grad_accum == 0, "batch_size",
+             f"a multiple of {setting_name(type(self), 'grad_accum')} ({self.grad_accum})"),
+            (self.workers >= 0, "workers", "0 or more"),
+            (self.device in DEVICES, "device", f"one of {DEVICES}"),
         )
 
 
@@ -130,12 +133,13 @@ class PretrainConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         check_settings(
-            (self.steps >= 1, "--steps", "at least 1", self.steps),
-            (self.eval_every >= 1, "--eval-every", "at least 1", self.eval_every),
-            (self.checkpoint_every >= 1, "--checkpoint-every", "at least 1", self.checkpoint_every),
-            (self.retrieval_batch >= 2, "--retrieval-batch", "at least 2", self.retrieval_batch),
-            (self.temperature > 0, "temperature", "more than 0", self.temperature),
-            (self.embed_dim >= 1, "embed_dim", "at least 1", self.embed_dim),
+            self,
+            (self.steps >= 1, "steps", "at least 1"),
+            (self.eval_every >= 1, "eval_every", "at least 1"),
+            (self.checkpoint_every >= 1, "checkpoint_every", "at least 1"),
+            (self.retrieval_batch >= 2, "retrieval_batch", "at least 2"),
+            (self.temperature > 0, "temperature", "more than 0"),
+            (self.embed_dim >= 1, "embed_dim", "at least 1"),
         )
 
     @property
@@ -188,15 +192,16 @@ class FinetuneConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         check_settings(
-            (self.aggregation in AGGREGATIONS, "--aggregation", f"one of {AGGREGATIONS}", self.aggregation),
-            (self.segments_per_stay >= 1, "--segments-per-stay", "at least 1", self.segments_per_stay),
-            (self.min_train_positives >= 1, "--min-train-positives", "at least 1", self.min_train_positives),
-            (self.epochs >= 1, "--epochs", "at least 1", self.epochs),
-            (self.encoder_lr > 0, "--encoder-lr", "more than 0", self.encoder_lr),
-            (self.patience >= 1, "--patience", "at least 1", self.patience),
-            (self.evals_per_epoch >= 1, "evals_per_epoch", "at least 1", self.evals_per_epoch),
-            (0 <= self.head_dropout < 1, "head_dropout", "between 0 and 1", self.head_dropout),
-            (self.pos_weight_max >= 1, "pos_weight_max", "at least 1", self.pos_weight_max),
+            self,
+            (self.aggregation in AGGREGATIONS, "aggregation", f"one of {AGGREGATIONS}"),
+            (self.segments_per_stay >= 1, "segments_per_stay", "at least 1"),
+            (self.min_train_positives >= 1, "min_train_positives", "at least 1"),
+            (self.epochs >= 1, "epochs", "at least 1"),
+            (self.encoder_lr > 0, "encoder_lr", "more than 0"),
+            (self.patience >= 1, "patience", "at least 1"),
+            (self.evals_per_epoch >= 1, "evals_per_epoch", "at least 1"),
+            (0 <= self.head_dropout < 1, "head_dropout", "between 0 and 1"),
+            (self.pos_weight_max >= 1, "pos_weight_max", "at least 1"),
         )
 
 
@@ -211,3 +216,19 @@ FINETUNE_PRESETS = {
 def finetune_config(preset: str = "study", **overrides) -> FinetuneConfig:
     """A preset with overrides (``None`` values are ignored)."""
     return from_preset(FinetuneConfig, FINETUNE_PRESETS, preset, overrides)
+
+
+@dataclass
+class PredictConfig:
+    """Settings of ``predict``: each field is a flag of the same name; ``split`` is also the key of
+    ``run-all``'s ``[predict]`` table."""
+
+    split: str = setting("heldout", "the cohort split to predict", choices=SPLITS)
+    device: str = setting("auto", "where to run", choices=DEVICES)
+    batch_size: int = setting(32, "stays per forward pass")
+    allow_unfinished: bool = setting(False, "predict from a run stopped before its end (recorded in the "
+                                     "predictions' manifest)")
+
+    def __post_init__(self):
+        check_settings(self, (self.split in SPLITS, "split", f"one of {SPLITS}"),
+                       (self.batch_size >= 1, "batch_size", "at least 1"))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from phewas.errors import SettingError
+from phewas.base.errors import SettingError
 
 
 @dataclass

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from phewas.errors import InputError, PhewasError
-from phewas.io import file_sha256
+from phewas.base.errors import InputError, PhewasError
+from phewas.base.io import file_sha256
 
 from .checkpoints import load_anyppg, read_state_dict
 from .config import Net1DConfig, anyppg_config

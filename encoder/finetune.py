@@ -16,40 +16,35 @@ from dataclasses import asdict
 import numpy as np
 import polars as pl
 import torch
-from sklearn.metrics import roc_auc_score
 
+from cohorts.splits import TRAIN_SPLITS, VAL_SPLIT, LeakageError
 from cohorts.store import open_segments
-from cohorts.splits import LeakageError
-from phewas.errors import PhewasError
-from phewas.io import write_json, write_manifest
+from phewas.base.auc import auc_delong
+from phewas.base.errors import PhewasError
+from phewas.base.io import write_json, write_manifest
 
 from .checkpoints import initial_encoder, load_checkpoint
 from .config import FinetuneConfig
 from .data import StayWindows
 from .distributed import autocast
 from .heads import StayClassifier, masked_bce, predict_dataset
-from .loop import fit, train_batches, wrap
+from .loop import Hooks, LoopSettings, TrainState, fit, train_batches, wrap
 from .optim import param_groups, warmup_cosine
-from .runs import check_batches, launch
-from .targets import TRAIN_SPLITS, VAL_SPLIT, target_phecodes
+from .runs import RunResult, check_batches, launch
+from .targets import target_phecodes
 
 log = logging.getLogger(__name__)
 
 
 def macro_auc(y: np.ndarray, mask: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean AUC over columns with both classes among labelled entries; per-column AUCs (NaN where undefined)."""
-    out = np.full(y.shape[1], np.nan)
-    for j in range(y.shape[1]):
-        m = mask[:, j]
-        yy = y[m, j]
-        if 0 < yy.sum() < len(yy):
-            out[j] = roc_auc_score(yy, scores[m, j])
+    out = auc_delong(scores, np.where(mask, y, -1)).auc
     return (float(np.nanmean(out)) if np.isfinite(out).any() else float("nan")), out
 
 
 def finetune(cohort, run, cfg: FinetuneConfig, *, resume: bool = False, overwrite: bool = False,
-             stop_after_steps: int | None = None) -> dict:
-    """Train; returns the run's summary. ``stop_after_steps`` ends this invocation (resumably) after that
+             stop_after_steps: int | None = None) -> RunResult:
+    """``phewas finetune``: train. ``stop_after_steps`` ends this invocation (resumably) after that
     many steps."""
     return launch(lambda *a: _finetune(cfg, *a), cohort, run, cfg, resume=resume, overwrite=overwrite,
                   stop_after_steps=stop_after_steps)
@@ -68,7 +63,8 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     else:
         targets = target_phecodes(store, labels, cfg.min_train_positives)
     if not targets:
-        raise PhewasError(f"no phecode has {cfg.min_train_positives} positive training stays; lower --min-train-positives")
+        raise PhewasError(f"no phecode has {cfg.min_train_positives} positive training stays; lower "
+                          "--min-train-positives")
     log.info("%d target phecodes (at least %d positive training stays)", len(targets), cfg.min_train_positives)
 
     train = StayWindows(store, labels, targets, TRAIN_SPLITS, cfg.segments_per_stay)
@@ -96,11 +92,11 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     per_epoch = len(train) // cfg.batch_size
     total = per_epoch * cfg.epochs
     sched = warmup_cosine(opt, cfg.warmup_steps, total)
-    step, best, since_best = 0, -1.0, 0
+    state = TrainState(step=0, best=-1.0)
     if resume and (ckpt_dir / "last.pt").exists():
-        state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched)
-        step, best, since_best = state["step"], state["best"], int(state["since_best"])
-        log.info("resumed at step %d", step)
+        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched)
+        state = TrainState(step=saved["step"], best=saved["best"], since_best=int(saved["since_best"]))
+        log.info("resumed at step %d", state.step)
 
     def tensors(batch):
         stay_ids, x, y, mask, distinct = batch
@@ -120,22 +116,23 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
 
     eval_every = max(1, per_epoch // cfg.evals_per_epoch)
     model.train()
-    out = fit(model, wrap(model, d, cfg.compile), train_batches(train, cfg, d, step, total), opt, sched, d=d, run=run,
-              loss_fn=loss_fn, evaluate=evaluate, metric="val_macro_auc", higher_is_better=True, step=step,
-              total=total, end=total if stop_after_steps is None else min(total, step + stop_after_steps), best=best,
-              eval_every=eval_every, checkpoint_every=eval_every, grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip,
-              patience=cfg.patience, since_best=since_best, tensors=tensors,
-              after_step=lambda: {"lr_head": sched.get_last_lr()[0]}, desc="finetune")
-    step, best, stopped_early = out.step, out.best, out.stopped_early
-    finished = stopped_early or step >= total
-    if not finished:
-        return {"step": step, "finished": False}
+    end = total if stop_after_steps is None else min(total, state.step + stop_after_steps)
+    settings = LoopSettings(total=total, end=end, eval_every=eval_every, checkpoint_every=eval_every,
+                            grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, metric="val_macro_auc",
+                            higher_is_better=True, patience=cfg.patience, desc="finetune")
+    hooks = Hooks(loss=loss_fn, evaluate=evaluate, tensors=tensors,
+                  after_step=lambda: {"lr_head": sched.get_last_lr()[0]})
+    out = fit(model, wrap(model, d, cfg.compile), train_batches(train, cfg, d, state.step, total), opt, sched,
+              d=d, run=run, hooks=hooks, settings=settings, state=state)
+    step, best, stopped_early = out.state.step, out.state.best, out.stopped_early
+    if not (stopped_early or step >= total):
+        return RunResult(step, finished=False, main=d.main)
     if not d.main:
-        return {"step": step, "finished": True, "main": False}
+        return RunResult(step, finished=True, main=False)
     summary = {"step": step, "finished": True, "stopped_early": stopped_early, "best_val_macro_auc": best,
                "targets": len(targets), "train_stays": len(train), "val_stays": len(val),
                "stays_without_windows_dropped": train.dropped + val.dropped, "init": origin,
                "windows_per_s_last_session": out.windows_per_s}
     write_manifest(run, command="finetune", inputs={"cohort": str(cohort.resolve()), "init": cfg.init},
                    parameters=asdict(cfg), summary=summary)
-    return summary
+    return RunResult(step, finished=True, summary=summary)

@@ -1,7 +1,7 @@
 """``phewas pretrain``: ECG-guided contrastive pretraining of the PPG encoder.
 
-Reads top to bottom: configuration (plain dataclasses and two presets), model and data set-up,
-the optional ECG feature cache, the training loop, validation, and the final retrieval test.
+Reads top to bottom: model and data set-up (settings in :mod:`encoder.config`), the optional
+ECG feature cache, the training loop, validation, and the final retrieval test.
 One process on CPU; one process per GPU under ``torchrun`` (DistributedDataParallel), with the
 contrastive batch gathered across ranks.
 """
@@ -17,21 +17,22 @@ import numpy as np
 import torch
 
 from cohorts.store import open_segments
-from phewas.errors import PhewasError
-from phewas.io import atomic_file, file_sha256, write_json, write_manifest
-from phewas.progress import progress
+from phewas.base.errors import PhewasError
+from phewas.base.io import atomic_file, file_sha256, write_json, write_manifest
+from phewas.base.progress import progress
 
 from .checkpoints import load_checkpoint, load_ecgfounder, save_anyppg, unwrap
 from .clip import PPGECGClip, clip_loss, retrieval_metrics
 from .config import PretrainConfig
 from .data import PairWindows, read_rows
 from .distributed import autocast
-from .loop import fit, in_batches, train_batches, wrap
+from .loop import Hooks, LoopSettings, TrainState, fit, in_batches, train_batches, wrap
 from .net1d import Net1D
 from .optim import param_groups, warmup_cosine
-from .runs import check_batches, launch
+from .runs import RunResult, check_batches, launch
 
 log = logging.getLogger(__name__)
+
 
 class CachedPairs(PairWindows):
     """Pairs whose ECG side is a precomputed feature vector: ``(ppg [1, 1250], features [D])``."""
@@ -123,8 +124,8 @@ def _freeze_bn_if_frozen(model, cfg):
 
 
 def pretrain(cohort, run, cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False,
-             stop_after_steps: int | None = None) -> dict:
-    """Train; returns the run's summary. ``stop_after_steps`` ends this invocation (resumably) after that
+             stop_after_steps: int | None = None) -> RunResult:
+    """``phewas pretrain``: train. ``stop_after_steps`` ends this invocation (resumably) after that
     many steps, for time-limited job schedulers."""
     return launch(lambda *a: _pretrain(cfg, *a), cohort, run, cfg, resume=resume, overwrite=overwrite,
                   stop_after_steps=stop_after_steps)
@@ -168,11 +169,11 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
     # Optimiser, schedule, resume
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, base_lr=cfg.lr), lr=cfg.lr, betas=(0.9, 0.98))
     sched = warmup_cosine(opt, cfg.warmup_steps, cfg.steps)
-    step, best = 0, float("inf")
+    state = TrainState(step=0, best=float("inf"))
     if resume and (ckpt_dir / "last.pt").exists():
-        state = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched)
-        step, best = state["step"], state["best"]
-        log.info("resumed at step %d", step)
+        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched)
+        state = TrainState(step=saved["step"], best=saved["best"])
+        log.info("resumed at step %d", state.step)
 
     # Training loop
     def loss_fn(train_model, part):  # each micro-batch brings its own negatives
@@ -184,19 +185,18 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
 
     model.train()
     _freeze_bn_if_frozen(model, cfg)
-    batches = train_batches(train, cfg, d, step, cfg.steps)
-    out = fit(model, wrap(model, d, cfg.compile), batches, opt, sched, d=d, run=run, loss_fn=loss_fn,
-              evaluate=lambda: evaluate_loss(model, val, cfg, d.device), metric="val_loss",
-              higher_is_better=False, step=step, total=cfg.steps,
-              end=cfg.steps if stop_after_steps is None else min(cfg.steps, step + stop_after_steps), best=best,
-              eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, grad_accum=cfg.grad_accum,
-              grad_clip=cfg.grad_clip, extra={"config": json.dumps(asdict(cfg))}, after_step=after_step,
-              desc="pretrain")
-    step, best = out.step, out.best
+    end = cfg.steps if stop_after_steps is None else min(cfg.steps, state.step + stop_after_steps)
+    settings = LoopSettings(total=cfg.steps, end=end, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                            grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, metric="val_loss",
+                            higher_is_better=False, desc="pretrain")
+    hooks = Hooks(loss=loss_fn, evaluate=lambda: evaluate_loss(model, val, cfg, d.device), after_step=after_step)
+    out = fit(model, wrap(model, d, cfg.compile), train_batches(train, cfg, d, state.step, cfg.steps), opt, sched,
+              d=d, run=run, hooks=hooks, settings=settings, state=state, extra={"config": json.dumps(asdict(cfg))})
+    step, best = out.state.step, out.state.best
     if step < cfg.steps:
-        return {"step": step, "finished": False}
+        return RunResult(step, finished=False, main=d.main)
     if not d.main:
-        return {"step": step, "finished": True, "main": False}
+        return RunResult(step, finished=True, main=False)
 
     # Final: the best checkpoint, its PPG encoder in AnyPPG format, and the retrieval test
     if (ckpt_dir / "best.pt").exists():
@@ -212,4 +212,4 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
     write_manifest(run, command="pretrain", inputs={"cohort": str(cohort.resolve()),
                                                     "ecg_checkpoint": cfg.ecg_checkpoint},
                    parameters=asdict(cfg), summary=summary)
-    return summary
+    return RunResult(step, finished=True, summary=summary)

@@ -5,16 +5,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch.distributed as dist
 
-from phewas.errors import InputError, OutputExistsError, PhewasError, SettingError
-from phewas.io import make_parent
+from phewas.base.errors import InputError, OutputExistsError, PhewasError, SettingError
+from phewas.base.io import make_parent
 
 from .config import SPEED_ONLY, Net1DConfig
 from .distributed import Dist, cleanup_distributed, setup_distributed
+
+
+@dataclass
+class RunResult:
+    """What ``pretrain`` and ``finetune`` return.
+
+    ``finished``: the run reached its end (or stopped early by its rule); False when this
+    invocation stopped before (``--stop-after-steps``): continue with ``--resume``. ``main``:
+    False on the other processes of a ``torchrun`` job (rank 0 reports). ``summary``: the
+    finished run's figures, as its manifest records them.
+    """
+
+    step: int
+    finished: bool
+    main: bool = True
+    summary: dict = field(default_factory=dict)
 
 
 def changed_settings(saved: dict, now: dict) -> list[str]:
@@ -93,7 +109,7 @@ class MetricsLog:
         self.enabled = enabled
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
-            self.file = open(folder / "metrics.jsonl", "a")
+            self.file = open(folder / "metrics.jsonl", "a")  # noqa: SIM115 - open for the run, closed by close()
             self.tb = SummaryWriter(str(folder / "tensorboard"))
 
     def log(self, step: int, **values) -> None:

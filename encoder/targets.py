@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-# the paper fine-tunes on every subject of the pretraining cohort; the test split served
-# pretraining's retrieval test, the validation split selects and stops early
-TRAIN_SPLITS = ("pretrain_train", "pretrain_test")
-VAL_SPLIT = "pretrain_val"
+from cohorts.splits import TRAIN_SPLITS
 
 
 def target_phecodes(store, labels: pl.DataFrame, k: int) -> list[str]:

@@ -1,7 +1,14 @@
 """phewas: phenome-wide disease detection from photoplethysmography.
 
-The command line lives in :mod:`phewas.cli`; :mod:`phewas.errors`, :mod:`phewas.io` and
-:mod:`phewas.progress` are shared by the ``cohorts``, ``encoder`` and ``reports`` packages.
+Layers, lowest first (``tests/test_layers.py`` checks that imports only go down):
+
+* ``phewas.base``: errors, atomic outputs and manifests, settings, progress bars, the AUC routine;
+* ``cohorts``: MC-MED tables and waveforms to labels, splits and segment stores; probe datasets;
+  the simulator;
+* ``encoder``: the PPG encoder, pretraining, fine-tuning, prediction, the pulse-feature baseline;
+* ``reports``: report, compare, probe, and their statistics and figures;
+* the application: ``phewas.cli`` (the command line), ``phewas.run_all`` and ``phewas.pipeline``
+  (every stage from one file), ``phewas.commands``.
 """
 
 from importlib import metadata

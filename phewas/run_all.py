@@ -1,13 +1,9 @@
 """``phewas run-all --config study.toml``: every stage from one file, skipping what is up to date.
 
-Each stage's settings come from its table in the TOML file. A stage is skipped when its output
-manifest exists, is the one run-all recorded when the stage finished, and the stage's fingerprint
-is unchanged. The fingerprint, kept in ``WORK/run_all.json``, chains through the stages: the
-stage's settings (speed-only ones such as ``workers`` left out), the toolkit's version and git
-commit, and the checksum of the upstream stage's output manifest (for the first stage, the input
-files' sizes and times, or the simulator's manifest). So changed inputs, a stage rerun by hand
-and new code are noticed. An interrupted training stage resumes from its last checkpoint; an
-interrupted extraction from its last chunk.
+Each stage's settings come from its table in the TOML file; :func:`plan` turns the file into a
+list of :class:`~phewas.pipeline.Stage` records, and :func:`~phewas.pipeline.execute` runs them
+(fingerprints, skipping, resuming: see :mod:`phewas.pipeline`). An interrupted training stage
+resumes from its last checkpoint; an interrupted extraction from its last chunk.
 
 More models on the same cohort: each ``[models.NAME]`` table is a model, fine-tuned with
 ``[finetune]``'s settings and the table's changes (``kind = "finetune"``, the default; for
@@ -22,18 +18,18 @@ dataset after pretraining (``WORK/probe/``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import time
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 
 from encoder.config import SPEED_ONLY as TRAINING_SPEED_ONLY
 
-from .errors import InputError, OutputExistsError
-from .io import file_sha256, read_toml, versions, write_json
-from .settings import renamed
+from .base.errors import InputError, OutputExistsError
+from .base.io import read_toml, write_json
+from .base.settings import renamed
+from .pipeline import RunRecord, Stage, execute
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
@@ -42,35 +38,38 @@ MAIN_MODEL = "finetune"  # the main model's name in compare
 MODEL_KINDS = ("finetune", "features")
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
 SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays"}
+# keys of earlier versions, renamed to their flags' names: still read, with a warning
+RENAMED = {"build_cohort": {"min_ppg_s": "min_ppg_seconds", "min_overlap_s": "min_overlap_seconds"}}
+
+
+def _names(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
 
 
 def _table_keys() -> dict:
     """Each table's known keys: its config dataclass's fields plus the run-all extras."""
     from cohorts import CohortConfig, SegmentConfig
+    from cohorts.sim import PopulationConfig
     from encoder.config import FinetuneConfig, PretrainConfig
     from reports.compare import CompareConfig
     from reports.probe import ProbeConfig
     from reports.report import ReportConfig
 
-    from .sim import PopulationConfig
-
-    def names(cls):
-        return {f.name for f in fields(cls)}
-    return {"paths": {"data", "work"}, "simulate": names(PopulationConfig) | {"workers"},
-            "build_cohort": names(CohortConfig) | {"columns"},
-            "extract_segments": names(SegmentConfig) | {"workers"},
-            "pretrain": names(PretrainConfig), "finetune": names(FinetuneConfig),
-            "predict": {"split"}, "report": names(ReportConfig) - {"split"},
-            "compare": names(CompareConfig) - {"split"},
-            "probe": names(ProbeConfig) | {"dataset", "encoders"}}
+    return {"paths": {"data", "work"}, "simulate": _names(PopulationConfig) | {"workers"},
+            "build_cohort": _names(CohortConfig) | {"columns"},
+            "extract_segments": _names(SegmentConfig) | {"workers"},
+            "pretrain": _names(PretrainConfig), "finetune": _names(FinetuneConfig),
+            "predict": {"split"}, "report": _names(ReportConfig) - {"split"},
+            "compare": _names(CompareConfig) - {"split"},
+            "probe": _names(ProbeConfig) | {"dataset", "encoders"}}
 
 
 def _model_keys(kind: str) -> set:
     from encoder.baseline import FeaturesConfig
     from encoder.config import FinetuneConfig
     if kind == "features":
-        return {f.name for f in fields(FeaturesConfig)} - {"split"} | {"kind"}
-    return {f.name for f in fields(FinetuneConfig)} | {"kind", "preset", "init"}
+        return _names(FeaturesConfig) - {"split", "min_positives"} | {"kind"}
+    return _names(FinetuneConfig) | {"kind", "preset", "init"}
 
 
 def _check_models(path: Path, models) -> None:
@@ -92,11 +91,8 @@ def _check_models(path: Path, models) -> None:
                              f"{', '.join(sorted(_model_keys(kind)))}")
 
 
-# keys of earlier versions, renamed to their flags' names (issue 14): still read, with a warning
-RENAMED = {"build_cohort": {"min_ppg_s": "min_ppg_seconds", "min_overlap_s": "min_overlap_seconds"}}
-
-
 def load_config(path) -> dict:
+    """The TOML file, checked: known tables and keys, old keys renamed, paths made absolute."""
     path = Path(path)
     cfg = read_toml(path, "config")
     unknown = set(cfg) - KNOWN
@@ -129,246 +125,6 @@ def report_config(cfg: dict):
     return ReportConfig(split=cfg.get("predict", {}).get("split", "heldout"), **r)
 
 
-def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _identity(path: Path):
-    """What identifies an output: its manifest's checksum (None when absent)."""
-    return file_sha256(path) if path.is_file() else None
-
-
-def _input_identity(data: Path, columns) -> list:
-    """The first stage's upstream: the input tables' (and column map's) sizes and modification
-    times (checksums of hundreds of MB on every run-all would cost more than the check is
-    worth), and the simulator's manifest where there is one."""
-    out = [_identity(data / "manifest.json")]
-    for p in [data / "visits.csv", data / "pmh.csv"] + ([Path(columns)] if columns else []):
-        st = p.stat() if p.exists() else None
-        out.append([str(p), st.st_size if st else None, st.st_mtime_ns if st else None])
-    return out
-
-
-def _code_version() -> list:
-    v = versions()
-    return [v.get("phewas"), (v.get("git_commit") or "").removesuffix("-dirty")]
-
-
-class _State:
-    def __init__(self, work: Path):
-        self.path = work / "run_all.json"
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    def done(self, stage, fp, output: Path) -> bool:
-        s = self.data.get(stage, {})
-        return (s.get("fingerprint") == fp and s.get("finished", False)
-                and s.get("output") is not None and s.get("output") == _identity(output))
-
-    def started(self, stage, fp) -> bool:
-        return self.data.get(stage, {}).get("fingerprint") == fp
-
-    def mark(self, stage, fp, finished, seconds=None, output=None):
-        self.data[stage] = {"fingerprint": fp, "finished": finished, "seconds": seconds,
-                            "output": _identity(output) if output is not None else None}
-        write_json(self.path, self.data)
-
-
-def _simulate(data: Path, table: dict) -> dict:
-    """The ``[simulate]`` stage. Never passes force: a folder holding the same simulation is
-    kept, any other non-empty one is refused by ``simulate`` (it may be real MC-MED data)."""
-    from .sim import PopulationConfig, simulate_dataset
-    pcfg = PopulationConfig(**{k: v for k, v in table.items() if k != "workers"})
-    try:
-        old = json.loads((data / "manifest.json").read_text())
-    except (OSError, ValueError):
-        old = {}
-    if old.get("command") == "simulate" and same_simulation(old.get("parameters") or {}, pcfg):
-        return old
-    if old.get("command") == "simulate":  # run-all never replaces a data folder, --force or not
-        raise OutputExistsError(f"{data}: holds another simulation than [simulate] asks for; run-all "
-                                "never replaces a data folder: delete it, or point [paths] data elsewhere")
-    # anything else non-empty (perhaps real MC-MED data) is refused by simulate itself
-    return simulate_dataset(data, pcfg, workers=table.get("workers"), overwrite=False)
-
-
-def same_simulation(old: dict, cfg) -> bool:
-    """Whether a simulator manifest's parameters describe the simulation ``cfg`` asks for. A
-    setting that the older manifest lacks matches at its default: settings are added with
-    defaults that keep the simulator's output unchanged (issue 12's ``hard`` and its knobs)."""
-    from dataclasses import MISSING
-
-    new = asdict(cfg)
-    if set(old) - set(new):  # a setting that no longer exists: another simulator
-        return False
-    defaults = {f.name: f.default for f in fields(cfg) if f.default is not MISSING}
-    return all(old[k] == v if k in old else (k in defaults and v == defaults[k]) for k, v in new.items())
-
-
-def run_all(config_path, *, force: bool = False) -> dict:
-    """Run the configured stages in order. Returns a summary with each stage's time and the report's."""
-    from cohorts import CohortConfig, SegmentConfig, build_cohort, extract_segments
-    from encoder import finetune as ft
-    from encoder import pretrain as pt
-    from encoder.config import finetune_config, pretrain_config
-    from encoder.predict import predict
-    from reports.report import make_report
-
-    cfg = load_config(config_path)
-    data, work = Path(cfg["paths"]["data"]), Path(cfg["paths"]["work"])
-    work.mkdir(parents=True, exist_ok=True)
-    cohort, pre_run, ft_run, report = work / "cohort", work / "pretrain", work / "finetune", work / "report"
-    state = _State(work)
-    if force:
-        state.data = {}
-    times = {}
-    columns = cfg.get("build_cohort", {}).get("columns") or None
-    if columns:  # relative to the config file, as [paths] are
-        columns = str((Path(config_path).parent / columns).resolve())
-    start = _fingerprint("start", _code_version())
-    fps, outputs, order = {}, {}, []
-
-    def stage(name, params, fn, output: Path, resumable=False, after=None):
-        """Run ``fn`` unless ``output`` (the stage's manifest) is the one recorded when the stage
-        last finished with the same fingerprint. ``after``: the stages whose outputs it reads
-        (default: the stage before it); their fingerprints and outputs enter its own."""
-        deps = (order[-1:] if after is None else list(after))
-        if deps:
-            up = [_identity(outputs[d]) for d in deps]
-        else:  # the first stage reads the inputs; simulate reads nothing
-            up = None if name == "simulate" else _input_identity(data, columns)
-        fp = _fingerprint(*[fps[d] for d in deps] or [start], name,
-                          {k: v for k, v in params.items() if k not in SPEED_ONLY}, up)
-        fps[name], outputs[name] = fp, output
-        order.append(name)
-        if state.done(name, fp, output):
-            log.info("%s: up to date, skipped", name)
-            return None
-        resume = resumable and state.started(name, fp)
-        state.mark(name, fp, False)
-        log.info("%s: %s", name, "resuming" if resume else "running")
-        t = time.perf_counter()
-        result = fn(resume)
-        finished = not (isinstance(result, dict) and result.get("finished") is False)
-        times[name] = round(time.perf_counter() - t, 1)
-        state.mark(name, fp, finished, times[name], output if finished else None)
-        return result
-
-    if "simulate" in cfg:
-        s = cfg["simulate"]
-        stage("simulate", s, lambda _: _simulate(data, s), data / "manifest.json")
-    b = dict(cfg.get("build_cohort", {}))
-    b.pop("columns", None)
-    stage("build_cohort", {**b, "columns": columns, "data": str(data)},
-          lambda _: build_cohort(data, cohort, CohortConfig(**b), columns_file=columns, overwrite=True),
-          cohort / "manifest.json")
-    e = dict(cfg.get("extract_segments", {}))
-    workers = e.pop("workers", None)
-    stage("extract_segments", e,
-          lambda _: extract_segments(data, cohort, SegmentConfig(**e), workers=workers, overwrite=True),
-          cohort / "segments" / "manifest.json")
-    p = dict(cfg.get("pretrain", {}))
-    pretrains = "pretrain" in cfg  # (a [pretrain] table holding only `preset` pretrains too)
-    if pretrains:
-        pcfg = pretrain_config(p.pop("preset", "study"), **p)
-        stage("pretrain", p | {"preset": pcfg.preset},
-              lambda resume: pt.pretrain(cohort, pre_run, pcfg, resume=resume, overwrite=not resume),
-              pre_run / "manifest.json", resumable=True)
-
-    if "probe" in cfg:  # the pretraining run (and the random floor) probed before fine-tuning
-        probe_stage(cfg, Path(config_path), stage, pre_run if pretrains else None, work / "probe")
-
-    def resolve_init(init):
-        if init == "pretrain":
-            return str(pre_run)
-        return str((Path(config_path).parent / init).resolve()) if init else None
-
-    def finetune_stages(suffix, table, run, report_dir):
-        """finetune, predict and report of one fine-tuned model; returns its report's summary and
-        its settings."""
-        f = dict(table)
-        init = resolve_init(f.pop("init", "pretrain" if pretrains else ""))
-        fcfg = finetune_config(f.pop("preset", "study"), init=init, **f)
-        after = ["extract_segments"] + (["pretrain"] if init == str(pre_run) else [])
-        stage("finetune" + suffix, f | {"preset": fcfg.preset, "init": init},
-              lambda resume: ft.finetune(cohort, run, fcfg, resume=resume, overwrite=not resume),
-              run / "manifest.json", resumable=True, after=after)
-        stage("predict" + suffix, {"split": split}, lambda _: predict(run, cohort, split, overwrite=True),
-              run / "predictions.manifest.json")
-        return report_stage(suffix, run, report_dir), fcfg
-
-    def report_stage(suffix, run, report_dir):
-        summary = stage("report" + suffix, cfg.get("report", {}),
-                        lambda _: make_report(cohort, run / "predictions.parquet", report_dir, rcfg, overwrite=True),
-                        report_dir / "manifest.json")
-        return summary if summary is not None else json.loads((report_dir / "summary.json").read_text())
-
-    split = cfg.get("predict", {}).get("split", "heldout")
-    rcfg = report_config(cfg)
-    summary, main_cfg = finetune_stages("", cfg.get("finetune", {}), ft_run, report)
-    runs = {MAIN_MODEL: ft_run}
-    producers = ["predict"]
-    reports = {MAIN_MODEL: report}
-    models_out = {}
-    for name, table in cfg.get("models", {}).items():
-        table = dict(table)
-        kind = table.pop("kind", "finetune")
-        run = work / "models" / name
-        reports[name] = work / "reports" / name
-        if kind == "features":  # the main model's targets unless told otherwise
-            table.setdefault("min_train_positives", main_cfg.min_train_positives)
-            models_out[name] = features_stages(name, table, run, stage, cohort, split, rcfg, report_stage)
-        else:
-            models_out[name] = finetune_stages(f":{name}", cfg.get("finetune", {}) | table, run, reports[name])[0]
-        runs[name] = run
-        producers.append(order[-2])  # the stage that wrote the model's predictions
-    out = {"report": str(report / "index.html"), "seconds": times, "summary": summary}
-    if len(runs) > 1:
-        from reports.compare import compare
-        ccfg = compare_config(cfg)
-        names = list(runs)
-        stage("compare", asdict(ccfg) | {"models": names},
-              lambda _: compare(cohort, [runs[n] / "predictions.parquet" for n in names], work / "compare", names,
-                                ccfg, overwrite=True),
-              work / "compare" / "manifest.json", after=producers)
-        out["compare"] = json.loads((work / "compare" / "summary.json").read_text())["pairs"]
-        out["models"] = models_out
-    truth = data / "truth.json"
-    version = json.loads((cohort / "manifest.json").read_text())["parameters"].get("phecodes", "1.2")
-    if truth.exists() and version != "1.2":  # the simulator's truth names phecode 1.2 codes
-        log.info("truth.json names phecode 1.2 codes; this cohort uses phecode %s: no truth check", version)
-    elif truth.exists():
-        from .truth import check_recovery
-        out["truth_check"] = check_recovery(report / "phenotypes.parquet", truth, alpha=rcfg.alpha)
-        write_json(work / "truth_check.json", out["truth_check"])
-        for name in runs:
-            if name != MAIN_MODEL:
-                check = check_recovery(reports[name] / "phenotypes.parquet", truth, alpha=rcfg.alpha)
-                write_json(runs[name] / "truth_check.json", check)
-                out.setdefault("model_truth_checks", {})[name] = check
-    return out
-
-
-def probe_stage(cfg: dict, config_path: Path, stage, pre_run, out: Path) -> None:
-    """``[probe]``: ``dataset`` (a folder in the probe format, relative to the config), optional
-    ``encoders`` (more encoders: paths relative to the config, or "random"), and ``probe``'s
-    settings. Probes the pretraining run and ``random``."""
-    from reports.probe import ProbeConfig, probe
-    table = dict(cfg["probe"])
-    if "dataset" not in table:
-        raise InputError(config_path, "[probe] needs 'dataset', a folder in the probe format")
-    base = config_path.resolve().parent
-    dataset = (base / table.pop("dataset")).resolve()
-    extra = [e if e == "random" else str((base / e).resolve()) for e in table.pop("encoders", [])]
-    encoders = ([str(pre_run)] if pre_run is not None else []) + ["random"] + [e for e in extra if e != "random"]
-    pcfg = ProbeConfig(**table)
-    labels = dataset / "labels.csv"
-    st = labels.stat() if labels.exists() else None
-    stage("probe", asdict(pcfg) | {"dataset": str(dataset), "encoders": encoders,
-                                   "labels": [st.st_size, st.st_mtime_ns] if st else None},
-          lambda _: probe(dataset, encoders, out, config=pcfg, overwrite=True), out / "manifest.json",
-          after=["pretrain"] if pre_run is not None else ["extract_segments"])
-
-
 def compare_config(cfg: dict):
     """The ``[compare]`` table as a ``CompareConfig``; ``min_positives`` and the window rule
     default to ``[report]``'s, the split is ``[predict]``'s."""
@@ -378,17 +134,295 @@ def compare_config(cfg: dict):
     return CompareConfig(split=cfg.get("predict", {}).get("split", "heldout"), **(defaults | cfg.get("compare", {})))
 
 
-def features_stages(name, table, run, stage, cohort, split, rcfg, report_stage):
-    """The pulse-feature baseline as a model: ``features:NAME`` (with its heart-rate-only report)
-    and ``report:NAME``. Returns its report's summary."""
-    from encoder.baseline import FeaturesConfig, pulse_baseline
-    from reports.report import heart_rate_report
-    fcfg = FeaturesConfig(split=split, **table)
+def _input_identity(data: Path, columns) -> list:
+    """The first stage's upstream: the input tables' (and column map's) sizes and modification
+    times (checksums of hundreds of MB on every run-all would cost more than the check is
+    worth), and the simulator's manifest where there is one."""
+    from .pipeline import output_identity
+    out = [output_identity(data / "manifest.json")]
+    for p in [data / "visits.csv", data / "pmh.csv"] + ([Path(columns)] if columns else []):
+        st = p.stat() if p.exists() else None
+        out.append([str(p), st.st_size if st else None, st.st_mtime_ns if st else None])
+    return out
 
-    def fn(_):
-        m = pulse_baseline(cohort, run, fcfg, overwrite=True)
-        heart_rate_report(cohort, run, split, rcfg.min_positives)
-        return m
-    stage(f"features:{name}", table | {"split": split, "heart_rate_min_positives": rcfg.min_positives}, fn,
-          run / "manifest.json", after=["extract_segments"])
-    return report_stage(f":{name}", run, run.parent.parent / "reports" / name)
+
+def _simulate(data: Path, table: dict) -> dict:
+    """The ``[simulate]`` stage. Never passes force: a folder holding the same simulation is
+    kept, any other non-empty one is refused by ``simulate`` (it may be real MC-MED data)."""
+    from cohorts.sim import PopulationConfig, simulate_dataset
+    population = PopulationConfig(**{k: v for k, v in table.items() if k != "workers"})
+    try:
+        old = json.loads((data / "manifest.json").read_text())
+    except (OSError, ValueError):
+        old = {}
+    if old.get("command") == "simulate" and same_simulation(old.get("parameters") or {}, population):
+        return old
+    if old.get("command") == "simulate":  # run-all never replaces a data folder, --force or not
+        raise OutputExistsError(f"{data}: holds another simulation than [simulate] asks for; run-all "
+                                "never replaces a data folder: delete it, or point [paths] data elsewhere")
+    # anything else non-empty (perhaps real MC-MED data) is refused by simulate itself
+    return simulate_dataset(data, population, workers=table.get("workers"), overwrite=False)
+
+
+def same_simulation(old: dict, cfg) -> bool:
+    """Whether a simulator manifest's parameters describe the simulation ``cfg`` asks for. A
+    setting that the older manifest lacks matches at its default: settings are added with
+    defaults that keep the simulator's output unchanged."""
+    new = asdict(cfg)
+    if set(old) - set(new):  # a setting that no longer exists: another simulator
+        return False
+    defaults = {f.name: f.default for f in fields(cfg) if f.default is not MISSING}
+    return all(old[k] == v if k in old else (k in defaults and v == defaults[k]) for k, v in new.items())
+
+
+# How a stage runs: a command called with fixed arguments. Training stages resume when the
+# pipeline says so, and otherwise replace what is there.
+
+def _call(fn, args: tuple, kwargs: dict, resume: bool):
+    return fn(*args, **kwargs)
+
+
+def _train(fn, cohort: Path, run: Path, cfg, resume: bool):
+    return fn(cohort, run, cfg, resume=resume, overwrite=not resume)
+
+
+def calls(fn, *args, **kwargs):
+    """``run(resume)`` of a stage that never resumes: ``fn(*args, **kwargs)``."""
+    return partial(_call, fn, args, kwargs)
+
+
+@dataclass
+class Model:
+    """A model of the study: where its run and report live and which stage writes its predictions."""
+
+    name: str
+    run: Path
+    report: Path
+    predictions_stage: str
+
+
+@dataclass
+class Plan:
+    stages: list[Stage]
+    models: list[Model]
+    work: Path
+    data: Path
+
+
+def stage_name(kind: str, model: str = MAIN_MODEL) -> str:
+    """``predict`` for the main model, ``predict:NAME`` for another."""
+    return kind if model == MAIN_MODEL else f"{kind}:{model}"
+
+
+def plan(cfg: dict, config_path: Path) -> Plan:
+    """The stages that ``cfg`` (from :func:`load_config`) asks for, in order."""
+    from cohorts import CohortConfig, SegmentConfig, build_cohort, extract_segments
+    from encoder.config import pretrain_config
+
+    config_path = Path(config_path)
+    base = config_path.resolve().parent
+    data, work = Path(cfg["paths"]["data"]), Path(cfg["paths"]["work"])
+    cohort, pretrain_run = work / "cohort", work / "pretrain"
+    columns = cfg.get("build_cohort", {}).get("columns") or None
+    if columns:  # relative to the config file, as [paths] are
+        columns = str((base / columns).resolve())
+    stages: list[Stage] = []
+    if "simulate" in cfg:
+        table = cfg["simulate"]
+        stages.append(Stage("simulate", data / "manifest.json", calls(_simulate, data, table), params=table))
+    cohort_table = {k: v for k, v in cfg.get("build_cohort", {}).items() if k != "columns"}
+    stages.append(Stage("build_cohort", cohort / "manifest.json",
+                        calls(build_cohort, data, cohort, CohortConfig(**cohort_table), columns_file=columns,
+                              overwrite=True),
+                        params={**cohort_table, "columns": columns, "data": str(data)},
+                        reads=("simulate",) if "simulate" in cfg else (),
+                        external=partial(_input_identity, data, columns)))
+    segment_table = dict(cfg.get("extract_segments", {}))
+    workers = segment_table.pop("workers", None)
+    stages.append(Stage("extract_segments", cohort / "segments" / "manifest.json",
+                        calls(extract_segments, data, cohort, SegmentConfig(**segment_table), workers=workers,
+                              overwrite=True),
+                        params=segment_table, reads=("build_cohort",)))
+    pretrains = "pretrain" in cfg  # (a [pretrain] table holding only `preset` pretrains too)
+    if pretrains:
+        table = dict(cfg["pretrain"])
+        pretrain_cfg = pretrain_config(table.pop("preset", "study"), **table)
+        from encoder.pretrain import pretrain
+        stages.append(Stage("pretrain", pretrain_run / "manifest.json",
+                            partial(_train, pretrain, cohort, pretrain_run, pretrain_cfg),
+                            params=table | {"preset": pretrain_cfg.preset}, reads=("extract_segments",),
+                            resumable=True))
+    if "probe" in cfg:  # the pretraining run (and the random floor) probed before fine-tuning
+        stages.append(probe_stage(cfg["probe"], config_path, pretrain_run if pretrains else None, work / "probe"))
+
+    split = cfg.get("predict", {}).get("split", "heldout")
+    report_table, report_cfg = cfg.get("report", {}), report_config(cfg)
+    default_init = "pretrain" if pretrains else ""
+    finetune_table = cfg.get("finetune", {})
+    main = Model(MAIN_MODEL, work / "finetune", work / "report", "predict")
+    main_finetune = FinetuneModel.of(finetune_table, default_init, pretrain_run, base)
+    stages += finetune_stages(main, main_finetune, cohort, split, report_table, report_cfg)
+    models = [main]
+    for name, table in cfg.get("models", {}).items():
+        table = dict(table)
+        kind = table.pop("kind", "finetune")
+        run, report_dir = work / "models" / name, work / "reports" / name
+        if kind == "features":  # the main model's targets unless told otherwise
+            table.setdefault("min_train_positives", main_finetune.config.min_train_positives)
+            model = Model(name, run, report_dir, stage_name("features", name))
+            stages += features_stages(model, table, cohort, split, report_table, report_cfg)
+        else:
+            model = Model(name, run, report_dir, stage_name("predict", name))
+            stages += finetune_stages(model, FinetuneModel.of(finetune_table | table, default_init, pretrain_run, base),
+                                      cohort, split, report_table, report_cfg)
+        models.append(model)
+    if len(models) > 1:
+        from reports.compare import compare
+        compare_cfg = compare_config(cfg)
+        names = [m.name for m in models]
+        stages.append(Stage("compare", work / "compare" / "manifest.json",
+                            calls(compare, cohort, [m.run / "predictions.parquet" for m in models], work / "compare",
+                                  names, compare_cfg, overwrite=True),
+                            params=asdict(compare_cfg) | {"models": names},
+                            reads=tuple(m.predictions_stage for m in models)))
+    return Plan(stages, models, work, data)
+
+
+@dataclass
+class FinetuneModel:
+    """A fine-tuned model's settings (a ``[finetune]`` table, changed by a ``[models.NAME]`` one),
+    its fingerprint parameters and the stages its fine-tuning reads."""
+
+    config: object
+    params: dict
+    reads: tuple[str, ...]
+
+    @classmethod
+    def of(cls, table: dict, default_init: str, pretrain_run: Path, base: Path) -> FinetuneModel:
+        """``init``: "pretrain" (the pretraining run), "" (random weights) or a weights file
+        relative to the config (``base``)."""
+        from encoder.config import finetune_config
+        table = dict(table)
+        init = table.pop("init", default_init)
+        init_path = str(pretrain_run) if init == "pretrain" else (str((base / init).resolve()) if init else None)
+        config = finetune_config(table.pop("preset", "study"), init=init_path, **table)
+        reads = ("extract_segments", "pretrain") if init == "pretrain" else ("extract_segments",)
+        return cls(config, table | {"preset": config.preset, "init": init_path}, reads)
+
+
+def finetune_stages(model: Model, finetuned: FinetuneModel, cohort: Path, split: str, report_table: dict,
+                    report_cfg) -> list[Stage]:
+    """finetune, predict and report of one fine-tuned model."""
+    from encoder.config import PredictConfig
+    from encoder.finetune import finetune
+    from encoder.predict import predict
+
+    return [
+        Stage(stage_name("finetune", model.name), model.run / "manifest.json",
+              partial(_train, finetune, cohort, model.run, finetuned.config), params=finetuned.params,
+              reads=finetuned.reads, resumable=True),
+        Stage(model.predictions_stage, model.run / "predictions.manifest.json",
+              calls(predict, cohort, model.run, PredictConfig(split=split), overwrite=True),
+              params={"split": split}, reads=(stage_name("finetune", model.name),)),
+        report_stage(model, cohort, report_table, report_cfg),
+    ]
+
+
+def features_stages(model: Model, table: dict, cohort: Path, split: str, report_table: dict,
+                    report_cfg) -> list[Stage]:
+    """The pulse-feature baseline as a model: ``features:NAME`` (with its heart-rate-only report)
+    and ``report:NAME``."""
+    from encoder.baseline import FeaturesConfig
+
+    from .commands import features
+    features_cfg = FeaturesConfig(split=split, min_positives=report_cfg.min_positives, **table)
+    return [
+        Stage(model.predictions_stage, model.run / "manifest.json",
+              calls(features, cohort, model.run, features_cfg, overwrite=True),
+              params=table | {"split": split, "heart_rate_min_positives": report_cfg.min_positives},
+              reads=("extract_segments",)),
+        report_stage(model, cohort, report_table, report_cfg),
+    ]
+
+
+def report_stage(model: Model, cohort: Path, report_table: dict, report_cfg) -> Stage:
+    """``report`` of a model's predictions."""
+    from reports.report import make_report
+    return Stage(stage_name("report", model.name), model.report / "manifest.json",
+                 calls(make_report, cohort, model.run / "predictions.parquet", model.report, report_cfg,
+                       overwrite=True),
+                 params=report_table, reads=(model.predictions_stage,))
+
+
+def probe_stage(table: dict, config_path: Path, pretrain_run: Path | None, out: Path) -> Stage:
+    """``[probe]``: ``dataset`` (a folder in the probe format, relative to the config), optional
+    ``encoders`` (more encoders: paths relative to the config, or "random"), and ``probe``'s
+    settings. Probes the pretraining run and ``random``."""
+    from reports.probe import ProbeConfig, probe
+    table = dict(table)
+    if "dataset" not in table:
+        raise InputError(config_path, "[probe] needs 'dataset', a folder in the probe format")
+    base = config_path.resolve().parent
+    dataset = (base / table.pop("dataset")).resolve()
+    extra = [e if e == "random" else str((base / e).resolve()) for e in table.pop("encoders", [])]
+    encoders = ([str(pretrain_run)] if pretrain_run is not None else []) + ["random"] + \
+        [e for e in extra if e != "random"]
+    probe_cfg = ProbeConfig(**table)
+    labels = dataset / "labels.csv"
+    st = labels.stat() if labels.exists() else None
+    return Stage("probe", out / "manifest.json", calls(probe, dataset, encoders, out, config=probe_cfg, overwrite=True),
+                 params=asdict(probe_cfg) | {"dataset": str(dataset), "encoders": encoders,
+                                             "labels": [st.st_size, st.st_mtime_ns] if st else None},
+                 reads=("pretrain",) if pretrain_run is not None else ("extract_segments",))
+
+
+@dataclass
+class RunAllResult:
+    """What ``run-all`` did and found: each run stage's seconds, the main report's summary and page,
+    the simulator's truth checks (simulated data only), and compare's pairs and page."""
+
+    seconds: dict
+    summary: dict
+    report: Path
+    truth_check: dict | None = None
+    model_truth_checks: dict = field(default_factory=dict)
+    compare: list | None = None
+    compare_page: Path | None = None
+
+
+def run_all(config_path, *, force: bool = False) -> RunAllResult:
+    """Run the configured stages in order, skipping what is up to date (``force``: nothing is)."""
+    cfg = load_config(config_path)
+    the_plan = plan(cfg, Path(config_path))
+    the_plan.work.mkdir(parents=True, exist_ok=True)
+    done = execute(the_plan.stages, RunRecord(the_plan.work, fresh=force), SPEED_ONLY)
+    main = the_plan.models[0]
+    result = RunAllResult(seconds=done.seconds, summary=json.loads((main.report / "summary.json").read_text()),
+                          report=main.report / "index.html")
+    if len(the_plan.models) > 1:
+        result.compare = json.loads((the_plan.work / "compare" / "summary.json").read_text())["pairs"]
+        result.compare_page = the_plan.work / "compare" / "index.html"
+    truth_checks(result, the_plan, report_config(cfg).alpha)
+    return result
+
+
+def truth_checks(result: RunAllResult, the_plan: Plan, alpha: float) -> None:
+    """Where the data is a simulation with ``truth.json``: does each model's report find what was
+    put in? Written to ``WORK/truth_check.json`` (the main model) and ``RUN/truth_check.json``."""
+    truth = the_plan.data / "truth.json"
+    if not truth.exists():
+        return
+    cohort = the_plan.work / "cohort"
+    version = json.loads((cohort / "manifest.json").read_text())["parameters"].get("phecodes", "1.2")
+    if version != "1.2":  # the simulator's truth names phecode 1.2 codes
+        log.info("truth.json names phecode 1.2 codes; this cohort uses phecode %s: no truth check", version)
+        return
+    from reports.truth import check_recovery
+    for model in the_plan.models:
+        check = check_recovery(model.report / "phenotypes.parquet", truth, alpha=alpha)
+        if model.name == MAIN_MODEL:
+            result.truth_check = check
+            write_json(the_plan.work / "truth_check.json", check)
+        else:
+            result.model_truth_checks[model.name] = check
+            write_json(model.run / "truth_check.json", check)

@@ -7,17 +7,14 @@ and sex (statsmodels ``Logit``), with the odds ratio per standard deviation of t
 The test is run on persons, as PheWAS does: one stay per patient, the patient's latest analysed
 stay (its label carries all earlier history). Stays of one patient are not independent (a
 comorbidity of one frequent visitor repeats in every one of their stays), and a test over all
-stays overstates the evidence: over twelve simulated studies (``bench/bench_fdr.py``) a
-stay-level likelihood-ratio test put 11.6% of null p-values below 0.05, a patient-clustered
-sandwich Wald test 6.6%, and this test 4.5%. ``p_value`` and ``lrt_p_value`` are the same number (the issue's
-column names; both kept); ``n_pos_patients`` and ``n_neg_patients`` are the persons tested.
-Age enters as a restricted cubic spline (Harrell; default 5 degrees of freedom, knots at
-quantiles of the ages analysed), since disease risk follows age non-linearly (a sigmoid rise, a
-mid-life hump) and the PPG score carries a saturating "vascular age": on such simulated nulls a
-linear and quadratic age term put 64% of p-values below 0.05, the spline 4.3%. Sex enters as
-indicators for F and U, dropped where constant (sex-specific phenotypes); an age x sex
-interaction is optional. The score is the logit of the predicted probability, standardised
-within the persons tested.
+stays overstates the evidence (``docs/statistics.md`` has the measurements). ``p_value`` and
+``lrt_p_value`` are the same number (both column names are kept); ``n_pos_patients`` and
+``n_neg_patients`` are the persons tested. Age enters as a restricted cubic spline (Harrell;
+default 5 degrees of freedom, knots at quantiles of the ages analysed), since disease risk follows
+age non-linearly (a sigmoid rise, a mid-life hump) and the PPG score carries a saturating
+"vascular age". Sex enters as indicators for F and U, dropped where constant (sex-specific
+phenotypes); an age x sex interaction is optional. The score is the logit of the predicted
+probability, standardised within the persons tested.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from .firth import firth_lrt
 COLUMNS = ("auc_age_sex", "auc_age_sex_ppg", "lrt_chi2", "lrt_p_value", "or_per_sd", "or_ci_low", "or_ci_high",
            "p_value")
 COUNT_COLUMNS = ("n_pos_patients", "n_neg_patients")
-FIT_COLUMNS = ("method", "converged", "note")  # how the test was fitted (issue 12)
 MAX_ABS_BETA = 15.0  # beyond this, the score's coefficient signals (quasi-)separation
 
 

@@ -17,14 +17,17 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from phewas.errors import InputError, PhewasError, check_settings
-from phewas.io import atomic_dir, file_sha256, write_json, write_manifest
-from phewas.settings import setting
+from cohorts.phecodes import chapter_rank
+from cohorts.splits import SPLITS
+from phewas.base.auc import auc_difference
+from phewas.base.errors import InputError, PhewasError
+from phewas.base.io import atomic_dir, file_sha256, write_json, write_manifest
+from phewas.base.settings import check_settings, setting
 
 from . import figures
 from .association import adjust
 from .html import write_page
-from .metrics import auc_ci, auc_difference, difference_test
+from .intervals import auc_ci, difference_test
 from .report import load_inputs
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # names become parts of file names
@@ -42,11 +45,11 @@ class CompareConfig:
         False, "also compare on stays whose store holds no valid window (predictions' n_windows = 0)")
 
     def __post_init__(self):
-        from cohorts.splits import SPLITS
         check_settings(
-            (self.min_positives >= 1, "--min-positives", "at least 1", self.min_positives),
-            (self.split in SPLITS, "--split", f"one of {SPLITS}", self.split),
-            (0 < self.alpha < 1, "--alpha", "between 0 and 1", self.alpha),
+            self,
+            (self.min_positives >= 1, "min_positives", "at least 1"),
+            (self.split in SPLITS, "split", f"one of {SPLITS}"),
+            (0 < self.alpha < 1, "alpha", "between 0 and 1"),
         )
 
 
@@ -64,40 +67,53 @@ def model_names(predictions: list[Path], names: list[str] | None) -> list[str]:
     return list(names)
 
 
-def load_models(cohort, predictions, split: str, include_without_windows: bool):
+@dataclass
+class ModelInputs:
+    """Several models' inputs on common ground (:func:`load_models`): ``stays``, ``y`` and ``info``
+    as :class:`~reports.report.ReportInputs`' and ``scores``, one ``[n, p]`` array per model, in
+    the cohort's stay and phecode order; ``counts`` of what was left out."""
+
+    stays: pl.DataFrame
+    y: np.ndarray
+    scores: list[np.ndarray]
+    info: pl.DataFrame
+    counts: dict
+
+
+def load_models(cohort, predictions, split: str, include_without_windows: bool) -> ModelInputs:
     """Each model's inputs as ``report`` reads them, restricted to the stays that every model
-    scored and the phecodes that every model predicts. Returns ``(stays, y, scores, info,
-    counts)`` with ``scores`` one ``[n, p]`` array per model, in the cohort's stay and phecode
-    order."""
+    scored and the phecodes that every model predicts."""
     loaded = [load_inputs(cohort, p, split, include_without_windows) for p in predictions]
-    ids = set.intersection(*(set(d[0]["stay_id"]) for d in loaded))
-    codes = set.intersection(*(set(d[3]["phecode"]) for d in loaded))
-    stays0, y0, _, info0, _ = loaded[0]
-    rows0 = stays0["stay_id"].is_in(list(ids)).to_numpy()
-    stays, info = stays0.filter(pl.Series(rows0)), info0.filter(pl.col("phecode").is_in(list(codes)))
+    ids = set.intersection(*(set(m.stays["stay_id"]) for m in loaded))
+    codes = set.intersection(*(set(m.info["phecode"]) for m in loaded))
+    first = loaded[0]
+    rows0 = first.stays["stay_id"].is_in(list(ids)).to_numpy()
+    stays, info = first.stays.filter(pl.Series(rows0)), first.info.filter(pl.col("phecode").is_in(list(codes)))
     if not codes:
         raise InputError(predictions[1], "shares no phecode column with " + str(predictions[0]))
     order = stays["stay_id"].to_list()
     scores = []
-    for s, _, x, inf, _ in loaded:
-        pos = dict(zip(s["stay_id"].to_list(), range(s.height)))
-        col = dict(zip(inf["phecode"].to_list(), range(inf.height)))
-        scores.append(x[np.array([pos[i] for i in order], dtype=np.int64)][:, [col[c] for c in info["phecode"]]])
-    col0 = dict(zip(info0["phecode"].to_list(), range(info0.height)))
-    y = y0[rows0][:, [col0[c] for c in info["phecode"]]]
+    for m in loaded:
+        pos = dict(zip(m.stays["stay_id"].to_list(), range(m.stays.height)))
+        col = dict(zip(m.info["phecode"].to_list(), range(m.info.height)))
+        scores.append(m.scores[np.array([pos[i] for i in order], dtype=np.int64)][:, [col[c] for c in info["phecode"]]])
+    col0 = dict(zip(first.info["phecode"].to_list(), range(first.info.height)))
+    y = first.y[rows0][:, [col0[c] for c in info["phecode"]]]
     counts = {"stays": stays.height, "phecodes_in_common": info.height,
-              "stays_left_out": {"without_windows": [d[4] for d in loaded],
-                                 "not_scored_by_every_model": int(max(d[0].height for d in loaded) - stays.height)}}
-    return stays, y, scores, info, counts
+              "stays_left_out": {"without_windows": [m.n_left_out for m in loaded],
+                                 "not_scored_by_every_model": int(max(m.stays.height for m in loaded) - stays.height)}}
+    return ModelInputs(stays, y, scores, info, counts)
 
 
 def compare_pair(y, a, b, groups, alpha: float) -> dict[str, np.ndarray]:
-    """AUCs with intervals, their paired difference with interval and p, and BH q-values."""
-    out = auc_difference(a, b, y, groups=groups)
+    """:class:`~phewas.base.auc.AUCDifference`'s arrays, with each AUC's interval, the difference's
+    interval and p-value, and BH q-values."""
+    r = auc_difference(a, b, y, groups=groups)
+    out = dict(vars(r))
     for key in ("a", "b"):
         out[f"auc_{key}_ci_low"], out[f"auc_{key}_ci_high"] = auc_ci(out[f"auc_{key}"], out[f"var_{key}"],
                                                                     df=out[f"df_{key}"])
-    out["diff_ci_low"], out["diff_ci_high"], out["p_value"] = difference_test(out["diff"], out["var"], out["df"])
+    out["diff_ci_low"], out["diff_ci_high"], out["p_value"] = difference_test(r.diff, r.var, r.df)
     out["q_value"] = adjust(out["p_value"], alpha)[0]
     return out
 
@@ -111,7 +127,8 @@ def compare(cohort, predictions, out, names=None, config: CompareConfig | None =
     if len(predictions) < 2:
         raise PhewasError("compare needs at least two predictions files")
     names = model_names(predictions, names)
-    stays, y, scores, info, counts = load_models(cohort, predictions, cfg.split, cfg.include_stays_without_windows)
+    models = load_models(cohort, predictions, cfg.split, cfg.include_stays_without_windows)
+    stays, y, scores, info, counts = models.stays, models.y, models.scores, models.info, models.counts
     n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
     keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
     if not keep.any():
@@ -144,9 +161,7 @@ def compare(cohort, predictions, out, names=None, config: CompareConfig | None =
             "n_a_better": int((sig & (r["diff"] > 0)).sum()), "n_b_better": int((sig & (r["diff"] < 0)).sum()),
             "n_untestable": int(np.isnan(r["p_value"]).sum())})
     table = pl.concat(tables)
-    table = (table.with_columns(pl.col("chapter").replace_strict(figures.CHAPTER_RANK, default=len(figures.CHAPTER_RANK),
-                                                                 return_dtype=pl.Int64).alias("_rank"))
-             .sort("model_a", "model_b", "_rank", "phecode", maintain_order=True).drop("_rank"))
+    table = table.sort("model_a", "model_b", chapter_rank(pl.col("chapter")), "phecode", maintain_order=True)
     chapters = (table.group_by("model_a", "model_b", "chapter", maintain_order=True)
                 .agg(pl.len().alias("n_phenotypes"), pl.col("auc_a").mean().alias("mean_auc_a"),
                      pl.col("auc_b").mean().alias("mean_auc_b"), pl.col("auc_diff").mean().alias("mean_diff"),

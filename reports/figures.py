@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "phewas"  # the SVG's element ids the same on every run
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from cohorts.phecodes import CHAPTERS as CHAPTERS_12  # noqa: E402
-from cohorts.phecodes import CHAPTERS_X  # noqa: E402
+from cohorts.phecodes import CHAPTER_ORDER, CHAPTERS, CHAPTERS_X  # noqa: E402
 
-# phecode 1.2's chapters, then phecode X's categories (the two never share a name): each map's
-# own order and colours, whichever map the cohort was built with
-CHAPTERS = CHAPTERS_12 + CHAPTERS_X
+# each map's own colours, whichever map the cohort was built with
 _PALETTE = plt.get_cmap("tab20").colors
-CHAPTER_COLOURS = {c: _PALETTE[i % 20] for chapters in (CHAPTERS_12, CHAPTERS_X) for i, c in enumerate(chapters)}
+CHAPTER_COLOURS = {c: _PALETTE[i % 20] for chapters in (CHAPTERS, CHAPTERS_X) for i, c in enumerate(chapters)}
 OTHER = (0.5, 0.5, 0.5)
 
 
@@ -28,12 +25,9 @@ def chapter_colour(chapter: str):
     return CHAPTER_COLOURS.get(chapter, OTHER)
 
 
-CHAPTER_RANK = {c: i for i, c in enumerate(CHAPTERS)}  # unknown chapters sort last
-
-
 def _save(fig, out: Path, name: str) -> list[str]:
     fig.savefig(out / f"{name}.png", dpi=300, bbox_inches="tight")
-    fig.savefig(out / f"{name}.svg", bbox_inches="tight")
+    fig.savefig(out / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return [f"{name}.png", f"{name}.svg"]
 
@@ -120,14 +114,17 @@ def manhattan_association(df: pl.DataFrame, alpha: float, out: Path) -> list[str
 def chapter_distributions(df: pl.DataFrame, thresholds, out: Path, at_least: float = 0.70) -> list[str]:
     """The AnyPPG paper's Figure 3 in three panels over chapters: each phenotype's AUC (with the
     threshold lines), the chapter's mean AUC, and its count of phenotypes with AUC >= 0.70."""
-    order = [c for c in CHAPTERS if c in set(df["chapter"])] + sorted(set(df["chapter"]) - set(CHAPTERS))
+    order = [c for c in CHAPTER_ORDER if c in set(df["chapter"])] + sorted(set(df["chapter"]) - set(CHAPTER_ORDER))
     fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True, height_ratios=[2, 1, 1])
     data = df.select("chapter", "auc").to_pandas()
     pal = {c: chapter_colour(c) for c in order}
     ax = axes[0]
     sns.boxplot(data=data, x="chapter", y="auc", order=order, hue="chapter", palette=pal, ax=ax, fliersize=0,
                 linewidth=0.7, legend=False)
-    sns.stripplot(data=data, x="chapter", y="auc", order=order, color="0.2", size=2, ax=ax, jitter=0.25)
+    rng = np.random.default_rng(0)  # the points' jitter, seeded: the same figure on every run
+    for i, c in enumerate(order):
+        auc = df.filter(pl.col("chapter") == c)["auc"].to_numpy()
+        ax.scatter(i + rng.uniform(-0.25, 0.25, len(auc)), auc, color="0.2", s=4, linewidths=0, zorder=3)
     for t in thresholds:
         ax.axhline(t, color="0.3", lw=0.6, ls="--")
     ax.set_ylabel("AUC")

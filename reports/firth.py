@@ -47,7 +47,7 @@ def firth_fit(X: np.ndarray, y: np.ndarray, fixed=(), maxiter: int = 500, tol: f
     beta = np.zeros(k)
     current = penalised_loglik(X, y, beta)
     converged, it = False, 0
-    for it in range(1, maxiter + 1):
+    for it in range(1, maxiter + 1):  # noqa: B007 - `it` counts the steps taken, read after the loop
         p = expit(X @ beta)
         w = p * (1 - p)
         info = X.T @ (X * w[:, None])

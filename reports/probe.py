@@ -22,10 +22,10 @@ import numpy as np
 import polars as pl
 
 from cohorts.probe_data import load_probe_dataset
-from phewas.errors import InputError, PhewasError, check_settings
-from phewas.io import atomic_dir, write_json, write_manifest
-from phewas.progress import progress
-from phewas.settings import setting
+from phewas.base.errors import InputError, PhewasError
+from phewas.base.io import atomic_dir, write_json, write_manifest
+from phewas.base.progress import progress
+from phewas.base.settings import check_settings, setting
 
 from . import figures
 from .compare import model_names
@@ -33,7 +33,6 @@ from .html import write_page
 
 METRICS = {"regression": ("mae", "rmse", "pearson_r"), "binary": ("auc", "macro_f1", "balanced_accuracy"),
            "multiclass": ("auc", "macro_f1", "balanced_accuracy")}
-LOWER_IS_BETTER = {"mae", "rmse"}
 ALPHAS = np.logspace(-3, 4, 15)  # ridge penalties tried
 CS = np.logspace(-4, 2, 13)  # inverse logistic penalties tried
 
@@ -55,12 +54,13 @@ class ProbeConfig:
 
     def __post_init__(self):
         check_settings(
-            (0 < self.test_fraction < 1, "--test-fraction", "between 0 and 1", self.test_fraction),
-            (self.folds >= 2, "--folds", "at least 2", self.folds),
-            (self.bootstrap >= 0, "--bootstrap", "0 or more", self.bootstrap),
-            (0 <= self.max_invalid <= 1, "--max-invalid", "between 0 and 1", self.max_invalid),
-            (0 < self.min_seconds <= 10, "--min-seconds", "between 0 and 10", self.min_seconds),
-            (self.batch_size >= 1, "--batch-size", "at least 1", self.batch_size),
+            self,
+            (0 < self.test_fraction < 1, "test_fraction", "between 0 and 1"),
+            (self.folds >= 2, "folds", "at least 2"),
+            (self.bootstrap >= 0, "bootstrap", "0 or more"),
+            (0 <= self.max_invalid <= 1, "max_invalid", "between 0 and 1"),
+            (0 < self.min_seconds <= 10, "min_seconds", "between 0 and 10"),
+            (self.batch_size >= 1, "batch_size", "at least 1"),
         )
 
 
@@ -148,7 +148,7 @@ def fit_probe(X_train, y_train, X_test, kind: str, groups=None, folds: int = 5, 
     return (pred, m.classes_ if classify else None), float(best)
 
 
-def metrics(kind: str, y, pred) -> dict:
+def task_metrics(kind: str, y, pred) -> dict:
     """The task's metrics for one set of test examples."""
     from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
     if kind == "regression":
@@ -184,7 +184,7 @@ def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float =
         for _ in range(n):
             rows = np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])
             sub = pred[rows] if kind == "regression" else (pred[0][rows], pred[1])
-            for m, v in metrics(kind, y[rows], sub).items():
+            for m, v in task_metrics(kind, y[rows], sub).items():
                 draws[m].append(v)
     q = (1 - level) / 2
     with warnings.catch_warnings():
@@ -199,13 +199,76 @@ def _encoder_names(encoders: list[str], names: list[str] | None) -> list[str]:
     return model_names([Path(e) for e in encoders], names)
 
 
+def load_encoders(encoders: list[str], seed: int) -> tuple[list[tuple], str]:
+    """``(model, description)`` per encoder named, and the random encoder's cache key: ``random``
+    takes the architecture of the first trained encoder given (AnyPPG's without one)."""
+    from encoder.embed import RANDOM, load_encoder  # torch: only when probing
+    arch, loaded = None, []
+    for e in encoders:
+        if e != RANDOM:
+            model, desc = load_encoder(e)
+            arch = arch or desc.get("architecture") or None
+            loaded.append((model, desc))
+        else:
+            loaded.append(None)
+    random_key = f"random-{seed}-{hashlib.sha256(repr(arch).encode()).hexdigest()[:8]}"
+    return [x if x is not None else load_encoder(RANDOM, architecture=arch, seed=seed) for x in loaded], random_key
+
+
+def window_embeddings(model, windows: np.ndarray, key: str, cache: Path, batch: int, device: str) -> np.ndarray:
+    """The windows' embeddings, read from ``cache`` (an ``.npz`` written by an earlier run) when its
+    key (weights and windows) matches, else computed."""
+    from encoder.embed import embed
+    if cache.is_file():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                return z["embeddings"]
+    return embed(model, windows, batch=batch, device=device)
+
+
+def example_means(emb: np.ndarray, example_of: np.ndarray, n: int) -> np.ndarray:
+    """The example's embedding: the mean over its windows."""
+    X = np.zeros((n, emb.shape[1]))
+    np.add.at(X, example_of, emb)
+    return X / np.bincount(example_of, minlength=n)[:, None]
+
+
+def probe_task(name: str, task: str, kind: str, X: np.ndarray, labels: pl.DataFrame, test: np.ndarray,
+               groups: np.ndarray, cfg: ProbeConfig) -> list[dict]:
+    """One encoder's rows of ``probe.csv`` for one task: a metric each, or a note why none."""
+    col = labels[task]
+    have = col.is_not_null().to_numpy()
+    y = col.to_numpy()
+    if kind != "regression":
+        y = y.astype(str)
+    tr, te = have & ~test, have & test
+    base = {"encoder": name, "task": task, "kind": kind, "n_train": int(tr.sum()), "n_test": int(te.sum())}
+    if tr.sum() < 2 * cfg.folds or te.sum() < 2 or (kind != "regression" and len(np.unique(y[tr])) < 2):
+        return [base | {"metric": None, "value": None, "ci_low": None, "ci_high": None, "penalty": None,
+                        "note": "too few labelled examples"}]
+    y_tr = y[tr].astype(np.float64) if kind == "regression" else y[tr]
+    y_te = y[te].astype(np.float64) if kind == "regression" else y[te]
+    pred, penalty = fit_probe(X[tr], y_tr, X[te], kind, groups=groups[tr], folds=cfg.folds, seed=cfg.seed)
+    pred = pred[0] if kind == "regression" else pred
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # classes a probe predicts that the test lacks
+        values = task_metrics(kind, y_te, pred)
+    ci = bootstrap_intervals(kind, y_te, pred, groups[te], cfg.bootstrap, cfg.seed)
+    note = "the test part holds one class: no AUC" if kind != "regression" and len(np.unique(y_te)) < 2 else None
+    return [base | {"metric": m, "value": v, "ci_low": ci[m][0], "ci_high": ci[m][1], "penalty": penalty,
+                    "note": note} for m, v in values.items()]
+
+
+TABLE_SCHEMA = {"encoder": pl.String, "task": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64,
+                "ci_low": pl.Float64, "ci_high": pl.Float64, "n_train": pl.Int64, "n_test": pl.Int64,
+                "penalty": pl.Float64, "note": pl.String}
+
+
 def probe(dataset, encoders: list[str], out, names: list[str] | None = None, config: ProbeConfig | None = None,
           overwrite: bool = False) -> dict:
-    """Probe each encoder on each task of ``dataset``; write ``probe.csv``, figures, the HTML page
-    and the embeddings (``embeddings/NAME.npy``, reused by a later run over the same windows and
-    weights). Returns ``summary.json``'s content."""
-    from encoder.embed import RANDOM, embed, load_encoder  # torch: only when probing
-
+    """``phewas probe``: probe each encoder on each task of ``dataset``; write ``probe.csv``,
+    figures, the HTML page and the embeddings (``embeddings/NAME.npz``, reused by a later run over
+    the same windows and weights). Returns ``summary.json``'s content."""
     cfg = config or ProbeConfig()
     if not encoders:
         raise PhewasError("probe needs at least one --encoder")
@@ -219,85 +282,42 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
     subject = data.labels["subject"].to_numpy()
     groups = subject if data.labels["subject"].is_not_null().all() else np.arange(data.labels.height).astype(str)
     windows_key = hashlib.sha256(np.ascontiguousarray(data.windows).tobytes()).hexdigest()[:16]
-    old_cache = Path(out) / "embeddings"
-    # random takes the architecture of the first trained encoder given (AnyPPG's without one)
-    arch = None
-    loaded = []
-    for e in encoders:
-        if e != RANDOM:
-            model, desc = load_encoder(e)
-            arch = arch or desc.get("architecture") or None
-            loaded.append((model, desc))
-        else:
-            loaded.append(None)
-    loaded = [x if x is not None else load_encoder(RANDOM, architecture=arch, seed=cfg.seed) for x in loaded]
+    loaded, random_key = load_encoders(encoders, cfg.seed)
     rows, per_encoder = [], {}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "embeddings").mkdir()
         for name, (model, desc) in zip(names, loaded):
-            weights = desc.get("sha256") or f"random-{cfg.seed}-{hashlib.sha256(repr(arch).encode()).hexdigest()[:8]}"
-            key = f"{weights}-{windows_key}"
-            cached = old_cache / f"{name}.npz"
-            emb = None
-            if cached.is_file():
-                with np.load(cached) as z:
-                    if str(z["key"]) == key:
-                        emb = z["embeddings"]
-            if emb is None:
-                emb = embed(model, data.windows, batch=cfg.batch_size, device=cfg.device)
+            key = f"{desc.get('sha256') or random_key}-{windows_key}"
+            emb = window_embeddings(model, data.windows, key, Path(out) / "embeddings" / f"{name}.npz",
+                                    cfg.batch_size, cfg.device)
             np.savez(tmp / "embeddings" / f"{name}.npz", embeddings=emb, key=np.array(key))
-            # the example's embedding: the mean over its windows
-            X = np.zeros((data.labels.height, emb.shape[1]))
-            np.add.at(X, data.example_of, emb)
-            X /= np.bincount(data.example_of, minlength=data.labels.height)[:, None]
+            X = example_means(emb, data.example_of, data.labels.height)
             per_encoder[name] = {k: v for k, v in desc.items() if k != "architecture"} | {"dim": int(emb.shape[1])}
             for task, kind in progress(tasks.items(), desc=f"probe {name}", unit="task"):
-                col = data.labels[task]
-                have = col.is_not_null().to_numpy()
-                y = col.to_numpy()
-                if kind != "regression":
-                    y = y.astype(str)
-                tr, te = have & ~test, have & test
-                if tr.sum() < 2 * cfg.folds or te.sum() < 2 or (kind != "regression" and len(np.unique(y[tr])) < 2):
-                    rows.append({"encoder": name, "task": task, "kind": kind, "metric": None, "value": None,
-                                 "ci_low": None, "ci_high": None, "n_train": int(tr.sum()), "n_test": int(te.sum()),
-                                 "penalty": None, "note": "too few labelled examples"})
-                    continue
-                y_tr = y[tr].astype(np.float64) if kind == "regression" else y[tr]
-                y_te = y[te].astype(np.float64) if kind == "regression" else y[te]
-                pred, penalty = fit_probe(X[tr], y_tr, X[te], kind, groups=groups[tr], folds=cfg.folds, seed=cfg.seed)
-                pred = pred[0] if kind == "regression" else pred
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # classes a probe predicts that the test lacks
-                    values = metrics(kind, y_te, pred)
-                ci = bootstrap_intervals(kind, y_te, pred, groups[te], cfg.bootstrap, cfg.seed)
-                note = ("the test part holds one class: no AUC"
-                        if kind != "regression" and len(np.unique(y_te)) < 2 else None)
-                for m, v in values.items():
-                    rows.append({"encoder": name, "task": task, "kind": kind, "metric": m, "value": v,
-                                 "ci_low": ci[m][0], "ci_high": ci[m][1], "n_train": int(tr.sum()),
-                                 "n_test": int(te.sum()), "penalty": penalty, "note": note})
-        table = pl.DataFrame(rows, schema={"encoder": pl.String, "task": pl.String, "kind": pl.String,
-                                           "metric": pl.String, "value": pl.Float64, "ci_low": pl.Float64,
-                                           "ci_high": pl.Float64, "n_train": pl.Int64, "n_test": pl.Int64,
-                                           "penalty": pl.Float64, "note": pl.String})
-        table.write_csv(tmp / "probe.csv")
+                rows += probe_task(name, task, kind, X, data.labels, test, groups, cfg)
+        table = pl.DataFrame(rows, schema=TABLE_SCHEMA)
         summary = {"dataset": data.name, "examples": data.labels.height, "windows": int(len(data.windows)),
                    "rejected_examples": data.rejected, "split": how, "test_examples": int(test.sum()),
                    "tasks": tasks, "encoders": per_encoder,
                    "window_rule": "10 s at 125 Hz as extract-segments; longer examples: non-overlapping 10-s "
                                   "windows, embeddings averaged; shorter (>= min_seconds): zero-padded"}
-        write_json(tmp / "summary.json", summary)
-        figs = {f"{t}": figures.probe_metric(table, t, tmp)[0] for t in tasks
-                if table.filter((pl.col("task") == t) & pl.col("value").is_not_null()).height}
-        heads = [("examples", data.labels.height), ("test examples", int(test.sum())), ("encoders", len(names)),
-                 ("tasks", len(tasks))]
-        intro = (f"Dataset <code>{data.name}</code>; split {how}. Frozen encoders, linear probes (ridge; L2 "
-                 "logistic), penalty chosen by cross-validation on the training part; 95% bootstrap intervals "
-                 "over test subjects.")
-        write_page(tmp, title="phewas probe", heading="What do the encoders' embeddings know?", intro=intro,
-                   heads=heads, figures=figs, table=table.drop("note"), table_title="Tasks, metrics, encoders")
+        write_probe(tmp, table, summary, names, tasks, how)
         write_manifest(tmp, command="probe", inputs={"dataset": str(Path(dataset).resolve()),
                                                      "encoders": {n: per_encoder[n] for n in names}},
                        parameters=asdict(cfg), counts={"examples": data.labels.height, "windows": len(data.windows)})
     return summary | {"table": table.to_dicts()}
+
+
+def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str], tasks: dict, how: str) -> None:
+    """``probe.csv``, ``summary.json``, a figure per task and ``index.html`` into ``out``."""
+    table.write_csv(out / "probe.csv")
+    write_json(out / "summary.json", summary)
+    figs = {f"{t}": figures.probe_metric(table, t, out)[0] for t in tasks
+            if table.filter((pl.col("task") == t) & pl.col("value").is_not_null()).height}
+    heads = [("examples", summary["examples"]), ("test examples", summary["test_examples"]),
+             ("encoders", len(names)), ("tasks", len(tasks))]
+    intro = (f"Dataset <code>{summary['dataset']}</code>; split {how}. Frozen encoders, linear probes (ridge; L2 "
+             "logistic), penalty chosen by cross-validation on the training part; 95% bootstrap intervals "
+             "over test subjects.")
+    write_page(out, title="phewas probe", heading="What do the encoders' embeddings know?", intro=intro,
+               heads=heads, figures=figs, table=table.drop("note"), table_title="Tasks, metrics, encoders")

@@ -9,17 +9,19 @@ import numpy as np
 import polars as pl
 from joblib import Parallel, delayed
 
-from phewas.errors import InputError, check_settings
-from phewas.io import atomic_dir, file_sha256, write_json, write_manifest
-from phewas.progress import progress
-from phewas.settings import floats, setting
+from cohorts.phecodes import chapter_rank
+from cohorts.splits import SPLITS, TRAIN_SPLITS
+from phewas.base.auc import auc_delong
+from phewas.base.errors import InputError
+from phewas.base.io import atomic_dir, file_sha256, write_json, write_manifest
+from phewas.base.progress import progress
+from phewas.base.settings import check_settings, floats, setting
 
 from . import figures
 from .association import COLUMNS as ASSOC_COLUMNS
-from .association import COUNT_COLUMNS
-from .association import adjust, associate, model_description
+from .association import COUNT_COLUMNS, adjust, associate, model_description
 from .html import write_html
-from .metrics import auc_ci, auc_delong
+from .intervals import auc_ci
 
 
 @dataclass
@@ -45,28 +47,54 @@ class ReportConfig:
         "`predict` gave them the training prevalence)")
 
     def __post_init__(self):
-        from cohorts.splits import SPLITS
         self.thresholds = tuple(self.thresholds)
         check_settings(
-            (self.min_positives >= 1, "--min-positives", "at least 1", self.min_positives),
-            (self.split in SPLITS, "--split", f"one of {SPLITS}", self.split),
-            (len(self.thresholds) > 0 and all(0 < t < 1 for t in self.thresholds), "--thresholds",
-             "AUCs between 0 and 1", self.thresholds),
-            (0 < self.alpha < 1, "--alpha", "between 0 and 1", self.alpha),
-            (self.folds >= 2, "--folds", "at least 2", self.folds),
-            (self.workers >= 1, "--workers", "at least 1", self.workers),
-            (1 <= self.age_df <= 10, "--age-df", "between 1 and 10", self.age_df),
+            self,
+            (self.min_positives >= 1, "min_positives", "at least 1"),
+            (self.split in SPLITS, "split", f"one of {SPLITS}"),
+            (len(self.thresholds) > 0 and all(0 < t < 1 for t in self.thresholds), "thresholds",
+             "AUCs between 0 and 1"),
+            (0 < self.alpha < 1, "alpha", "between 0 and 1"),
+            (self.folds >= 2, "folds", "at least 2"),
+            (self.workers >= 1, "workers", "at least 1"),
+            (1 <= self.age_df <= 10, "age_df", "between 1 and 10"),
         )
 
 
 WINDOWS = "n_windows"  # optional column of predictions.parquet: distinct windows behind the score
 
 
-def load_inputs(cohort: Path, predictions: Path, split: str, include_without_windows: bool = False):
-    """Read and check the cohort files and the predictions. Returns ``(stays, y, scores, info,
-    n_left_out)`` with ``y`` ``[n, p]`` int8 (-1 = excluded), ``scores`` ``[n, p]`` float,
-    restricted to ``split`` and, where the predictions carry ``n_windows``, to stays with a window
-    unless ``include_without_windows`` (``n_left_out`` counts the others)."""
+@dataclass
+class ReportInputs:
+    """A split's stays with their labels and scores, as :func:`load_inputs` reads them.
+
+    Attributes
+    ----------
+    stays : polars.DataFrame
+        The analysed stays (``stays.parquet``'s rows), in the cohort's order.
+    y : numpy.ndarray
+        int8 ``[n, p]``: 1 case, 0 control, -1 excluded.
+    scores : numpy.ndarray
+        float ``[n, p]``.
+    info : polars.DataFrame
+        ``phecode``, ``description``, ``chapter`` of the ``p`` columns, in the cohort's order.
+    n_left_out : int
+        Stays left out for having no window (``n_windows`` = 0).
+    predictions : pathlib.Path
+        The file read.
+    """
+
+    stays: pl.DataFrame
+    y: np.ndarray
+    scores: np.ndarray
+    info: pl.DataFrame
+    n_left_out: int
+    predictions: Path
+
+
+def load_inputs(cohort: Path, predictions: Path, split: str, include_without_windows: bool = False) -> ReportInputs:
+    """Read and check the cohort files and the predictions, restricted to ``split`` and, where
+    the predictions carry ``n_windows``, to stays with a window unless ``include_without_windows``."""
     cohort, predictions = Path(cohort), Path(predictions)
     for name in ("stays.parquet", "labels.parquet", "phecodes.parquet"):
         if not (cohort / name).exists():
@@ -128,14 +156,14 @@ def load_inputs(cohort: Path, predictions: Path, split: str, include_without_win
     labels = pl.read_parquet(cohort / "labels.parquet", columns=["stay_id", *phecodes])  # not all 1,817
     lab = chosen.select("stay_id").join(labels, on="stay_id", how="left")
     y = lab.select(phecodes).fill_null(-1).to_numpy().astype(np.int8)
-    return chosen, y, scores, info, n_left_out
+    return ReportInputs(chosen, y, scores, info, n_left_out, predictions)
 
 
 def not_trained(cohort: Path, predicted, split: str, min_positives: int) -> pl.DataFrame:
     """Phecodes with enough positive and control stays in ``split`` that the predictions lack
     (too few positive training stays for fine-tuning to target them), with their counts."""
     ph = pl.read_parquet(Path(cohort) / "phecodes.parquet")
-    train = [c for c in ("n_cases_pretrain_train", "n_cases_pretrain_test") if c in ph.columns]
+    train = [f"n_cases_{s}" for s in TRAIN_SPLITS if f"n_cases_{s}" in ph.columns]
     if f"n_cases_{split}" not in ph.columns or not train:  # not written by build-cohort: unknown
         return pl.DataFrame(schema={"phecode": pl.String, "description": pl.String, "chapter": pl.String,
                                     "n_pos": pl.Int64, "n_pos_training": pl.Int64})
@@ -145,94 +173,119 @@ def not_trained(cohort: Path, predicted, split: str, min_positives: int) -> pl.D
                     pl.sum_horizontal(train).alias("n_pos_training")))
 
 
-def make_report(cohort, predictions, out, config: ReportConfig | None = None, overwrite: bool = False) -> dict:
-    """Compute the tables, figures and HTML page. Returns ``summary.json``'s content."""
-    cfg = config or ReportConfig()
-    stays, y, scores, info, n_left_out = load_inputs(cohort, predictions, cfg.split,
-                                                     cfg.include_stays_without_windows)
-    untrained = not_trained(cohort, info["phecode"], cfg.split, cfg.min_positives)
+def phenotype_table(inputs: ReportInputs, cfg: ReportConfig) -> pl.DataFrame:
+    """One row per phenotype with enough positives and controls: counts, the AUC with its
+    patient-clustered interval and, unless ``cfg.association`` is off, the association beyond age
+    and sex with q-values; in chapter order."""
+    y, scores, info, stays = inputs.y, inputs.scores, inputs.info, inputs.stays
     n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
     keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
     if not keep.any():
-        raise InputError(predictions, f"no phecode has at least {cfg.min_positives} positive and "
+        raise InputError(inputs.predictions, f"no phecode has at least {cfg.min_positives} positive and "
                          f"{cfg.min_positives} control stays in split {cfg.split!r} (the most: {int(n_pos.max())} "
                          "positives); lower --min-positives")
     y, scores = y[:, keep], scores[:, keep]
     info = info.filter(pl.Series(keep))
-    # patients return: their stays are clustered (Obuchowski's variance; logit-scale interval)
-    # a t quantile with the effective number of patients: few of them carry many stays (issue 12)
-    auc, var, m, k, df = auc_delong(scores, y, groups=stays["patient_id"].to_numpy(), return_df=True)
-    lo, hi = auc_ci(auc, var, df=df)
-    table = info.with_columns(n_pos=pl.Series(m), n_neg=pl.Series(k), auc=pl.Series(auc),
-                              auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi), auc_ci_df=pl.Series(df))
+    patient = stays["patient_id"].to_numpy()
+    # patients return: their stays are clustered (Obuchowski's variance; logit-scale interval, a
+    # t quantile with the effective number of patients)
+    r = auc_delong(scores, y, groups=patient)
+    lo, hi = auc_ci(r.auc, r.var, df=r.df)
+    table = info.with_columns(n_pos=pl.Series(r.n_pos), n_neg=pl.Series(r.n_neg), auc=pl.Series(r.auc),
+                              auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi), auc_ci_df=pl.Series(r.df))
+    table = table.with_columns(**association_columns(y, scores, stays, cfg))
+    table = table.sort(chapter_rank(pl.col("chapter")), "phecode")
+    return table.select(pl.exclude("auc_ci_df"), "auc_ci_df")  # columns added later come last
+
+
+def association_columns(y: np.ndarray, scores: np.ndarray, stays: pl.DataFrame, cfg: ReportConfig) -> dict:
+    """The association test's columns (:func:`~reports.association.associate` per phenotype, in
+    ``cfg.workers`` processes) with BH q-values and Bonferroni flags; nulls when it is off."""
+    if not cfg.association:
+        return {**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS}, "q_value": pl.lit(None, pl.Float64),
+                "bonferroni": pl.lit(False), **{c: pl.lit(None, pl.Int64) for c in COUNT_COLUMNS}}
     age, sex, patient = stays["age"].to_numpy(), stays["sex"].to_numpy(), stays["patient_id"].to_numpy()
-    # the association test keeps each patient's latest stay; without arrival times, the file's last
+    # the test keeps each patient's latest stay; without arrival times, the file's last
     arrival = stays["arrival"].cast(pl.Int64).to_numpy() if "arrival" in stays.columns else np.arange(stays.height)
-    if cfg.association:
-        def task(j):  # each worker gets its phenotype's columns only, not the whole matrices
-            use = y[:, j] >= 0
-            return delayed(associate)(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use],
-                                      order=arrival[use], folds=cfg.folds, seed=cfg.seed, age_df=cfg.age_df,
-                                      interaction=cfg.age_sex_interaction, min_persons=cfg.min_positives)
-        jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
-        rows = Parallel(n_jobs=cfg.workers)(task(j) for j in jobs)
-        assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}
-        q, bonf = adjust(np.array(assoc["p_value"], dtype=float), cfg.alpha)
-        table = table.with_columns(**{c: pl.Series(v, dtype=pl.Float64) for c, v in assoc.items()},
-                                   q_value=pl.Series(q), bonferroni=pl.Series(bonf),
-                                   **{c: pl.Series([r[c] for r in rows], dtype=pl.Int64) for c in COUNT_COLUMNS},
-                                   method=pl.Series([r["method"] for r in rows], dtype=pl.String),
-                                   converged=pl.Series([r["converged"] for r in rows], dtype=pl.Boolean),
-                                   note=pl.Series([r["note"] for r in rows], dtype=pl.String))
-    else:
-        table = table.with_columns(**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS},
-                                   q_value=pl.lit(None, pl.Float64), bonferroni=pl.lit(False),
-                                   **{c: pl.lit(None, pl.Int64) for c in COUNT_COLUMNS})
-    table = table.with_columns(pl.col("chapter").replace_strict(figures.CHAPTER_RANK, default=len(figures.CHAPTERS),
-                                                      return_dtype=pl.Int64)
-                               .alias("_rank")).sort("_rank", "phecode").drop("_rank")
-    table = table.select(pl.exclude("auc_ci_df"), "auc_ci_df")  # columns added later come last
-    chapters = (table.group_by("chapter", maintain_order=True)
-                .agg(pl.len().alias("n_phenotypes"), pl.col("auc").mean().alias("mean_auc"),
-                     pl.col("auc").median().alias("median_auc"),
-                     *[(pl.col("auc") >= t).sum().alias(f"n_auc_at_least_{t:g}") for t in cfg.thresholds]))
+
+    def task(j):  # each worker gets its phenotype's columns only, not the whole matrices
+        use = y[:, j] >= 0
+        return delayed(associate)(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use],
+                                  order=arrival[use], folds=cfg.folds, seed=cfg.seed, age_df=cfg.age_df,
+                                  interaction=cfg.age_sex_interaction, min_persons=cfg.min_positives)
+    jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
+    rows = Parallel(n_jobs=cfg.workers)(task(j) for j in jobs)
+    assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}
+    q, bonf = adjust(np.array(assoc["p_value"], dtype=float), cfg.alpha)
+    return {**{c: pl.Series(v, dtype=pl.Float64) for c, v in assoc.items()},
+            "q_value": pl.Series(q), "bonferroni": pl.Series(bonf),
+            **{c: pl.Series([r[c] for r in rows], dtype=pl.Int64) for c in COUNT_COLUMNS},
+            "method": pl.Series([r["method"] for r in rows], dtype=pl.String),
+            "converged": pl.Series([r["converged"] for r in rows], dtype=pl.Boolean),
+            "note": pl.Series([r["note"] for r in rows], dtype=pl.String)}
+
+
+def chapter_table(table: pl.DataFrame, thresholds) -> pl.DataFrame:
+    """Per chapter: phenotypes, mean and median AUC, and counts at each AUC threshold."""
+    return (table.group_by("chapter", maintain_order=True)
+            .agg(pl.len().alias("n_phenotypes"), pl.col("auc").mean().alias("mean_auc"),
+                 pl.col("auc").median().alias("median_auc"),
+                 *[(pl.col("auc") >= t).sum().alias(f"n_auc_at_least_{t:g}") for t in thresholds]))
+
+
+def summarise(table: pl.DataFrame, inputs: ReportInputs, n_not_trained: int, cfg: ReportConfig) -> dict:
+    """``summary.json``'s content."""
     auc_all = table["auc"].to_numpy()
-    summary = {
-        "split": cfg.split, "n_stays": stays.height, "min_positives": cfg.min_positives,
-        "stays_without_windows_left_out": n_left_out,
-        "n_not_trained": untrained.height,
-        "tests_by_method": (dict(table.group_by("method").len().sort("method").iter_rows())
-                            if cfg.association else None),
+    tested = cfg.association
+    return {
+        "split": cfg.split, "n_stays": inputs.stays.height, "min_positives": cfg.min_positives,
+        "stays_without_windows_left_out": inputs.n_left_out,
+        "n_not_trained": n_not_trained,
+        "tests_by_method": dict(table.group_by("method").len().sort("method").iter_rows()) if tested else None,
         "tests_failed_p_set_to_1": int((~table["converged"] & (table["method"] != "none")).sum())
-        if cfg.association else None,
-        "association_model": model_description(cfg.age_df, cfg.age_sex_interaction) if cfg.association else None,
+        if tested else None,
+        "association_model": model_description(cfg.age_df, cfg.age_sex_interaction) if tested else None,
         "n_phenotypes": table.height,
         "auc_at_least": {f"{t:g}": int((auc_all >= t).sum()) for t in cfg.thresholds},
         "mean_auc": float(np.mean(auc_all)), "median_auc": float(np.median(auc_all)),
         "n_fdr_significant": int((table["q_value"].fill_null(1.0) <= cfg.alpha).sum()),
         "n_bonferroni_significant": int(table["bonferroni"].sum()),
-        "mean_auc_age_sex": float(np.nanmean(table["auc_age_sex"].to_numpy().astype(float)))
-        if cfg.association else None,
+        "mean_auc_age_sex": float(np.nanmean(table["auc_age_sex"].to_numpy().astype(float))) if tested else None,
         "top": table.sort("auc", descending=True).head(10).select("phecode", "description", "auc").to_dicts(),
     }
+
+
+def write_figures(table: pl.DataFrame, cfg: ReportConfig, out: Path) -> dict[str, str]:
+    """The report's figures in ``out``; returns caption -> PNG file name."""
+    figs = {"AUC by phecode": figures.manhattan_auc(table, cfg.thresholds, out)[0]}
+    if cfg.association:
+        figs["Association beyond age and sex"] = figures.manhattan_association(table, cfg.alpha, out)[0]
+    figs["AUC by chapter"] = figures.chapter_distributions(table, cfg.thresholds, out)[0]
+    figs["AUC histogram"] = figures.auc_histogram(table, cfg.thresholds, out)[0]
+    figs["Top phenotypes"] = figures.top_phenotypes(table, out)[0]
+    return figs
+
+
+def make_report(cohort, predictions, out, config: ReportConfig | None = None, overwrite: bool = False) -> dict:
+    """``phewas report``: compute the tables, figures and HTML page into ``out``. Returns
+    ``summary.json``'s content."""
+    cfg = config or ReportConfig()
+    inputs = load_inputs(cohort, predictions, cfg.split, cfg.include_stays_without_windows)
+    untrained = not_trained(cohort, inputs.info["phecode"], cfg.split, cfg.min_positives)
+    table = phenotype_table(inputs, cfg)
+    summary = summarise(table, inputs, untrained.height, cfg)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         table.write_parquet(tmp / "phenotypes.parquet")
         table.write_csv(tmp / "phenotypes.csv")
-        chapters.write_csv(tmp / "chapters.csv")
+        chapter_table(table, cfg.thresholds).write_csv(tmp / "chapters.csv")
         untrained.write_csv(tmp / "not_trained.csv")
         write_json(tmp / "summary.json", summary)
-        figs = {"AUC by phecode": figures.manhattan_auc(table, cfg.thresholds, tmp)[0]}
-        if cfg.association:
-            figs["Association beyond age and sex"] = figures.manhattan_association(table, cfg.alpha, tmp)[0]
-        figs["AUC by chapter"] = figures.chapter_distributions(table, cfg.thresholds, tmp)[0]
-        figs["AUC histogram"] = figures.auc_histogram(table, cfg.thresholds, tmp)[0]
-        figs["Top phenotypes"] = figures.top_phenotypes(table, tmp)[0]
-        write_html(tmp, summary, table, figs)
+        write_html(tmp, summary, table, write_figures(table, cfg, tmp))
         write_manifest(tmp, command="report",
                        inputs={"cohort": str(Path(cohort).resolve()),
                                "predictions": {"path": str(Path(predictions).resolve()),
                                                "sha256": file_sha256(predictions)}},
-                       parameters=asdict(cfg), counts={"phenotypes": table.height, "stays": stays.height})
+                       parameters=asdict(cfg), counts={"phenotypes": table.height, "stays": inputs.stays.height})
     return summary
 
 

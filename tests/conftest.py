@@ -1,6 +1,6 @@
 import pytest
 
-from phewas.progress import set_quiet
+from phewas.base.progress import set_quiet
 
 set_quiet(True)
 
@@ -8,7 +8,7 @@ set_quiet(True)
 @pytest.fixture(scope="session")
 def sim_data(tmp_path_factory):
     """A small simulated MC-MED folder shared by the tests (reading only)."""
-    from phewas.sim import PopulationConfig, simulate_dataset
+    from cohorts.sim import PopulationConfig, simulate_dataset
     out = tmp_path_factory.mktemp("sim") / "mcmed"
     simulate_dataset(out, PopulationConfig(patients=100, seed=3, minutes=1.5), workers=2)
     return out

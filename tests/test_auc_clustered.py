@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from reports.metrics import auc_ci, auc_delong
+from phewas.base.auc import auc_delong
+from reports.intervals import auc_ci
 
 
 def slow_obuchowski(score, y, groups):
@@ -73,10 +74,10 @@ def test_effective_df_equals_slow_formula_and_is_at_most_the_clusters():
     for _ in range(4):
         s, y, g, _ = frequent_visitors(rng, 40, 0.8, prevalence=0.3)
         s = np.round(s, 1)  # ties
-        _, _, _, _, df = auc_delong(s, y, groups=g, return_df=True)
+        df = auc_delong(s, y, groups=g).df
         assert df == pytest.approx(slow_effective_df(s, y, g), rel=1e-9)
         assert 1 <= df <= len(np.unique(g))
-    assert np.isnan(auc_delong(s, y, return_df=True)[4])  # no clusters, no df
+    assert np.isnan(auc_delong(s, y).df)  # no clusters, no df
 
 
 def test_coverage_with_frequent_visitors():
@@ -88,7 +89,8 @@ def test_coverage_with_frequent_visitors():
     n = 400
     for _ in range(n):
         s, y, g, true_auc = frequent_visitors(rng, 150, 1.2)
-        a, v, _, _, df = auc_delong(s, y, groups=g, return_df=True)
+        r = auc_delong(s, y, groups=g)
+        a, v, df = r.auc, r.var, r.df
         lo, hi = auc_ci(a, v)
         hit_normal += lo <= true_auc <= hi
         lo, hi = auc_ci(a, v, df=df)
@@ -113,8 +115,8 @@ def test_one_stay_per_patient_equals_delong():
     s = np.round(rng.normal(size=(300, 5)), 1)  # ties
     y = (rng.random((300, 5)) < 0.3).astype(int)
     y[rng.random((300, 5)) < 0.1] = -1
-    a0, v0, _, _ = auc_delong(s, y)
-    a1, v1, _, _ = auc_delong(s, y, groups=np.arange(300))
+    r0, r1 = auc_delong(s, y), auc_delong(s, y, groups=np.arange(300))
+    a0, v0, a1, v1 = r0.auc, r0.var, r1.auc, r1.var
     np.testing.assert_allclose(a1, a0)
     np.testing.assert_allclose(v1, v0, rtol=1e-10)
 
@@ -126,7 +128,8 @@ def test_matches_slow_formula_with_ties_and_left_out_stays():
     y = y.copy()
     y[rng.random(len(y)) < 0.1] = -1  # excluded stays
     y[:3] = [1, 0, 1]  # one patient with a positive and a negative stay
-    a, v, _, _ = auc_delong(s, y, groups=g)
+    r = auc_delong(s, y, groups=g)
+    a, v = r.auc, r.var
     keep = y >= 0
     a_slow, v_slow = slow_obuchowski(s[keep], y[keep], g[keep])
     assert a == pytest.approx(roc_auc_score(y[keep], s[keep]))
@@ -136,7 +139,7 @@ def test_matches_slow_formula_with_ties_and_left_out_stays():
 def test_close_to_a_patient_bootstrap():
     rng = np.random.default_rng(2)
     s, y, g, _ = returning_patients(rng, 150, 2, 0.8)
-    _, v, _, _ = auc_delong(s, y, groups=g)
+    v = auc_delong(s, y, groups=g).var
     boot = []
     patients = np.unique(g)
     rows = [np.flatnonzero(g == p) for p in patients]
@@ -145,7 +148,7 @@ def test_close_to_a_patient_bootstrap():
         if 0 < y[pick].sum() < len(pick):
             boot.append(roc_auc_score(y[pick], s[pick]))
     assert v == pytest.approx(np.var(boot), rel=0.15)
-    _, v_naive, _, _ = auc_delong(s, y)
+    v_naive = auc_delong(s, y).var
     assert v > 1.3 * v_naive  # DeLong over stays understates it here
 
 
@@ -156,10 +159,11 @@ def test_coverage_with_returning_patients():
     n = 400
     for _ in range(n):
         s, y, g, true_auc = returning_patients(rng, 120, 2, 0.9)
-        a, v, _, _, df = auc_delong(s, y, groups=g, return_df=True)
-        lo, hi = auc_ci(a, v, df=df)  # as the report computes it
+        r = auc_delong(s, y, groups=g)
+        lo, hi = auc_ci(r.auc, r.var, df=r.df)  # as the report computes it
         hit_clustered += lo <= true_auc <= hi
-        a, v, _, _ = auc_delong(s, y)
+        r = auc_delong(s, y)
+        a, v = r.auc, r.var
         lo, hi = auc_ci(a, v)
         hit_naive += lo <= true_auc <= hi
     assert 0.93 <= hit_clustered / n <= 0.98  # not bought with needlessly wide intervals
@@ -173,5 +177,5 @@ def test_interval_stays_inside_and_is_nan_when_undefined():
     # a single positive patient: the clustered variance is undefined
     s = np.array([0.9, 0.8, 0.1, 0.2, 0.3])
     y = np.array([1, 1, 0, 0, 0])
-    _, v, _, _ = auc_delong(s, y, groups=np.array([0, 0, 1, 2, 3]))
+    v = auc_delong(s, y, groups=np.array([0, 0, 1, 2, 3])).var
     assert np.isnan(v)

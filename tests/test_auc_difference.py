@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reports.metrics import auc_delong, auc_difference, difference_test
+from phewas.base.auc import auc_delong, auc_difference
+from reports.intervals import difference_test
 
 
 def psi(x, y):
@@ -78,9 +79,9 @@ def test_unclustered_equals_delong_paired_formula_with_ties_and_left_out_stays()
     for j in range(3):
         keep = y[:, j] >= 0
         diff, var = slow_paired_delong(a[keep, j], b[keep, j], y[keep, j])
-        assert r["diff"][j] == pytest.approx(diff, abs=1e-12)
-        assert r["var"][j] == pytest.approx(var, rel=1e-9)
-    assert np.isnan(r["df"]).all()
+        assert r.diff[j] == pytest.approx(diff, abs=1e-12)
+        assert r.var[j] == pytest.approx(var, rel=1e-9)
+    assert np.isnan(r.df).all()
 
 
 def test_clustered_equals_slow_formula():
@@ -92,9 +93,9 @@ def test_clustered_equals_slow_formula():
     r = auc_difference(a, b, y, groups=g)
     keep = y >= 0
     diff, var = slow_paired_clustered(a[keep], b[keep], y[keep], g[keep])
-    assert r["diff"] == pytest.approx(diff, abs=1e-12)
-    assert r["var"] == pytest.approx(var, rel=1e-9)
-    assert 1 <= r["df"] <= len(np.unique(g[keep]))
+    assert r.diff == pytest.approx(diff, abs=1e-12)
+    assert r.var == pytest.approx(var, rel=1e-9)
+    assert 1 <= r.df <= len(np.unique(g[keep]))
 
 
 def test_against_a_constant_model_is_the_single_auc():
@@ -102,24 +103,25 @@ def test_against_a_constant_model_is_the_single_auc():
     variance and df are the other model's (the same code paths must agree)."""
     rng = np.random.default_rng(2)
     a, _, y, g = two_models(rng, 120, 1.0, 1.0, prevalence=0.3)
-    auc, var, m, k, df = auc_delong(a, y, groups=g, return_df=True)
+    one = auc_delong(a, y, groups=g)
+    auc, var, m, k, df = one.auc, one.var, one.n_pos, one.n_neg, one.df
     r = auc_difference(a, np.zeros_like(a), y, groups=g)
-    assert r["auc_a"] == auc and r["auc_b"] == 0.5 and r["diff"] == pytest.approx(auc - 0.5)
-    assert r["var"] == pytest.approx(var, rel=1e-12) and r["df"] == pytest.approx(df, rel=1e-12)
-    assert (r["n_pos"], r["n_neg"]) == (m, k)
+    assert r.auc_a == auc and r.auc_b == 0.5 and r.diff == pytest.approx(auc - 0.5)
+    assert r.var == pytest.approx(var, rel=1e-12) and r.df == pytest.approx(df, rel=1e-12)
+    assert (r.n_pos, r.n_neg) == (m, k)
     # each model's own variance and df, from the same components, are auc_delong's
-    assert (r["var_a"], r["df_a"]) == (pytest.approx(var, rel=1e-12), pytest.approx(df, rel=1e-12))
-    assert r["var_b"] == 0
+    assert (r.var_a, r.df_a) == (pytest.approx(var, rel=1e-12), pytest.approx(df, rel=1e-12))
+    assert r.var_b == 0
     u = auc_difference(a, np.zeros_like(a), y)  # unclustered: DeLong's
-    assert u["var_a"] == pytest.approx(auc_delong(a, y)[1], rel=1e-9) and np.isnan(u["df_a"])
+    assert u.var_a == pytest.approx(auc_delong(a, y).var, rel=1e-9) and np.isnan(u.df_a)
 
 
 def test_identical_models_give_no_test():
     rng = np.random.default_rng(3)
     a, _, y, g = two_models(rng, 60, 1.0, 1.0)
     r = auc_difference(a, a.copy(), y, groups=g)
-    lo, hi, p = difference_test(r["diff"], r["var"], r["df"])
-    assert r["diff"] == 0 and np.isnan(p) and np.isnan(lo)
+    lo, hi, p = difference_test(r.diff, r.var, r.df)
+    assert r.diff == 0 and np.isnan(p) and np.isnan(lo)
 
 
 def test_calibrated_on_nulls_with_frequent_visitors():
@@ -132,11 +134,11 @@ def test_calibrated_on_nulls_with_frequent_visitors():
     for _ in range(n):
         a, b, y, g = two_models(rng, 300, 1.0, 1.0)
         r = auc_difference(a, b, y, groups=g)
-        lo, hi, p = difference_test(r["diff"], r["var"], r["df"])
+        lo, hi, p = difference_test(r.diff, r.var, r.df)
         p_clustered.append(p)
         covered += lo <= 0 <= hi
         r = auc_difference(a, b, y)
-        p_stays.append(difference_test(r["diff"], r["var"])[2])
+        p_stays.append(difference_test(r.diff, r.var)[2])
     p_clustered, p_stays = np.array(p_clustered), np.array(p_stays)
     assert 0.03 <= (p_clustered < 0.05).mean() <= 0.07
     assert 0.93 <= covered / n <= 0.97
@@ -150,7 +152,7 @@ def test_detects_a_real_difference():
     for _ in range(50):
         a, b, y, g = two_models(rng, 300, 1.5, 0.5)
         r = auc_difference(a, b, y, groups=g)
-        hits += difference_test(r["diff"], r["var"], r["df"])[2] < 0.05 and r["diff"] > 0
+        hits += difference_test(r.diff, r.var, r.df)[2] < 0.05 and r.diff > 0
     assert hits >= 45
 
 

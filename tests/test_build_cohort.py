@@ -88,7 +88,7 @@ def test_cli_options_change_labels(sim_data, tmp_path):
     assert not l1.equals(l2)
 
 
-# ---------------------------------------------------------------- issue 11: real-row patterns
+# ---------------------------------------------------------------- real-row patterns
 def _raw_rows(data):
     """visits.csv and pmh.csv read with the csv module, for the slow reference."""
     import csv
@@ -115,7 +115,7 @@ def test_simulator_writes_the_patterns_of_real_rows(sim_data, sim_cohort):
     days = [(p, a.date()) for _, p, _, a in stays]
     assert len(days) > len(set(days))  # same-day revisits
     by_stay = {}
-    for s, system, cell in dx:
+    for s, system, _ in dx:
         by_stay.setdefault(s, set()).add(system)
     assert sum(len(v) == 2 for v in by_stay.values()) > len(stays) / 3  # dual-coded visits
     man = json.loads((sim_cohort / "manifest.json").read_text())

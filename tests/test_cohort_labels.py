@@ -81,13 +81,10 @@ def slow_labels(stays, visits_dx, history, source="visit", min_count=1, exclusio
         row = {}
         for phe, (rule, rng) in INFO.items():
             n = len(days.get(phe, ()))
+            excluded_by_range = exclusions and any(days.get(q) or q in unknown for q in rng if q != phe)
             if n >= min_count:
                 v = 1
-            elif n > 0:
-                v = -1
-            elif exclusions and any(days.get(q) for q in rng if q != phe):
-                v = -1
-            elif phe in unknown or (exclusions and any(q in unknown for q in rng if q != phe)):
+            elif n > 0 or excluded_by_range or phe in unknown:
                 v = -1
             else:
                 v = 0
@@ -124,7 +121,7 @@ def both(stays, visits_dx, history, source="visit", min_count=1, exclusions=True
     return fast, info
 
 
-# ---------------------------------------------------------------- the cases, by hand
+# ---------------------------------------------------------------- hand-made cases
 def test_dual_coded_visit_is_one_date():
     # 786.50 (ICD-9) and R07.9 (ICD-10) on one visit both map to 418: one date, not two
     lab, _ = both([("a", "1", "M", T0)], [("a", "9", "786.50"), ("a", "10", "R07.9")], [], min_count=2)

@@ -4,7 +4,7 @@ import pytest
 from cohorts.columns import load_columns
 from cohorts.phecodes import load_phecode_map, normalise_code
 from cohorts.tables import read_pmh, read_visits
-from phewas.errors import InputError
+from phewas.base.errors import InputError
 
 HEADER = "MRN,CSN,Age,Gender,Arrival_time,Dx_ICD9,Dx_ICD10\n"
 

@@ -12,7 +12,7 @@ from encoder.config import Net1DConfig, anyppg_config, ecgfounder_config
 from encoder.net1d import Net1D
 from encoder.optim import param_groups
 from encoder.sampler import ResumableBatches
-from phewas.errors import InputError
+from phewas.base.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from reference_net1d import ReferenceNet1D  # noqa: E402
@@ -23,7 +23,8 @@ def test_anyppg_shapes_parameters_and_keys():
     assert sum(p.numel() for p in m.parameters()) == 4_044_272
     sd = m.state_dict()
     assert len(sd) == 332
-    for k in ("first_conv.conv.weight", "stage_list.0.block_list.0.bn1.weight", "stage_list.5.block_list.0.se_fc2.bias"):
+    for k in ("first_conv.conv.weight", "stage_list.0.block_list.0.bn1.weight",
+              "stage_list.5.block_list.0.se_fc2.bias"):
         assert k in sd
     assert m(torch.randn(3, 1, 1250)).shape == (3, 512)
 

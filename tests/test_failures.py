@@ -1,29 +1,32 @@
-"""Bad inputs and faults, one test per row of issue 13's table: the expected outcome is one line
-naming the file or flag and exit status 2, nothing lost, nothing half-written.
+"""Bad inputs and faults, a test for each: the expected outcome is one line naming the file or flag
+and exit status 2, nothing lost, nothing half-written.
 
-| fault | expected |
-|---|---|
-| `--force` with a bad `--init`, or a cohort without a segment store | the finished run is untouched |
-| a fresh run that fails during set-up | no run folder |
-| `simulate` over a folder it did not write (`--force` or not; `run-all` too) | refused, folder untouched |
-| `simulate` over an earlier simulation without `--force` | refused |
-| `run-all` over a simulation that its `[simulate]` does not describe | refused, saying to delete it or point `[paths] data` elsewhere; one written before a setting existed matches at that setting's default |
-| temporaries of dead processes beside an output | removed at the next start; a live process's kept |
-| `--resume` with changed settings | refused, naming them; speed-only ones may change |
-| `predict` on an unfinished run | refused unless `--allow-unfinished` (recorded); `--split bogus` refused; no overwrite without `--force` |
-| settings out of range (`--notch-hz -60`, `--min-positives 0`, `--alpha -1`, `--folds 0`, ...) | one line naming the flag, exit 2 |
-| a batch larger than the training set; `--device cuda` without a GPU | one line, exit 2 |
-| predictions with `inf`, an integer `stay_id`, or not Parquet | one line naming the file (and column), exit 2 |
-| `--columns` a folder or a binary file; `--out` under a file | one line, exit 2 |
-| a segment store without `manifest.json` | one line, exit 2 |
-| `--init`: a checkpoint of another size, a folder without `config.json` | one line, exit 2 |
-| `run-all` with an unknown key | one line naming the key, exit 2 |
-| `run-all` `[models.NAME]`: an unknown kind or key, a name that cannot be a file name or is `finetune` | one line naming the table, exit 2 |
-| `run-all` after changed inputs, a stage rerun by hand, new code; speed-only changes | reruns what depends on the change (and `tests/test_ground_truth.py`); speed-only: nothing |
-| CSV with extra fields, or another delimiter | the line named |
-| a checkpoint holding pickled objects | refused, never advising `weights_only=False` |
-| torchrun: the ECG feature cache | rank 0 computes and writes, the other waits |
-| no torch installed: `phewas pretrain` | one line: `pip install 'phewas[train]'` |
+- `--force` with a bad `--init`, or a cohort without a segment store: the finished run is untouched.
+- a fresh run that fails during set-up: no run folder.
+- `simulate` over a folder it did not write (`--force` or not; `run-all` too): refused, folder untouched.
+- `simulate` over an earlier simulation without `--force`: refused.
+- `run-all` over a simulation that its `[simulate]` does not describe: refused, saying to delete it or point
+  `[paths] data` elsewhere; one written before a setting existed matches at that setting's default.
+- temporaries of dead processes beside an output: removed at the next start; a live process's kept.
+- `--resume` with changed settings: refused, naming them; speed-only ones may change.
+- `predict` on an unfinished run: refused unless `--allow-unfinished` (recorded); `--split bogus` refused; no
+  overwrite without `--force`.
+- settings out of range (`--notch-hz -60`, `--min-positives 0`, `--alpha -1`, `--folds 0`, ...): one line naming the
+  flag, exit 2.
+- a batch larger than the training set; `--device cuda` without a GPU: one line, exit 2.
+- predictions with `inf`, an integer `stay_id`, or not Parquet: one line naming the file (and column), exit 2.
+- `--columns` a folder or a binary file; `--out` under a file: one line, exit 2.
+- a segment store without `manifest.json`: one line, exit 2.
+- `--init`: a checkpoint of another size, a folder without `config.json`: one line, exit 2.
+- `run-all` with an unknown key: one line naming the key, exit 2.
+- `run-all` `[models.NAME]`: an unknown kind or key, a name that cannot be a file name or is `finetune`: one line
+  naming the table, exit 2.
+- `run-all` after changed inputs, a stage rerun by hand, new code; speed-only changes: reruns what depends on the
+  change (and `tests/test_ground_truth.py`); speed-only: nothing.
+- CSV with extra fields, or another delimiter: the line named.
+- a checkpoint holding pickled objects: refused, never advising `weights_only=False`.
+- torchrun: the ECG feature cache: rank 0 computes and writes, the other waits.
+- no torch installed: `phewas pretrain`: one line: `pip install 'phewas[train]'`.
 """
 
 import dataclasses
@@ -113,8 +116,8 @@ def test_simulate_over_an_earlier_simulation_needs_force(tmp_path, capsys):
 def test_run_all_keeps_a_simulation_of_an_older_version_and_refuses_another_one(tmp_path, capsys):
     """A manifest written before a setting existed matches at that setting's default (the demo
     folder of an earlier version is reused); other settings are refused with run-all's advice."""
+    from cohorts.sim import PopulationConfig
     from phewas.run_all import same_simulation
-    from phewas.sim import PopulationConfig
     cfg = PopulationConfig(patients=3, minutes=0.3)
     older = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("hard", "world_seed")}
     assert same_simulation(older, cfg)
@@ -134,7 +137,7 @@ def test_run_all_keeps_a_simulation_of_an_older_version_and_refuses_another_one(
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    from phewas.io import atomic_dir
+    from phewas.base.io import atomic_dir
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -187,7 +190,7 @@ def test_resume_refuses_changed_settings(sim_store, sim_cohort, tmp_path, capsys
 @pytest.mark.slow
 def test_predict_refuses_an_unfinished_run(sim_store, sim_cohort, tmp_path, capsys):
     run = tmp_path / "ft"
-    from encoder.targets import TRAIN_SPLITS
+    from cohorts.splits import TRAIN_SPLITS
     train = sim_store.stays.filter(pl.col("split").is_in(TRAIN_SPLITS) & (pl.col("n_ppg_windows") > 0))
     first_eval = train.height // 8  # one epoch: the first validation writes best.pt
     assert run_cli(["finetune", "--cohort", sim_cohort, "--out", run, "--preset", "demo", "--batch-size", "8",
@@ -204,10 +207,11 @@ def test_predict_refuses_an_unfinished_run(sim_store, sim_cohort, tmp_path, caps
     with pytest.raises(SystemExit) as e:  # argparse: not a split
         main(["predict", "--run", str(run), "--cohort", str(sim_cohort), "--split", "bogus"])
     assert e.value.code == 2
+    from encoder.config import PredictConfig
     from encoder.predict import predict
-    from phewas.errors import SettingError
+    from phewas.base.errors import SettingError
     with pytest.raises(SettingError, match="--split"):
-        predict(run, sim_cohort, "bogus", allow_unfinished=True, overwrite=True)
+        predict(sim_cohort, run, PredictConfig(split="bogus", allow_unfinished=True), overwrite=True)
 
 
 @pytest.mark.parametrize("args,flag", [
@@ -290,8 +294,8 @@ def test_segment_store_without_manifest(sim_data, sim_cohort, tmp_path, capsys):
 
 
 def test_init_of_another_size_or_not_a_run(sim_store, sim_cohort, tmp_path, capsys):
-    from encoder.net1d import Net1D
     from encoder.config import pretrain_config as make_config
+    from encoder.net1d import Net1D
 
     other = dataclasses.replace(make_config("demo").ppg, base_filters=32, filter_list=[32, 64, 64, 128, 128, 192])
     state = {f"ppg_encoder.{k}": v for k, v in Net1D(other).state_dict().items()}
@@ -353,7 +357,7 @@ def test_csv_structure_errors_name_the_line(sim_data, tmp_path, capsys):
 
 def test_checkpoint_with_objects_is_refused_without_advising_unsafe_loading(tmp_path, capsys):
     from encoder.checkpoints import read_state_dict
-    from phewas.errors import InputError
+    from phewas.base.errors import InputError
 
     torch.save({"state": np.arange(3)}, tmp_path / "evil.pth")  # a numpy array needs pickle
     with pytest.raises(InputError) as err:
@@ -367,10 +371,10 @@ def _cache_worker(rank, store_path, rdv, out):
     import torch.distributed as dist
 
     from cohorts.store import SegmentStore
-    from encoder.net1d import Net1D
     from encoder.config import demo_ecg
-    from encoder.pretrain import ecg_feature_cache
     from encoder.distributed import Dist
+    from encoder.net1d import Net1D
+    from encoder.pretrain import ecg_feature_cache
 
     dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=2)
     torch.manual_seed(0)

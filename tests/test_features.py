@@ -7,9 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from cohorts.splits import TRAIN_SPLITS
 from encoder.baseline import FeaturesConfig, pulse_baseline
 from encoder.pulse import NAMES
-from encoder.targets import TRAIN_SPLITS
 from phewas.cli import main
 
 

@@ -8,13 +8,13 @@ import torch
 
 import encoder.finetune as ftm
 from encoder.checkpoints import initial_encoder
+from encoder.config import Net1DConfig
 from encoder.config import finetune_config as make_config
 from encoder.finetune import finetune
 from encoder.heads import StayClassifier, masked_bce
-from encoder.config import Net1DConfig
 from encoder.net1d import Net1D
+from phewas.base.errors import InputError, PhewasError
 from phewas.cli import main
-from phewas.errors import InputError, PhewasError
 
 SMALL = Net1DConfig(base_filters=16, filter_list=[16, 32], m_blocks_list=[1, 1], dropout=0.1)
 
@@ -90,7 +90,7 @@ def test_resume_and_no_heldout_in_training(sim_store, sim_cohort, tmp_path, monk
     monkeypatch.setattr(ftm.StayWindows, "__getitems__", spy)
     full = tmp_path / "full"
     s = finetune(sim_cohort, full, tiny())
-    assert s["finished"] and s["targets"] > 0
+    assert s.finished and s.summary["targets"] > 0
     trained = {sid for batch in seen for sid in batch}
     # fine-tuning uses the whole pretraining cohort: train and test splits, validation to stop
     assert trained and {split_of[s] for s in trained} == {"pretrain_train", "pretrain_test", "pretrain_val"}
@@ -100,7 +100,7 @@ def test_resume_and_no_heldout_in_training(sim_store, sim_cohort, tmp_path, monk
     monkeypatch.setattr(ftm, "masked_bce", real)
 
     killed = tmp_path / "killed"
-    assert not finetune(sim_cohort, killed, tiny(), stop_after_steps=3)["finished"]
+    assert not finetune(sim_cohort, killed, tiny(), stop_after_steps=3).finished
     finetune(sim_cohort, killed, tiny(), resume=True)
     a, b = step_losses(full), step_losses(killed)
     assert sorted(a) == sorted(b) and len(a) >= 4

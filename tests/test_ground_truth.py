@@ -49,8 +49,8 @@ bootstrap = 200
 def test_small_study_recovers_the_injected_phecodes(tmp_path):
     cfg = tmp_path / "study.toml"
     cfg.write_text(CONFIG)
-    from phewas.sim.probe import simulate_probe_dataset
-    simulate_probe_dataset(tmp_path / "probe-data", subjects=40, seed=5)
+    from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset
+    simulate_probe_dataset(tmp_path / "probe-data", SimulateProbeConfig(subjects=40, seed=5))
     assert main(["run-all", "--config", str(cfg), "--quiet"]) == 0
     check = json.loads((tmp_path / "work" / "truth_check.json").read_text())
     for phecode, r in check["injected"].items():
@@ -82,17 +82,17 @@ def test_small_study_recovers_the_injected_phecodes(tmp_path):
     assert set(mae) == {"pretrain", "random"} and mae["pretrain"] < 5.0, mae
     # a second run is up to date: every stage skipped, the report read back
     again = run_all(cfg)
-    assert again["seconds"] == {} and again["summary"]["n_phenotypes"] > 100
+    assert again.seconds == {} and again.summary["n_phenotypes"] > 100
     # a stage whose output went missing runs again, and only it
     shutil.rmtree(tmp_path / "work" / "report")
-    assert list(run_all(cfg)["seconds"]) == ["report"]  # not compare: it reads predictions only
+    assert list(run_all(cfg).seconds) == ["report"]  # not compare: it reads predictions only
     # speed-only settings are no reason to rerun
     cfg.write_text(CONFIG.replace("workers = 2", "workers = 1"))
-    assert run_all(cfg)["seconds"] == {}
+    assert run_all(cfg).seconds == {}
     # a stage rerun by hand (perhaps with other settings): run-all reruns it with the config's
     # settings and what depends on it, nothing upstream
     work = tmp_path / "work"
     assert main(["predict", "--run", str(work / "finetune"), "--cohort", str(work / "cohort"), "--force",
                  "--quiet"]) == 0
     # ... and compare, which reads its predictions; the other model's stages stay as they are
-    assert list(run_all(cfg)["seconds"]) == ["predict", "report", "compare"]
+    assert list(run_all(cfg).seconds) == ["predict", "report", "compare"]

@@ -3,7 +3,7 @@ import pytest
 from scipy import signal as sps
 
 from cohorts.preprocess import ECG, PPG, cut_windows, invalid_mask, preprocess_record
-from phewas.sim.signals import Physiology, add_artefacts, beat_train, ecg_signal, ppg_signal
+from cohorts.sim.signals import Physiology, add_artefacts, beat_train, ecg_signal, ppg_signal
 
 
 def beat_rate(window: np.ndarray, fs: float) -> float:

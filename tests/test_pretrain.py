@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from encoder.checkpoints import load_anyppg
-from encoder.config import demo_ecg, pretrain_config as make_config
+from encoder.config import demo_ecg
+from encoder.config import pretrain_config as make_config
 from encoder.net1d import Net1D
 from encoder.pretrain import pretrain
+from phewas.base.errors import InputError, OutputExistsError, PhewasError
 from phewas.cli import main
-from phewas.errors import InputError, OutputExistsError, PhewasError
 
 
 def losses(run):
@@ -29,7 +30,7 @@ def test_resume_after_kill_reproduces_the_next_steps(sim_store, sim_cohort, tmp_
     pretrain(sim_cohort, full, tiny())
     killed = tmp_path / "killed"
     s = pretrain(sim_cohort, killed, tiny(), stop_after_steps=3)
-    assert not s["finished"] and s["step"] == 3
+    assert not s.finished and s.step == 3
     with pytest.raises(OutputExistsError, match="--resume"):
         pretrain(sim_cohort, killed, tiny())
     pretrain(sim_cohort, killed, tiny(), resume=True)
@@ -45,7 +46,7 @@ def test_short_pretraining_beats_chance(sim_store, sim_cohort, tmp_path):
     run = tmp_path / "run"
     s = pretrain(sim_cohort, run, make_config("demo", steps=180, batch_size=32, eval_every=90,
                                               checkpoint_every=90, retrieval_batch=16))
-    r = s["retrieval"]
+    r = s.summary["retrieval"]
     assert r["batch_size"] == 16 and r["chance_recall@1"] == 1 / 16
     # The test split holds about 40 pairs: recall@1 moves in steps of 1/32 and, over pretraining
     # seeds 0-2, ranged 0.04-0.25 on one simulated set. The mean reciprocal rank uses every

@@ -14,19 +14,19 @@ import torch
 from cohorts.preprocess import PPG, cut_windows, preprocess_record
 from cohorts.probe_convert import convert_dataset
 from cohorts.probe_data import example_windows, load_probe_dataset
+from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset
 from encoder.config import demo_ppg
 from encoder.embed import embed, load_encoder
 from encoder.net1d import Net1D
+from phewas.base.errors import InputError
 from phewas.cli import main
-from phewas.errors import InputError
-from phewas.sim.probe import simulate_probe_dataset
 from reports.probe import ProbeConfig, fit_probe, probe, split_examples
 
 
 @pytest.fixture(scope="module")
 def sim_probe(tmp_path_factory):
     out = tmp_path_factory.mktemp("probe") / "ds"
-    simulate_probe_dataset(out, subjects=16, records_per_subject=3, seed=1)
+    simulate_probe_dataset(out, SimulateProbeConfig(subjects=16, records_per_subject=3, seed=1))
     return out
 
 
@@ -123,7 +123,8 @@ def test_ridge_probe_equals_scikit_learn_grid_search():
     y = X @ rng.normal(size=15) + rng.normal(scale=3, size=120)
     (pred, _), alpha = fit_probe(X[:90], y[:90], X[90:], "regression", folds=5, seed=4)
     search = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": ALPHAS},
-                          cv=KFold(5, shuffle=True, random_state=4), scoring="neg_mean_squared_error").fit(X[:90], y[:90])
+                          cv=KFold(5, shuffle=True, random_state=4), scoring="neg_mean_squared_error")
+    search.fit(X[:90], y[:90])
     assert alpha == search.best_params_["ridge__alpha"]
     np.testing.assert_allclose(pred, search.predict(X[90:]), rtol=1e-8)
 

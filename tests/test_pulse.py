@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cohorts.preprocess import PPG, cut_windows, preprocess_record
+from cohorts.sim.signals import Physiology, beat_train, ppg_signal
 from encoder.pulse import FS, NAMES, find_peaks, window_features, windows_features
-from phewas.sim.signals import Physiology, beat_train, ppg_signal
 
 
 def windows(phys, n=6, seed=0, seconds=70.0):

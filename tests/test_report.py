@@ -8,10 +8,10 @@ from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
 from cohorts.phecodes import load_phecode_map
+from phewas.base.auc import auc_delong
+from phewas.base.errors import InputError
 from phewas.cli import main
-from phewas.errors import InputError
 from reports.association import adjust, associate, covariates, latest_per_patient
-from reports.metrics import auc_delong
 from reports.report import ReportConfig, make_report
 
 
@@ -31,7 +31,8 @@ def test_auc_matches_sklearn_with_ties_and_nulls(decimals):
     if decimals is not None:
         s = np.round(s, decimals)
     y[rng.random((n, p)) < 0.15] = -1
-    auc, var, m, k = auc_delong(s, y)
+    r = auc_delong(s, y)
+    auc, m, k = r.auc, r.n_pos, r.n_neg
     for j in range(p):
         keep = y[:, j] >= 0
         assert abs(auc[j] - roc_auc_score(y[keep, j], s[keep, j])) < 1e-9
@@ -45,14 +46,15 @@ def test_delong_variance_matches_direct_computation(seed):
     y = (rng.random(n) < 0.3).astype(int)
     y[:2] = [0, 1]
     s = np.round(rng.normal(size=n) + y, 1)
-    a, v, _, _ = auc_delong(s, y)
+    r = auc_delong(s, y)
+    a, v = r.auc, r.var
     a2, v2 = direct_delong(s, y)
     assert abs(a - a2) < 1e-12 and abs(v - v2) < 1e-12
 
 
 def test_auc_edge_cases():
-    auc, var, m, k = auc_delong(np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[1, 0], [1, 0]]))
-    assert np.isnan(auc).all()
+    r = auc_delong(np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[1, 0], [1, 0]]))
+    assert np.isnan(r.auc).all()
     with pytest.raises(ValueError):
         auc_delong(np.array([np.nan, 1.0]), np.array([0, 1]))
 
@@ -256,7 +258,8 @@ def test_phecodes_without_a_model_are_listed_as_not_trained(tmp_path):
                   "n_controls_heldout": [400] * 3, "n_cases_pretrain_train": [8, 9, 30],
                   "n_cases_pretrain_test": [1, 1, 3]}).join(
         pl.read_parquet(cohort / "phecodes.parquet"), on="phecode").write_parquet(cohort / "phecodes.parquet")
-    pl.read_parquet(cohort / "predictions.parquet").drop("427.21", "250.2").write_parquet(cohort / "predictions.parquet")
+    predictions = pl.read_parquet(cohort / "predictions.parquet").drop("427.21", "250.2")
+    predictions.write_parquet(cohort / "predictions.parquet")
     s = make_report(cohort, cohort / "predictions.parquet", tmp_path / "r", ReportConfig(min_positives=99,
                                                                                         association=False))
     nt = pl.read_csv(tmp_path / "r" / "not_trained.csv", schema_overrides={"phecode": pl.String})

@@ -10,8 +10,8 @@ import cohorts.segments as seg
 from cohorts import SegmentConfig, build_cohort, extract_segments, open_segments
 from cohorts.build import CohortConfig
 from encoder.data import PairWindows, StayWindows, loader
+from phewas.base.errors import PhewasError
 from phewas.cli import main
-from phewas.errors import PhewasError
 
 
 def test_store_contents(sim_store, sim_cohort):
@@ -133,7 +133,7 @@ def test_killed_run_resumes_from_last_chunk(sim_data, sim_cohort, sim_store, tmp
 
 def test_work_folder_of_an_older_chunk_format_is_redone_not_misread(sim_data, sim_cohort, sim_store, tmp_path,
                                                                      monkeypatch):
-    """Chunks became store parts in issue 14: a killed run's work folder from before (same
+    """A killed run's work folder of the older chunk format, which was not a store part (same
     parameters, no ``chunk_format``) is discarded and every stay extracted again."""
     copy, cfg, chunks = killed_after_two_chunks(sim_data, sim_cohort, tmp_path, monkeypatch)
     work = copy / ".segments.work"

@@ -1,4 +1,4 @@
-"""One name per setting: flags are generated from the config dataclasses (issue 14)."""
+"""One name per setting: flags are generated from the config dataclasses."""
 
 import argparse
 import dataclasses
@@ -8,11 +8,11 @@ import pytest
 
 from cohorts.build import CohortConfig
 from cohorts.segments import SegmentConfig
+from cohorts.sim.population import PopulationConfig
 from encoder.config import FinetuneConfig, PretrainConfig
+from phewas.base.errors import SettingError
+from phewas.base.settings import flag_fields, flag_names, renamed
 from phewas.cli import build_parser, main
-from phewas.errors import SettingError
-from phewas.settings import flag_fields, flag_names, renamed
-from phewas.sim.population import PopulationConfig
 from reports.report import ReportConfig
 
 COMMANDS = {"simulate": PopulationConfig, "build-cohort": CohortConfig, "extract-segments": SegmentConfig,
@@ -37,7 +37,7 @@ def test_each_flagged_field_is_a_flag_of_its_name(command):
 
 
 def test_flags_that_users_rely_on_still_exist():
-    """The contract: the flags of the issues and the README, by command."""
+    """The contract: the flags that users and the docs rely on, by command."""
     expected = {
         "build-cohort": {"--min-ppg-seconds", "--min-overlap-seconds", "--no-exclusions", "--codes",
                          "--min-code-count", "--allow-no-waveforms", "--workers", "--seed", "--phecodes"},
@@ -63,7 +63,7 @@ def test_flags_that_users_rely_on_still_exist():
 def test_flags_reach_the_config(tmp_path):
     a = build_parser().parse_args(["build-cohort", "--data", "d", "--out", "o", "--min-ppg-seconds", "30",
                                    "--no-exclusions", "--codes", "all"])
-    from phewas.settings import from_args
+    from phewas.base.settings import from_args
     cfg = CohortConfig(**from_args(a, CohortConfig))
     assert (cfg.min_ppg_seconds, cfg.exclusions, cfg.codes) == (30.0, False, "all")
     a = build_parser().parse_args(["pretrain", "--cohort", "c", "--out", "o", "--no-bf16", "--steps", "7"])

@@ -5,7 +5,7 @@ import polars as pl
 import wfdb
 from scipy import signal as sps
 
-from phewas.sim.signals import Physiology, beat_train, ecg_signal, ppg_signal
+from cohorts.sim.signals import Physiology, beat_train, ecg_signal, ppg_signal
 
 
 def test_layout_and_truth(sim_data):
@@ -24,7 +24,7 @@ def test_layout_and_truth(sim_data):
 
 
 def test_simulation_is_seeded(tmp_path):
-    from phewas.sim import PopulationConfig, simulate_population
+    from cohorts.sim import PopulationConfig, simulate_population
     a = simulate_population(PopulationConfig(patients=30, seed=5))
     b = simulate_population(PopulationConfig(patients=30, seed=5))
     c = simulate_population(PopulationConfig(patients=30, seed=6))
@@ -63,10 +63,10 @@ def test_records_read_back_with_wfdb(sim_data):
 
 
 def test_hard_population_breaks_the_easy_assumptions():
-    """Issue 12's harder population: each knob does what it says, and one world seed gives
+    """The harder population: each knob does what it says, and one world seed gives
     replicate studies the same phecode parameters."""
-    from phewas.sim import PopulationConfig, simulate_population
-    from phewas.sim.population import HARD
+    from cohorts.sim import PopulationConfig, simulate_population
+    from cohorts.sim.population import HARD
     std = PopulationConfig(patients=600, seed=5)
     assert all(getattr(std, k) != v for k, v in HARD.items())
     hard = PopulationConfig(patients=600, seed=5, hard=True, world_seed=3, frequent_visitors=0.3)
@@ -96,7 +96,7 @@ def test_risk_follows_the_simulated_age_shape():
     """Hump phecodes are commoner at their mid-life peak than 25 years on either side, in the
     rows written (history and visit diagnoses name the phecode's description)."""
     from cohorts.phecodes import load_phecode_map
-    from phewas.sim import PopulationConfig, simulate_population
+    from cohorts.sim import PopulationConfig, simulate_population
     v, pmh, _, truth = simulate_population(PopulationConfig(patients=6000, seed=1, hard=True, world_seed=2,
                                                             noise_codes_per_patient=0))
     desc = dict(load_phecode_map().phecodes.select("phecode", "description").iter_rows())
@@ -107,7 +107,9 @@ def test_risk_follows_the_simulated_age_shape():
         if s["shape"] != "hump" or not 40 <= s["centre"] <= 52:
             continue
         cases = set(named.filter(pl.col("d") == desc[p])["MRN"])
-        band = lambda lo, hi: np.mean([m in cases for m, a in age.items() if lo <= a < hi])  # noqa: E731
+
+        def band(lo, hi, cases=cases):
+            return np.mean([m in cases for m, a in age.items() if lo <= a < hi])
         c = s["centre"]
         ratios.append(band(c - 5, c + 5) / max(band(c - 35, c - 20) + band(c + 20, c + 35), 1e-3) * 2)
     assert len(ratios) >= 3 and np.median(ratios) > 2, ratios
@@ -117,7 +119,7 @@ def test_unusable_ppg_gives_no_window(tmp_path):
     """A dropping-out sensor keeps its record but no 10-s window passes the validity rule; the
     same visit without dropout gives windows."""
     from cohorts.preprocess import PPG, cut_windows, preprocess_record
-    from phewas.sim.writer import write_visit
+    from cohorts.sim.writer import write_visit
     plan = {"csn": "12345678", "modality": "ppg_only", "origin": 7.0e9, "ms_headers": False, "seconds": 180.0,
             "phys": {"hr": 75.0, "resp_hz": 0.25, "af": 0.0, "hf": 0.0, "anemia": 0.0, "stiffness": 0.0,
                      "ptt": 0.24},

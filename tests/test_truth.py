@@ -5,7 +5,7 @@ import json
 import polars as pl
 import pytest
 
-from phewas.truth import check_recovery
+from reports.truth import check_recovery
 
 
 def test_check_recovery_counts(tmp_path):

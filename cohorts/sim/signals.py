@@ -3,7 +3,7 @@
 Each beat is an R peak in the ECG and, one pulse-transit time later, a pulse in the PPG. Both
 signals are impulse trains (one impulse per beat, weighted by the beat's amplitude) convolved with
 a per-visit template, which keeps generation vectorised. The physiology that the templates and
-the beat train encode (documented in ``truth.json`` by :mod:`phewas.sim.population`):
+the beat train encode (documented in ``truth.json`` by :mod:`cohorts.sim.population`):
 
 * heart rate with respiratory sinus arrhythmia and slow drift;
 * atrial fibrillation: beat intervals drawn independently (irregularly irregular), pulse

@@ -9,7 +9,7 @@ Ground truth (written to ``truth.json``):
   association there is a false discovery.
 * Age stiffens the artery in everyone (simulated confounding: age-related diseases look
   "detectable" from PPG until age is adjusted for).
-* ``hard=True`` (issue 12) breaks the easy assumptions that an analysis could share with this
+* ``hard=True`` breaks the easy assumptions that an analysis could share with this
   simulator: half of the background phecodes' risks follow age non-linearly (a sigmoid rise or
   a mid-life hump), the artery's "vascular age" saturates with age, a patient-level factor
   shared by all of a patient's stays moves heart rate and stiffness twice as much, 12% of
@@ -29,8 +29,7 @@ import numpy as np
 import polars as pl
 
 from cohorts.phecodes import load_phecode_map
-from phewas.errors import check_settings
-from phewas.settings import setting
+from phewas.base.settings import check_settings, setting
 
 # field: the Physiology attribute the disease drives; effect: its size at a diseased visit.
 INJECTED = {
@@ -47,7 +46,6 @@ INJECTED = {
             "what": "heart rate +15 bpm x effect, hyperdynamic pulse (+20% amplitude)"},
 }
 ACUTE_CHAPTERS = {"symptoms", "injuries & poisonings", "infectious diseases"}
-MODALITIES = ("none", "ppg_only", "sync", "partial", "nonoverlap")
 UNMAPPED_ICD10 = ["U07.1", "Z99.999", "XX1"]
 VISIT_COLUMNS = [
     "MRN", "CSN", "Visit_no", "Visits", "Age", "Gender", "Race", "Ethnicity", "Means_of_arrival",
@@ -60,7 +58,7 @@ EPOCH = dt.datetime(1970, 1, 1)
 DAY = 86400
 
 
-# the knobs of the harder population (issue 12, item 7), against the standard one's
+# the knobs of the harder population, against the standard one's
 STANDARD = {"age_shapes": 0.0, "vascular_age": "linear", "patient_sd": 1.0, "frequent_visitors": 0.0,
             "unusable_ppg": 0.0}
 HARD = {"age_shapes": 0.5, "vascular_age": "saturating", "patient_sd": 2.0, "frequent_visitors": 0.12,
@@ -76,7 +74,7 @@ class PopulationConfig:
     seed: int = setting(0, "seed of the patients, their visits and waveforms")
     # phecode-level parameters (which background phecodes, their prevalence, age and sex risk)
     # from this seed instead of ``seed``: replicate studies of one disease world, and a large
-    # reference population of it (bench_fdr's true AUCs). None: one stream, as before.
+    # reference population of it (bench_fdr's true AUCs). None: the patients' seed draws them too.
     world_seed: int | None = setting(None, "draw the phecodes' parameters from this seed (replicate studies "
                                      "of one disease world)")
     minutes: float = setting(4.0, "monitored minutes per visit")
@@ -85,7 +83,7 @@ class PopulationConfig:
     # capped at 0.5; recorded in truth.json
     injected_prevalence_scale: float = setting(1.0, "multiply the injected phecodes' prevalences (small "
                                                "test studies)")
-    # patterns of real rows that the labels must handle (issue 11): the share of history rows
+    # patterns of real rows that the labels must handle: the share of history rows
     # without a date, and of revisits on the same calendar day. Visits are dual-coded (ICD-9 and
     # ICD-10 of one disease) 60% of the time, and 12% of chronic diseases have no history row,
     # first seen when a visit codes them.
@@ -105,23 +103,19 @@ class PopulationConfig:
             if getattr(self, key) is None:
                 setattr(self, key, value)
         check_settings(
-            (self.patients >= 1, "--patients", "at least 1", self.patients),
-            (self.minutes > 0, "--minutes", "more than 0", self.minutes),
-            (self.n_background >= 0, "n_background", "0 or more", self.n_background),
-            (self.noise_codes_per_patient >= 0, "noise_codes_per_patient", "0 or more",
-             self.noise_codes_per_patient),
-            (self.injected_prevalence_scale > 0, "--injected-prevalence-scale", "more than 0",
-             self.injected_prevalence_scale),
-            (0 <= self.undated_history <= 1, "undated_history", "a share between 0 and 1", self.undated_history),
-            (0 <= self.same_day_revisits <= 1, "same_day_revisits", "a share between 0 and 1",
-             self.same_day_revisits),
-            (0 <= self.age_shapes <= 1, "age_shapes", "a share between 0 and 1", self.age_shapes),
-            (self.vascular_age in ("linear", "saturating"), "vascular_age", "linear or saturating",
-             self.vascular_age),
-            (self.patient_sd >= 0, "patient_sd", "0 or more", self.patient_sd),
-            (0 <= self.frequent_visitors <= 1, "frequent_visitors", "a share between 0 and 1",
-             self.frequent_visitors),
-            (0 <= self.unusable_ppg <= 1, "unusable_ppg", "a share between 0 and 1", self.unusable_ppg),
+            self,
+            (self.patients >= 1, "patients", "at least 1"),
+            (self.minutes > 0, "minutes", "more than 0"),
+            (self.n_background >= 0, "n_background", "0 or more"),
+            (self.noise_codes_per_patient >= 0, "noise_codes_per_patient", "0 or more"),
+            (self.injected_prevalence_scale > 0, "injected_prevalence_scale", "more than 0"),
+            (0 <= self.undated_history <= 1, "undated_history", "a share between 0 and 1"),
+            (0 <= self.same_day_revisits <= 1, "same_day_revisits", "a share between 0 and 1"),
+            (0 <= self.age_shapes <= 1, "age_shapes", "a share between 0 and 1"),
+            (self.vascular_age in ("linear", "saturating"), "vascular_age", "linear or saturating"),
+            (self.patient_sd >= 0, "patient_sd", "0 or more"),
+            (0 <= self.frequent_visitors <= 1, "frequent_visitors", "a share between 0 and 1"),
+            (0 <= self.unusable_ppg <= 1, "unusable_ppg", "a share between 0 and 1"),
         )
 
 

@@ -43,12 +43,12 @@ def versions() -> dict:
 
 
 def _own_version() -> str:
-    from . import __version__
+    from phewas import __version__
     return __version__
 
 
 def _git_commit():
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     try:
         res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=5, check=False)
@@ -83,7 +83,7 @@ def write_manifest(folder, *, command: str, inputs: dict, parameters: dict, **ex
     """Write ``folder/manifest.json`` with inputs, parameters, versions and extra figures."""
     manifest = {
         "command": command,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "inputs": inputs,
         "parameters": parameters,
         "versions": versions(),
@@ -91,19 +91,6 @@ def write_manifest(folder, *, command: str, inputs: dict, parameters: dict, **ex
         **extra,
     }
     write_json(Path(folder) / "manifest.json", manifest)
-    return manifest
-
-
-def write_predictions_manifest(folder, *, command: str, cohort, split: str, stays: int, phecodes: int,
-                               stays_without_windows: int, **extra) -> dict:
-    """Write ``folder/predictions.manifest.json`` beside ``folder/predictions.parquet`` (its
-    checksum, the cohort and split, counts, versions and ``extra``); returns it."""
-    folder = Path(folder)
-    manifest = {"command": command, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "predictions_sha256": file_sha256(folder / "predictions.parquet"),
-                "cohort": str(Path(cohort).resolve()), "split": split, "stays": stays, "phecodes": phecodes,
-                "stays_without_windows_given_prior": stays_without_windows, **extra, "versions": versions()}
-    write_json(folder / "predictions.manifest.json", manifest)
     return manifest
 
 

@@ -25,13 +25,3 @@ class OutputExistsError(PhewasError, FileExistsError):
 class SettingError(PhewasError, ValueError):
     """A setting (command-line flag or run-all TOML key) outside its range."""
 
-
-def check_settings(*rules) -> None:
-    """Raise :class:`SettingError` for the first ``(ok, flag, requirement, value)`` not ok.
-
-    Each config dataclass calls this from ``__post_init__``, so that a bad value is refused where
-    it enters, in one line naming the flag: ``--per-stay: must be at least 1, got 0``.
-    """
-    for ok, flag, requirement, value in rules:
-        if not ok:
-            raise SettingError(f"{flag}: must be {requirement}, got {value!r}")

@@ -36,8 +36,8 @@ def check_recovery(phenotypes_path, truth_path, alpha: float = 0.05) -> dict:
     sig = null["q_value"].fill_null(1.0) <= alpha
     null_p = null["p_value"].drop_nulls().drop_nans()
     discoveries = int((table["q_value"].fill_null(1.0) <= alpha).sum())
-    gap = float(np.nanmean(null["auc"].to_numpy()) - np.nanmean(null["auc_age_sex"].to_numpy().astype(float))) \
-        if null.height else float("nan")
+    null_auc = float(np.nanmean(null["auc"].to_numpy())) if null.height else float("nan")
+    null_age_sex = float(np.nanmean(null["auc_age_sex"].to_numpy().astype(float))) if null.height else float("nan")
     return {
         "injected": recovered,
         "n_injected_reported": sum(v["reported"] for v in recovered.values()),
@@ -46,8 +46,8 @@ def check_recovery(phenotypes_path, truth_path, alpha: float = 0.05) -> dict:
         "n_null_significant": int(sig.sum()),
         "false_discovery_proportion": (int(sig.sum()) / discoveries) if discoveries else 0.0,
         "null_share_p_below_alpha": float((null_p < alpha).mean()) if len(null_p) else float("nan"),
-        "null_mean_auc": float(np.nanmean(null["auc"].to_numpy())) if null.height else float("nan"),
-        "null_mean_auc_age_sex": float(np.nanmean(null["auc_age_sex"].to_numpy().astype(float))) if null.height else float("nan"),
-        "null_mean_auc_minus_age_sex": gap,
+        "null_mean_auc": null_auc,
+        "null_mean_auc_age_sex": null_age_sex,
+        "null_mean_auc_minus_age_sex": null_auc - null_age_sex,
         "alpha": alpha,
     }

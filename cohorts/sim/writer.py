@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 import wfdb
 
-from phewas.errors import OutputExistsError
-from phewas.io import atomic_dir, write_json, write_manifest
-from phewas.progress import progress
+from phewas.base.errors import OutputExistsError
+from phewas.base.io import atomic_dir, write_json, write_manifest
+from phewas.base.progress import progress
 
 from .population import EPOCH, PopulationConfig, simulate_population
 from .signals import ECG_FS, PPG_FS, Physiology, add_artefacts, beat_train, ecg_signal, ppg_signal

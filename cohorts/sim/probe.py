@@ -12,10 +12,12 @@ encoder's worth on real PPG.
 from __future__ import annotations
 
 import csv
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from phewas.io import atomic_dir, write_manifest
+from phewas.base.io import atomic_dir, write_manifest
+from phewas.base.settings import check_settings, setting
 
 from .signals import Physiology, add_artefacts, beat_train, ppg_signal
 
@@ -23,20 +25,36 @@ FS = 100.0
 TASKS = {"heart_rate": "regression", "af": "binary", "heart_failure": "binary", "stiffness": "regression"}
 
 
-def simulate_probe_dataset(out, *, subjects: int = 60, records_per_subject: int = 4, seconds: float = 30.0,
-                           seed: int = 0, overwrite: bool = False) -> dict:
-    """Write the dataset folder; returns its manifest."""
+@dataclass
+class SimulateProbeConfig:
+    """Settings of ``simulate-probe``: fields with help text are flags of the same name."""
+
+    subjects: int = setting(60, "subjects to simulate")
+    records_per_subject: int = setting(4, "records of each subject")
+    seed: int = setting(0, "seed of the subjects and their records")
+    seconds: float = 30.0  # length of a record
+
+    def __post_init__(self):
+        check_settings(self, (self.subjects >= 1, "subjects", "at least 1"),
+                       (self.records_per_subject >= 1, "records_per_subject", "at least 1"),
+                       (self.seconds > 0, "seconds", "more than 0"))
+
+
+def simulate_probe_dataset(out, config: SimulateProbeConfig | None = None, *, overwrite: bool = False) -> dict:
+    """``phewas simulate-probe``: write the dataset folder; returns its manifest."""
     import wfdb
-    rng = np.random.default_rng(seed)
+    cfg = config or SimulateProbeConfig()
+    seconds = cfg.seconds
+    rng = np.random.default_rng(cfg.seed)
     rows = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "records").mkdir()
-        for s in range(subjects):
+        for s in range(cfg.subjects):
             base_hr = float(rng.uniform(55, 100))
             stiffness = float(rng.normal(0.0, 1.0))
             af = bool(rng.random() < 0.3)
             hf = bool(rng.random() < 0.25)
-            for r in range(records_per_subject):
+            for r in range(cfg.records_per_subject):
                 phys = Physiology(hr=float(np.clip(base_hr + rng.normal(0, 8) + 10 * hf, 45, 140)),
                                   af=float(af), hf=0.8 * hf, stiffness=stiffness,
                                   resp_hz=float(rng.uniform(0.15, 0.35)))
@@ -57,7 +75,6 @@ def simulate_probe_dataset(out, *, subjects: int = 60, records_per_subject: int 
             'name = "simulated"\nchannel = "PPG"\n'
             + "".join(f'[tasks.{t}]\nkind = "{k}"\n' for t, k in TASKS.items()))
         manifest = write_manifest(tmp, command="simulate-probe", inputs={},
-                                  parameters={"subjects": subjects, "records_per_subject": records_per_subject,
-                                              "seconds": seconds, "seed": seed, "fs": FS},
+                                  parameters={**asdict(cfg), "fs": FS},
                                   counts={"records": len(rows)}, simulated=True)
     return manifest

@@ -89,6 +89,26 @@ def from_args(args: argparse.Namespace, cls, skip: tuple = ()) -> dict:
     return {f.name: getattr(args, f.name) for f in flag_fields(cls) if f.name not in skip}
 
 
+def setting_name(cls, name: str) -> str:
+    """How users write the setting ``name`` of config class ``cls``: its flag (``--per-stay``),
+    or the key of the ``run-all`` table for a setting without a flag."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return flag_names(f)[0] if f.metadata.get("help") else name
+
+
+def check_settings(config, *rules) -> None:
+    """Raise :class:`SettingError` for the first ``(ok, field, requirement)`` that is not ok.
+
+    Each config dataclass calls this from ``__post_init__``, so that a bad value is refused where
+    it enters, in one line naming the setting as users write it (:func:`setting_name`):
+    ``--per-stay: must be at least 1, got 0``.
+    """
+    for ok, name, requirement in rules:
+        if not ok:
+            raise SettingError(f"{setting_name(type(config), name)}: must be {requirement}, "
+                               f"got {getattr(config, name)!r}")
+
+
 def renamed(table: dict, renames: dict[str, str], where: str) -> dict:
     """``table`` with keys of earlier versions renamed (a one-line deprecation warning each)."""
     out = dict(table)

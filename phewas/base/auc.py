@@ -1,4 +1,5 @@
-"""ROC AUC with DeLong variance for many phenotypes at once.
+"""ROC AUC with DeLong variance for many phenotypes at once: the one AUC routine of the toolkit
+(fine-tuning's validation, ``report``, ``compare``).
 
 One sort per phenotype, phenotypes processed in cache-sized blocks; ties handled through tie
 groups, so the AUC equals ``sklearn.metrics.roc_auc_score`` and the variance equals DeLong et al.
@@ -13,13 +14,50 @@ positive and negative stays enters; with one stay per patient it equals DeLong's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy import sparse, stats
+from scipy import sparse
 
 BLOCK = 32  # phenotypes per block: keeps the working set in cache
 
 
-def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None, *, return_df: bool = False):
+@dataclass(frozen=True)
+class AUCs:
+    """:func:`auc_delong`'s answer: arrays ``[p]`` (scalars for 1-D input).
+
+    ``auc`` and ``var`` are NaN where a column lacks positives or negatives; ``var`` is NaN where
+    either side has a single member (a single patient, when clustered). ``df``: with clusters,
+    the variance's degrees of freedom, the effective number of clusters; NaN without.
+    """
+
+    auc: np.ndarray
+    var: np.ndarray
+    n_pos: np.ndarray
+    n_neg: np.ndarray
+    df: np.ndarray
+
+
+@dataclass(frozen=True)
+class AUCDifference:
+    """:func:`auc_difference`'s answer: arrays ``[p]`` (scalars for 1-D input): the two AUCs,
+    ``diff = auc_a - auc_b`` with its variance and df, the counts, and each model's own variance
+    and df (as :func:`auc_delong` gives them). Every df is NaN without clusters."""
+
+    auc_a: np.ndarray
+    auc_b: np.ndarray
+    diff: np.ndarray
+    var: np.ndarray
+    df: np.ndarray
+    n_pos: np.ndarray
+    n_neg: np.ndarray
+    var_a: np.ndarray
+    df_a: np.ndarray
+    var_b: np.ndarray
+    df_b: np.ndarray
+
+
+def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None) -> AUCs:
     """AUC and DeLong variance for each column.
 
     Parameters
@@ -27,17 +65,13 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None, *, return_df
     scores : array ``[n, p]`` (or ``[n]``), finite.
     labels : array ``[n, p]`` with 1 (positive), 0 (negative) and anything else (left out).
     groups : array ``[n]``, optional
-        Each row's cluster (patient). Given, ``var`` is Obuchowski's clustered variance.
-    return_df : bool
-        Also return ``df``: with ``groups``, the variance's effective degrees of freedom, the
-        effective number of clusters ``(sum_i c_i)^2 / sum_i c_i^2`` over the clusters'
-        contributions ``c_i`` to ``var`` (Kish; Satterthwaite's approximation); NaN without.
+        Each row's cluster (patient). Given, ``var`` is Obuchowski's clustered variance and
+        ``df`` the effective number of clusters ``(sum_i c_i)^2 / sum_i c_i^2`` over the
+        clusters' contributions ``c_i`` to ``var`` (Kish's effective sample size).
 
     Returns
     -------
-    auc, var, n_pos, n_neg[, df] : arrays ``[p]``. ``auc`` and ``var`` are NaN where a column
-    lacks positives or negatives; ``var`` is NaN where either side has a single member (a single
-    patient, when clustered).
+    AUCs
     """
     scores = np.asarray(scores)
     if scores.dtype not in (np.float32, np.float64):
@@ -64,8 +98,8 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None, *, return_df
     auc, var, m, k, df = out
     m, k = m.astype(np.int64), k.astype(np.int64)
     if squeeze:
-        auc, var, m, k, df = auc[0], var[0], int(m[0]), int(k[0]), df[0]
-    return (auc, var, m, k, df) if return_df else (auc, var, m, k)
+        return AUCs(auc[0], var[0], int(m[0]), int(k[0]), df[0])
+    return AUCs(auc, var, m, k, df)
 
 
 def _block(s: np.ndarray, lab: np.ndarray, G=None) -> np.ndarray:
@@ -143,7 +177,7 @@ def _sum_contributions(d10, d01, counts, m, k, auc):
     negative, with either. Returns ``(var, df)``: ``(sum c_i)^2 / sum c_i^2`` is the variance's
     degrees of freedom (the effective number of clusters: small when a few patients carry many
     of the stays). It is about a third of Satterthwaite's df where clusters are alike, which
-    offsets the variance's own downward bias with few heavy clusters (README, "AUC intervals",
+    offsets the variance's own downward bias with few heavy clusters (docs/statistics.md
     has the coverage of both)."""
     i10, i01, i_all = counts
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -156,7 +190,7 @@ def _sum_contributions(d10, d01, counts, m, k, auc):
     return var, df
 
 
-def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray, groups=None):
+def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray, groups=None) -> AUCDifference:
     """Paired difference of two models' AUCs on the same stays, ``auc_a - auc_b``, per column.
 
     The two AUCs are correlated (same positives, same negatives, often similar scores); the
@@ -173,9 +207,7 @@ def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarra
 
     Returns
     -------
-    dict of arrays ``[p]``: ``auc_a``, ``auc_b``, ``diff``, ``var`` (of the difference), ``df``
-    (NaN without ``groups``), ``n_pos``, ``n_neg``, and each model's own variance and df
-    (``var_a``, ``df_a``, ``var_b``, ``df_b``: :func:`auc_delong`'s, from the same components).
+    AUCDifference
     """
     a, b, labels = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64), np.asarray(labels)
     squeeze = a.ndim == 1
@@ -190,7 +222,7 @@ def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarra
     if len(g) != n:
         raise ValueError(f"groups has {len(g)} entries for {n} rows")
     G = sparse.csr_matrix((np.ones(n), (g, np.arange(n))), shape=(g.max() + 1 if n else 0, n))
-    keys = ("auc_a", "auc_b", "diff", "var", "df", "n_pos", "n_neg", "var_a", "df_a", "var_b", "df_b")
+    keys = [f.name for f in AUCDifference.__dataclass_fields__.values()]
     out = {k: np.full(labels.shape[1], np.nan) for k in keys}
     for lo in range(0, labels.shape[1], BLOCK):
         hi = min(lo + BLOCK, labels.shape[1])
@@ -217,7 +249,7 @@ def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarra
         for key in ("df", "df_a", "df_b"):
             out[key][:] = np.nan
     out["n_pos"], out["n_neg"] = out["n_pos"].astype(np.int64), out["n_neg"].astype(np.int64)
-    return {k: v[0] for k, v in out.items()} if squeeze else out
+    return AUCDifference(**({k: v[0] for k, v in out.items()} if squeeze else out))
 
 
 def _before_and_within(s, p, q):
@@ -237,43 +269,3 @@ def _before_and_within(s, p, q):
         through = np.minimum.accumulate(np.where(last, c, big)[:, ::-1], axis=1)[:, ::-1]
         res += [before, through - before]
     return res
-
-
-def auc_ci(auc, var, level: float = 0.95, df=None):
-    """Interval on the logit scale, ``logit(auc) +- q * se / (auc (1 - auc))`` transformed back,
-    so that it stays inside (0, 1). ``q`` is the normal quantile, or Student's t with ``df``
-    degrees of freedom where ``df`` is given and finite (the clustered variance's effective
-    number of clusters: with few of them the variance is itself uncertain). NaN where the
-    variance is undefined or zero, or the AUC is 0 or 1: never a zero-width interval."""
-    auc, var = np.asarray(auc, dtype=np.float64), np.asarray(var, dtype=np.float64)
-    z = np.full(auc.shape, stats.norm.ppf(0.5 + level / 2))
-    if df is not None:
-        df = np.broadcast_to(np.asarray(df, dtype=np.float64), auc.shape)
-        finite = np.isfinite(df) & (df > 0)
-        z = np.where(finite, stats.t.ppf(0.5 + level / 2, np.where(finite, df, 1.0)), z)
-    ok = np.isfinite(auc) & np.isfinite(var) & (var > 0) & (auc > 0) & (auc < 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        centre = np.log(auc / (1 - auc))
-        half = z * np.sqrt(var) / (auc * (1 - auc))
-        lo, hi = 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
-    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
-
-
-def difference_test(diff, var, df=None, level: float = 0.95):
-    """Interval and two-sided p-value of AUC differences: ``diff +- q se`` (clipped to [-1, 1])
-    and ``P(|T| >= |diff| / se)``, with ``T`` Student's t on ``df`` degrees of freedom where
-    ``df`` is given and finite, else normal. NaN where the variance is undefined or zero (two
-    identical models). Returns ``(low, high, p)``."""
-    diff, var = np.asarray(diff, dtype=np.float64), np.asarray(var, dtype=np.float64)
-    dist = np.full(diff.shape, np.inf)  # t with infinite df: the normal
-    if df is not None:
-        df = np.broadcast_to(np.asarray(df, dtype=np.float64), diff.shape)
-        dist = np.where(np.isfinite(df) & (df > 0), df, np.inf)
-    ok = np.isfinite(diff) & np.isfinite(var) & (var > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.sqrt(var)
-        q = stats.t.ppf(0.5 + level / 2, dist)
-        p = 2 * stats.t.sf(np.abs(diff) / se, dist)
-        lo, hi = np.clip(diff - q * se, -1, 1), np.clip(diff + q * se, -1, 1)
-    return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan), np.where(ok, p, np.nan)
-
