@@ -32,6 +32,12 @@ BENCHES = [
     ("compare_scale", ["bench_compare.py"],
      "compare two models at MC-MED scale, 1,500 phecodes x 18,000 stays (< 1 min)"),
     ("features", ["bench_features.py"], "pulse features, windows/s on one core (>= 2,000)"),
+    ("probe_scale", ["bench_probe_scale.py"],
+     "probe fit at real scale: 10,000 x 512 (<= 30 s, <= 1.5x six single lbfgs fits, = GridSearchCV) and "
+     "DeepBeat-sized 536,399 x 512 (<= 10 min, <= 4 GB), synthetic embeddings"),
+    ("real_probes", ["bench_real_probes.py"],
+     "probe on real public recordings: BUT PPG 1.0.0, TROIKA, Liu et al. 2022 arrhythmias (random weights, "
+     "pulse features, constant reference)"),
     ("probe", ["bench_probe.py"], "probe embedding throughput vs training (CPU); ground truth on "
      "simulated windows (needs demo/pretrain from `make demo`)"),
     ("fdr", ["bench_fdr.py", "--design", "standard", "--seeds", "101-112", "--reanalyse", "--compare-tests"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
@@ -71,12 +72,23 @@ def bridge(x: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return x
 
 
+@lru_cache(maxsize=64)
+def _polyphase_filter(up: int, down: int) -> np.ndarray:
+    """``resample_poly``'s own anti-aliasing filter (its default design), designed once per ratio."""
+    max_rate = max(up, down)
+    return sps.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+
+
 def resample(x: np.ndarray, fs: float, target: float) -> np.ndarray:
-    """Polyphase resampling from ``fs`` to ``target`` (rational approximation of the ratio)."""
+    """Polyphase resampling from ``fs`` to ``target`` (rational approximation of the ratio), along
+    the last axis. The signal is extended beyond its ends by a line, not zeros: a raw PPG sits on
+    a large offset, and zeros would make the filter ring for a second at each end (which swamps
+    the pulse of a 10-s smartphone record)."""
     if abs(fs - target) < 1e-9:
         return x
     ratio = Fraction(target / fs).limit_denominator(1000)
-    return sps.resample_poly(x, ratio.numerator, ratio.denominator)
+    up, down = ratio.numerator, ratio.denominator
+    return sps.resample_poly(x, up, down, axis=-1, window=_polyphase_filter(up, down), padtype="line")
 
 
 def resample_mask(bad: np.ndarray, fs: float, target: float, n_out: int) -> np.ndarray:
@@ -85,17 +97,28 @@ def resample_mask(bad: np.ndarray, fs: float, target: float, n_out: int) -> np.n
     return bad[src]
 
 
+@lru_cache(maxsize=64)
+def _band_filter(fs: float, lo: float, hi: float) -> np.ndarray:
+    nyq = fs / 2
+    return sps.butter(4, [lo / nyq, min(hi, 0.9 * nyq) / nyq], btype="band", output="sos")
+
+
+@lru_cache(maxsize=16)
+def _notch_filter(notch_hz: float, fs: float):
+    return sps.iirnotch(notch_hz, Q=30.0, fs=fs)
+
+
 def bandpass(x: np.ndarray, spec: ChannelSpec) -> np.ndarray:
     """Zero-phase Butterworth band-pass (order 4), then a zero-phase notch at ``spec.notch_hz``
-    (mains hum; none when it is 0 or None, or too close to the Nyquist frequency)."""
+    (mains hum; none when it is 0 or None, or too close to the Nyquist frequency); along the last
+    axis."""
     nyq = spec.fs / 2
-    lo, hi = spec.band
-    hi = min(hi, 0.9 * nyq)
-    sos = sps.butter(4, [lo / nyq, hi / nyq], btype="band", output="sos")
-    y = sps.sosfiltfilt(sos, x) if len(x) > 27 else x - x.mean()
-    if spec.notch_hz and spec.notch_hz < 0.95 * nyq and len(y) > 9:
-        b, a = sps.iirnotch(spec.notch_hz, Q=30.0, fs=spec.fs)
-        y = sps.filtfilt(b, a, y)
+    n = x.shape[-1]
+    y = sps.sosfiltfilt(_band_filter(spec.fs, *spec.band), x, axis=-1) if n > 27 else \
+        x - x.mean(axis=-1, keepdims=True)
+    if spec.notch_hz and spec.notch_hz < 0.95 * nyq and n > 9:
+        b, a = _notch_filter(spec.notch_hz, spec.fs)
+        y = sps.filtfilt(b, a, y, axis=-1)
     return y
 
 
@@ -129,6 +152,38 @@ def preprocess_record(x: np.ndarray, fs: float, spec: ChannelSpec, kind: str):
     pol = ecg_polarity(y[~bad] if (~bad).any() else y) if kind == "ecg" else \
         ppg_polarity(y[~bad] if (~bad).sum() > 2 else y)
     return y * pol, bad, pol
+
+
+def _ppg_polarities(Y: np.ndarray) -> np.ndarray:
+    """:func:`ppg_polarity` of each row of ``Y``, computed for all rows at once."""
+    hi, lo = np.percentile(Y, [98, 2], axis=1)
+    med = np.median(Y, axis=1)
+    dhi, dlo = np.percentile(np.diff(Y, axis=1), [99, 1], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        skew = np.nan_to_num(stats.skew(Y, axis=1))
+    votes = np.sign((hi - med) - (med - lo)) + np.sign(skew) + np.sign(dhi + dlo)
+    return np.where((Y.std(axis=1) == 0) | (votes >= 0), 1, -1)
+
+
+def preprocess_rows(X: np.ndarray, fs: float, spec: ChannelSpec = PPG) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`preprocess_record` of each row of ``X`` (PPG records of equal length), the filters
+    run on all rows at once: ``(Y [k, m], bad [k, m])``, each row what :func:`preprocess_record`
+    gives for it (``tests/test_preprocess.py`` checks that they are equal)."""
+    X = np.asarray(X, dtype=np.float64)
+    bad = np.stack([invalid_mask(x, fs) for x in X]) if len(X) else np.zeros(X.shape, bool)
+    bridged = X.copy()
+    for i in np.flatnonzero(bad.any(axis=1)):
+        bridged[i] = bridge(X[i], bad[i])
+    Y = bandpass(resample(bridged, fs, spec.fs), spec)
+    bad = bad[:, np.minimum((np.arange(Y.shape[1]) * fs / spec.fs).astype(np.int64), X.shape[1] - 1)]
+    polarity = np.ones(len(Y), dtype=np.int64)
+    clean = ~bad.any(axis=1)
+    if clean.any():
+        polarity[clean] = _ppg_polarities(Y[clean])
+    for i in np.flatnonzero(~clean):
+        valid = ~bad[i]
+        polarity[i] = ppg_polarity(Y[i][valid] if valid.sum() > 2 else Y[i])
+    return Y * polarity[:, None], bad
 
 
 def zscore(windows: np.ndarray) -> np.ndarray:

@@ -18,24 +18,41 @@ of 10 s or more gives its non-overlapping 10-s windows (stride 10 s; a shorter r
 one of ``min_seconds`` to 10 s is z-scored and zero-padded at the end to 10 s (the encoder pools
 over time, so a flat tail adds nothing but dilutes; documented, not hidden); a shorter one is
 rejected and counted.
+
+The preprocessed windows are written once to a cache folder (``DATASET/cache`` unless told
+otherwise) as ``windows-<key>.npy`` (float16 ``[n, 1250]``, memory-mapped when read) with
+``windows-<key>.parquet`` (each window's example); the key holds the dataset's files (their
+sizes and times, ``labels.csv``'s checksum), the window rule's settings and the preprocessing's
+version, so a changed input or rule is preprocessed anew. Rows of ``windows.npy`` are
+preprocessed many at once (:func:`~cohorts.preprocess.preprocess_rows`), records once each for all
+their examples, in ``workers`` processes.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from joblib import Parallel, delayed
 
 from phewas.base.errors import InputError
-from phewas.base.io import read_toml
+from phewas.base.io import file_sha256, read_toml, remove_stale_temporaries
+from phewas.base.progress import progress
 
-from .preprocess import PPG, cut_windows, preprocess_record, zscore
+from .preprocess import PPG, cut_windows, preprocess_record, preprocess_rows, zscore
 
 KINDS = ("regression", "binary", "multiclass")
 OFFICIAL_SPLITS = ("train", "test")
+PREPROCESSING = 1  # raise when preprocessing changes what it writes: older caches are redone
+ROWS_PER_TASK = 2048  # rows of windows.npy per preprocessing task
+RECORDS_PER_TASK = 16
 
 
 @dataclass
@@ -51,11 +68,15 @@ class ProbeDataset:
         One row per example kept: ``example`` (row of labels.csv), ``subject`` (null if unknown),
         ``split`` (null if none), and the task columns.
     windows : numpy.ndarray
-        float32 ``[n_windows, 1250]``.
+        ``[n_windows, 1250]`` (float16, memory-mapped from the cache), grouped by example in the
+        examples' order.
     example_of : numpy.ndarray
         Each window's row in :attr:`labels`.
     rejected : dict
         Examples left out, by reason.
+    key : str
+        Identifies the windows (dataset files and window rule): embeddings of them are cached
+        under it.
     """
 
     name: str
@@ -64,6 +85,7 @@ class ProbeDataset:
     windows: np.ndarray
     example_of: np.ndarray
     rejected: dict = field(default_factory=dict)
+    key: str = ""
 
 
 def read_spec(folder: Path) -> dict:
@@ -158,47 +180,153 @@ def _read_record(folder: Path, record: str, channel: str | None) -> tuple[np.nda
     return rec.p_signal[:, j], float(rec.fs)
 
 
-def load_probe_dataset(folder, *, max_invalid: float = 0.25, min_seconds: float = 5.0) -> ProbeDataset:
-    """Read a dataset folder (see the module's description) and preprocess its examples."""
+def _cut(x_len: int, fs: float, start_s, duration_s, prepared, max_invalid: float, min_seconds: float):
+    """``example_windows`` on a record already preprocessed (``prepared``) of ``x_len`` samples."""
+    return example_windows(np.empty(x_len), fs, start_s, duration_s, max_invalid, min_seconds, prepared)
+
+
+def _prepare_rows(array_path: Path, fs: float, rows: list[tuple], max_invalid: float, min_seconds: float):
+    """Windows of examples that are rows of ``windows.npy``: ``rows`` holds ``(example, row,
+    start_s, duration_s)``. Returns ``(examples kept, windows float16, windows per example,
+    reasons of the rejected)``."""
+    array = np.load(array_path, mmap_mode="r")
+    Y, bad = preprocess_rows(np.asarray(array[[r[1] for r in rows]], dtype=np.float64), fs, PPG)
+    return _collect((example, _cut(array.shape[1], fs, a, d, (Y[i], bad[i]), max_invalid, min_seconds))
+                    for i, (example, _, a, d) in enumerate(rows))
+
+
+def _prepare_records(folder: Path, channel, groups: list[tuple[str, list[tuple]]], max_invalid: float,
+                     min_seconds: float):
+    """Windows of examples that are parts of WFDB records: ``groups`` holds ``(record, [(example,
+    start_s, duration_s), ...])``; each record is read and preprocessed once."""
+    def each():
+        for record, examples in groups:
+            x, fs = _read_record(folder, record, channel)
+            x = np.asarray(x, np.float64)
+            prepared = preprocess_record(x, fs, PPG, "ppg")[:2]
+            for example, a, d in examples:
+                yield example, _cut(len(x), fs, a, d, prepared, max_invalid, min_seconds)
+    return _collect(each())
+
+
+def _collect(results):
+    kept, windows, counts, reasons = [], [], [], []
+    for example, (w, why) in results:
+        if why:
+            reasons.append(why)
+            continue
+        kept.append(example)
+        windows.append(w.astype(np.float16))
+        counts.append(len(w))
+    stacked = np.vstack(windows) if windows else np.zeros((0, PPG.window), np.float16)
+    return kept, stacked, counts, reasons
+
+
+def dataset_key(folder: Path, spec: dict, df: pl.DataFrame, max_invalid: float, min_seconds: float) -> str:
+    """What identifies a dataset's windows: its files and the window rule (see the module's text)."""
+    parts = [PREPROCESSING, max_invalid, min_seconds, (folder / "dataset.toml").read_text(),
+             file_sha256(folder / "labels.csv")]
+    signals = [folder / "windows.npy"] if "window" in df.columns else \
+        [folder / f"{r}{ext}" for r in df["record"].unique(maintain_order=True).to_list() for ext in (".hea", ".dat")]
+    for f in signals:
+        st = f.stat() if f.exists() else None
+        parts.append([f.name, st.st_size if st else None, st.st_mtime_ns if st else None])
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def load_probe_dataset(folder, *, max_invalid: float = 0.25, min_seconds: float = 5.0, cache=None,
+                       workers: int = 1) -> ProbeDataset:
+    """Read a dataset folder (see the module's description) and its preprocessed windows: from the
+    cache folder (default ``DATASET/cache``) when they are there, else preprocessed now and
+    written there."""
     folder = Path(folder)
     spec = read_spec(folder)
     tasks = {n: t["kind"] for n, t in spec["tasks"].items()}
     df = read_labels(folder, tasks)
-    array = None
     if "window" in df.columns:
-        if "fs" not in spec:
-            raise InputError(folder / "dataset.toml", "fs is needed for windows.npy")
-        try:
-            array = np.load(folder / "windows.npy", mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise InputError(folder / "windows.npy", f"not readable ({err})") from None
-    windows, example_of, kept, rejected = [], [], [], {}
-    cache: dict = {}
-    for i, row in enumerate(df.iter_rows(named=True)):
-        if array is not None:
-            try:
-                k = int(row["window"])
-                x, fs, prepared = array[k], float(spec["fs"]), None
-            except (TypeError, ValueError, IndexError):
-                raise InputError(folder / "labels.csv", f"window {row['window']!r} is not a row of windows.npy "
-                                 f"({len(array)} rows)", row=i + 2, column="window") from None
-        else:
-            if row["record"] not in cache:  # one record held, preprocessed once for its examples
-                x, fs = _read_record(folder, row["record"], spec.get("channel"))
-                cache = {row["record"]: (x, fs, preprocess_record(np.asarray(x, np.float64), fs, PPG, "ppg")[:2])}
-            x, fs, prepared = cache[row["record"]]
-        w, why = example_windows(x, fs, row.get("start_s"), row.get("duration_s"), max_invalid, min_seconds,
-                                 prepared)
-        if why:
-            rejected[why] = rejected.get(why, 0) + 1
-            continue
-        windows.append(w)
-        example_of.append(np.full(len(w), len(kept)))
-        kept.append(i)
-    if not kept:
-        raise InputError(folder / "labels.csv", f"no example gave a usable window ({rejected})")
+        _check_window_rows(folder, spec, df)
+    key = dataset_key(folder, spec, df, max_invalid, min_seconds)
+    cache = Path(cache) if cache is not None else folder / "cache"
+    stem = cache / f"windows-{key}"
+    if not (stem.with_suffix(".npy").is_file() and stem.with_suffix(".parquet").is_file()):
+        _prepare(folder, spec, df, stem, max_invalid, min_seconds, workers)
+    index = pl.read_parquet(stem.with_suffix(".parquet"))
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    kept = index["example"].unique(maintain_order=True).to_list()
+    position = {e: i for i, e in enumerate(kept)}
     labels = (df.with_row_index("example").filter(pl.col("example").is_in(kept))
               .select("example", *(pl.col(c) if c in df.columns else pl.lit(None, pl.String).alias(c)
                                    for c in ("subject", "split")), *tasks))
+    example_of = np.array([position[e] for e in index["example"].to_list()], dtype=np.int64)
     return ProbeDataset(name=str(spec.get("name", folder.name)), tasks=tasks, labels=labels,
-                        windows=np.vstack(windows), example_of=np.concatenate(example_of), rejected=rejected)
+                        windows=np.load(stem.with_suffix(".npy"), mmap_mode="r"), example_of=example_of,
+                        rejected=meta["rejected"], key=key)
+
+
+def _check_window_rows(folder: Path, spec: dict, df: pl.DataFrame) -> None:
+    if "fs" not in spec:
+        raise InputError(folder / "dataset.toml", "fs is needed for windows.npy")
+    try:
+        n = np.load(folder / "windows.npy", mmap_mode="r").shape[0]
+    except (OSError, ValueError) as err:
+        raise InputError(folder / "windows.npy", f"not readable ({err})") from None
+    rows = df["window"].cast(pl.Int64, strict=False)
+    bad = df.with_row_index("i").filter(rows.is_null() | (rows < 0) | (rows >= n))
+    if bad.height:
+        raise InputError(folder / "labels.csv", f"window {bad['window'][0]!r} is not a row of windows.npy ({n} rows)",
+                         row=int(bad["i"][0]) + 2, column="window")
+
+
+def _prepare(folder: Path, spec: dict, df: pl.DataFrame, stem: Path, max_invalid: float, min_seconds: float,
+             workers: int) -> None:
+    """Preprocess every example and write the cache files ``stem.npy/.parquet/.json``, atomically."""
+    start = df["start_s"].to_list() if "start_s" in df.columns else [None] * df.height
+    duration = df["duration_s"].to_list() if "duration_s" in df.columns else [None] * df.height
+    if "window" in df.columns:
+        rows = list(zip(range(df.height), df["window"].cast(pl.Int64).to_list(), start, duration))
+        tasks = [delayed(_prepare_rows)(folder / "windows.npy", float(spec["fs"]), rows[i:i + ROWS_PER_TASK],
+                                        max_invalid, min_seconds) for i in range(0, len(rows), ROWS_PER_TASK)]
+    else:
+        groups: dict[str, list] = {}
+        for i, (record, a, d) in enumerate(zip(df["record"].to_list(), start, duration)):
+            groups.setdefault(record, []).append((i, a, d))
+        items = list(groups.items())
+        tasks = [delayed(_prepare_records)(folder, spec.get("channel"), items[i:i + RECORDS_PER_TASK], max_invalid,
+                                           min_seconds) for i in range(0, len(items), RECORDS_PER_TASK)]
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(stem.parent, f"cannot create the cache folder ({err.strerror}); give another with "
+                         "--cache") from None
+    remove_stale_temporaries(stem)  # parts that a killed run left
+    parts = stem.with_name(f".{stem.name}.tmp-{os.getpid()}")
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir()
+    try:
+        kept, counts, rejected, n = [], [], {}, 0
+        results = Parallel(n_jobs=workers, return_as="generator")(tasks)
+        for k, (ex, w, c, reasons) in enumerate(progress(results, total=len(tasks), desc="preprocess",
+                                                         unit="task")):
+            np.save(parts / f"{k:06d}.npy", w)
+            kept += ex
+            counts += c
+            n += len(w)
+            for why in reasons:
+                rejected[why] = rejected.get(why, 0) + 1
+        if not kept:
+            raise InputError(folder / "labels.csv", f"no example gave a usable window ({rejected})")
+        out = np.lib.format.open_memmap(parts / "windows.npy", mode="w+", dtype=np.float16, shape=(n, PPG.window))
+        pos = 0
+        for k in range(len(tasks)):
+            w = np.load(parts / f"{k:06d}.npy")
+            out[pos:pos + len(w)] = w
+            pos += len(w)
+        out.flush()
+        del out
+        pl.DataFrame({"example": np.repeat(np.asarray(kept, np.int64), counts)}).write_parquet(parts / "index.parquet")
+        (parts / "meta.json").write_text(json.dumps({"rejected": rejected, "windows": n, "examples": len(kept)}))
+        # the three files take their names last, the data first: a reader finds all or none
+        for src, ext in (("windows.npy", ".npy"), ("meta.json", ".json"), ("index.parquet", ".parquet")):
+            os.replace(parts / src, stem.with_suffix(ext))
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)

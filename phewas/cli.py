@@ -129,7 +129,7 @@ def cmd_simulate_probe(args) -> None:
 
 
 def cmd_convert_dataset(args) -> None:
-    from cohorts.probe_convert import convert_dataset
+    from cohorts.converters import convert_dataset
     manifest = convert_dataset(args.format, args.source, args.out, overwrite=args.force)
     log.info("converted %s: %s examples in %s", args.format, manifest["counts"]["examples"], args.out)
 
@@ -238,7 +238,7 @@ def _subcommand(sub, name: str, func, help: str, *args, config=None, after=(), c
 
 def build_parser() -> argparse.ArgumentParser:
     from cohorts.build import CohortConfig
-    from cohorts.probe_convert import FORMATS
+    from cohorts.converters import FORMATS
     from cohorts.segments import SegmentConfig
     from cohorts.sim.population import PopulationConfig
     from cohorts.sim.probe import SimulateProbeConfig

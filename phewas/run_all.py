@@ -37,7 +37,7 @@ KNOWN = {"paths", *STAGES, "models", "compare", "probe"}
 MAIN_MODEL = "finetune"  # the main model's name in compare
 MODEL_KINDS = ("finetune", "features")
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
-SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays"}
+SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays", "cache"}
 # keys of earlier versions, renamed to their flags' names: still read, with a warning
 RENAMED = {"build_cohort": {"min_ppg_s": "min_ppg_seconds", "min_overlap_s": "min_overlap_seconds"}}
 

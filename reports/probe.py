@@ -1,25 +1,35 @@
-"""``phewas probe``: linear probes of frozen PPG encoders on labelled PPG datasets (the AnyPPG
-paper's first stage), several encoders side by side.
+"""``phewas probe``: probes of frozen PPG encoders on labelled PPG datasets (the AnyPPG paper's
+first stage), several encoders side by side.
 
-Per example, the mean embedding of its windows (an example of 30 s has three); per task a linear
-probe on the standardised embeddings: ridge regression for continuous targets (MAE, RMSE,
-Pearson r), L2 logistic regression for binary and multi-class ones (AUC, one-vs-rest macro for
-several classes; macro-F1; balanced accuracy). The penalty is chosen by 5-fold cross-validation
-on the training part only (folds by subject where subjects are known). Split: the dataset's
-official one where ``labels.csv`` has ``split``; otherwise 8:2 by subject, or by example when
-subjects are unknown, seeded. Each metric has a 95% percentile-bootstrap interval over test
-subjects (examples when unknown).
+Per example, the mean embedding of its windows (an example of 30 s has three; the pulse
+features take the median); per task a probe chosen on the training part only, by the paper's
+protocol (:mod:`reports.probe_models`): L2 logistic regression for binary tasks (AUC, macro-F1,
+balanced accuracy), a random forest for multi-class ones (AUC one-vs-rest macro, macro-F1,
+balanced accuracy), ridge regression for continuous ones (MAE, RMSE, Pearson r); the chosen
+hyperparameters are recorded per task. Inner folds by subject where subjects are known. Split:
+the dataset's official one where ``labels.csv`` has ``split``; otherwise 8:2 by subject, or by
+example when subjects are unknown, seeded. Each metric has a 95% percentile-bootstrap interval
+over test subjects (examples when unknown). Beside the encoders, a constant reference: the
+training mean (regression) or the training prevalence (classes).
+
+Preprocessed windows and embeddings are cached (``DATASET/cache`` unless ``--cache`` says
+otherwise; :mod:`cohorts.probe_data`, :mod:`encoder.embed`), so a second probe of the same dataset
+embeds only the encoders it has not seen.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+import os
+import tempfile
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from scipy.stats import rankdata
 
 from cohorts.probe_data import load_probe_dataset
 from phewas.base.errors import InputError, PhewasError
@@ -30,11 +40,12 @@ from phewas.base.settings import check_settings, setting
 from . import figures
 from .compare import model_names
 from .html import write_page
+from .probe_models import MULTICLASS, fit_probe
 
 METRICS = {"regression": ("mae", "rmse", "pearson_r"), "binary": ("auc", "macro_f1", "balanced_accuracy"),
            "multiclass": ("auc", "macro_f1", "balanced_accuracy")}
-ALPHAS = np.logspace(-3, 4, 15)  # ridge penalties tried
-CS = np.logspace(-4, 2, 13)  # inverse logistic penalties tried
+REFERENCE = "constant"  # the reference row: the training mean, or the training prevalence
+CHUNK = 65536  # windows per chunk when examples' embeddings are pooled
 
 
 @dataclass
@@ -45,12 +56,20 @@ class ProbeConfig:
     task: str | None = setting(None, "probe this task only (default: every task of dataset.toml)")
     seed: int = setting(0, "seed of the split, the folds, the bootstrap and the random encoder")
     test_fraction: float = setting(0.2, "share of subjects (or examples) held out when there is no official split")
-    folds: int = setting(5, "cross-validation folds that choose the penalty on the training part")
+    folds: int = setting(5, "cross-validation folds that choose the hyperparameters on the training part")
     bootstrap: int = setting(1000, "bootstrap resamples of the test subjects for the intervals")
     max_invalid: float = setting(0.25, "reject windows with a larger share of invalid samples (as extract-segments)")
     min_seconds: float = setting(5.0, "shortest example kept (shorter than 10 s: zero-padded)")
+    multiclass: str = setting("forest", "multi-class probe: forest (the paper's random forest) or logistic",
+                              choices=MULTICLASS)
+    reference: bool = setting(True, "leave out the constant reference (training mean or prevalence)",
+                              flag="--no-reference")
+    cache: str | None = setting(None, "folder of preprocessed windows and embeddings (default: the dataset's "
+                                "cache/, or a temporary one where that cannot be written)")
     batch_size: int = setting(256, "windows per forward pass")
     device: str = setting("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
+    workers: int | None = setting(None, "processes for preprocessing, pulse features and forests (default: all "
+                                  "cores)")
 
     def __post_init__(self):
         check_settings(
@@ -60,7 +79,9 @@ class ProbeConfig:
             (self.bootstrap >= 0, "bootstrap", "0 or more"),
             (0 <= self.max_invalid <= 1, "max_invalid", "between 0 and 1"),
             (0 < self.min_seconds <= 10, "min_seconds", "between 0 and 10"),
+            (self.multiclass in MULTICLASS, "multiclass", f"one of {MULTICLASS}"),
             (self.batch_size >= 1, "batch_size", "at least 1"),
+            (self.workers is None or self.workers >= 1, "workers", "at least 1"),
         )
 
 
@@ -103,72 +124,46 @@ def split_examples(labels: pl.DataFrame, test_fraction: float, seed: int, class_
                                                 if k else ")"))
 
 
-def _folds(groups, y, folds: int, classify: bool, seed: int):
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
-    if groups is not None and len(np.unique(groups)) >= folds:
-        return (StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if classify
-                else GroupKFold(folds)).split(np.zeros(len(y)), y, groups)
-    return (StratifiedKFold(folds, shuffle=True, random_state=seed) if classify
-            else KFold(folds, shuffle=True, random_state=seed)).split(np.zeros(len(y)), y)
-
-
-def fit_probe(X_train, y_train, X_test, kind: str, groups=None, folds: int = 5, seed: int = 0):
-    """Standardise, choose the penalty by cross-validation on the training part, refit, predict.
-    Returns ``(prediction, chosen penalty)``: values for regression, class probabilities
-    ``[n, k]`` (with the classes) for classification."""
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.metrics import log_loss, mean_squared_error
-    from sklearn.preprocessing import StandardScaler
-    classify = kind != "regression"
-    cv = list(_folds(groups, y_train, folds, classify, seed))
-    grid = CS if classify else ALPHAS
-
-    def model(v):
-        return LogisticRegression(C=v, max_iter=3000) if classify else Ridge(alpha=v)
-    losses = np.zeros(len(grid))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence warnings at extreme penalties
-        for tr, va in cv:
-            sc = StandardScaler().fit(X_train[tr])
-            a, b = sc.transform(X_train[tr]), sc.transform(X_train[va])
-            for i, v in enumerate(grid):
-                m = model(v).fit(a, y_train[tr])
-                if classify:
-                    p = np.zeros((len(va), len(np.unique(y_train))))
-                    classes = np.unique(y_train)
-                    p[:, np.searchsorted(classes, m.classes_)] = m.predict_proba(b)
-                    p = np.clip(p, 1e-12, 1)
-                    losses[i] += log_loss(y_train[va], p / p.sum(1, keepdims=True), labels=classes)
-                else:
-                    losses[i] += mean_squared_error(y_train[va], m.predict(b))
-        best = grid[int(np.argmin(losses))]
-        sc = StandardScaler().fit(X_train)
-        m = model(best).fit(sc.transform(X_train), y_train)
-        pred = m.predict_proba(sc.transform(X_test)) if classify else m.predict(sc.transform(X_test))
-    return (pred, m.classes_ if classify else None), float(best)
+def _auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC (Mann-Whitney with mid-ranks for ties), as ``roc_auc_score``."""
+    n1 = int(positive.sum())
+    n0 = len(positive) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def task_metrics(kind: str, y, pred) -> dict:
-    """The task's metrics for one set of test examples."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+    """The task's metrics for one set of test examples, computed from counts and ranks (equal to
+    scikit-learn's ``roc_auc_score``, ``f1_score(average="macro")`` and
+    ``balanced_accuracy_score``, checked in ``tests/test_probe.py``; a thousand bootstrap
+    resamples need them fast)."""
     if kind == "regression":
         err = pred - y
         r = float(np.corrcoef(pred, y)[0, 1]) if np.std(pred) > 0 and np.std(y) > 0 else float("nan")
         return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2))), "pearson_r": r}
     proba, classes = pred
-    labels = classes[np.argmax(proba, axis=1)]
+    predicted = classes[np.argmax(proba, axis=1)]
     present = np.unique(y)
     if len(present) < 2:
         auc = float("nan")
     elif len(classes) == 2:
-        auc = float(roc_auc_score(y, proba[:, 1]))
-    else:
+        auc = _auc(y == classes[1], proba[:, 1])
+    else:  # one-vs-rest, macro, over the classes the test part holds (renormalised)
         keep = np.isin(classes, present)
         p = proba[:, keep] / proba[:, keep].sum(1, keepdims=True)
-        auc = float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=classes[keep])) \
-            if keep.sum() > 2 else float(roc_auc_score(y, p[:, 1]))
-    return {"auc": auc, "macro_f1": float(f1_score(y, labels, average="macro")),
-            "balanced_accuracy": float(balanced_accuracy_score(y, labels))}
+        auc = (float(np.mean([_auc(y == c, p[:, j]) for j, c in enumerate(classes[keep])])) if keep.sum() > 2
+               else _auc(y == classes[keep][1], p[:, 1]))
+    labels, codes = np.unique(np.concatenate([y, predicted]), return_inverse=True)
+    truth, guess = codes[:len(y)], codes[len(y):]
+    k = len(labels)
+    tp = np.bincount(truth[truth == guess], minlength=k).astype(np.float64)
+    n_true, n_guess = np.bincount(truth, minlength=k), np.bincount(guess, minlength=k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(n_true + n_guess > 0, 2 * tp / (n_true + n_guess), 0.0)
+        recall = tp[n_true > 0] / n_true[n_true > 0]
+    return {"auc": auc, "macro_f1": float(f1.mean()), "balanced_accuracy": float(recall.mean())}
 
 
 def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float = 0.95) -> dict:
@@ -177,7 +172,8 @@ def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float =
         return {m: (float("nan"), float("nan")) for m in METRICS[kind]}
     rng = np.random.default_rng(seed)
     uniq, inv = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inv == g) for g in range(len(uniq))]
+    order = np.argsort(inv, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(inv, minlength=len(uniq)))[:-1])
     draws = {m: [] for m in METRICS[kind]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -194,15 +190,15 @@ def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float =
 
 def _encoder_names(encoders: list[str], names: list[str] | None) -> list[str]:
     if names is None:
-        names = [e if e == "random" else (Path(e).stem if Path(e).is_file() else Path(e).resolve().name)
+        names = [e if e in ("random", "features") else (Path(e).stem if Path(e).is_file() else Path(e).resolve().name)
                  for e in encoders]
     return model_names([Path(e) for e in encoders], names)
 
 
-def load_encoders(encoders: list[str], seed: int) -> tuple[list[tuple], str]:
-    """``(model, description)`` per encoder named, and the random encoder's cache key: ``random``
-    takes the architecture of the first trained encoder given (AnyPPG's without one)."""
-    from encoder.embed import RANDOM, load_encoder  # torch: only when probing
+def load_encoders(encoders: list[str], seed: int) -> list[tuple]:
+    """``(model, description)`` per encoder named: ``random`` takes the architecture of the first
+    trained encoder given (AnyPPG's without one)."""
+    from encoder.embed import RANDOM, load_encoder  # torch: only when probing a network
     arch, loaded = None, []
     for e in encoders:
         if e != RANDOM:
@@ -211,31 +207,49 @@ def load_encoders(encoders: list[str], seed: int) -> tuple[list[tuple], str]:
             loaded.append((model, desc))
         else:
             loaded.append(None)
-    random_key = f"random-{seed}-{hashlib.sha256(repr(arch).encode()).hexdigest()[:8]}"
-    return [x if x is not None else load_encoder(RANDOM, architecture=arch, seed=seed) for x in loaded], random_key
+    return [x if x is not None else load_encoder(RANDOM, architecture=arch, seed=seed) for x in loaded]
 
 
-def window_embeddings(model, windows: np.ndarray, key: str, cache: Path, batch: int, device: str) -> np.ndarray:
-    """The windows' embeddings, read from ``cache`` (an ``.npz`` written by an earlier run) when its
-    key (weights and windows) matches, else computed."""
-    from encoder.embed import embed
-    if cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                return z["embeddings"]
-    return embed(model, windows, batch=batch, device=device)
+def example_embeddings(emb: np.ndarray, example_of: np.ndarray, n: int, aggregate: str) -> np.ndarray:
+    """float32 ``[n, d]``: each example's windows pooled (``mean``, or ``median`` ignoring NaN), read
+    in chunks of the (memory-mapped) window embeddings, which are grouped by example."""
+    starts = np.r_[0, np.flatnonzero(np.diff(example_of)) + 1]
+    ends = np.r_[starts[1:], len(example_of)]
+    out = np.zeros((n, emb.shape[1]), np.float32)
+    i = 0
+    while i < n:
+        j = int(np.searchsorted(starts, starts[i] + CHUNK, side="left"))
+        j = max(j, i + 1)
+        block = np.asarray(emb[starts[i]:ends[j - 1]], np.float64)
+        first, counts = starts[i:j] - starts[i], ends[i:j] - starts[i:j]
+        if aggregate == "mean":
+            out[i:j] = np.add.reduceat(block, first, axis=0) / counts[:, None]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # no beat in any window: NaN, imputed later
+                for c in np.unique(counts):
+                    sel = np.flatnonzero(counts == c)
+                    out[i + sel] = np.nanmedian(block[first[sel][:, None] + np.arange(c)], axis=1)
+        i = j
+    return out
 
 
-def example_means(emb: np.ndarray, example_of: np.ndarray, n: int) -> np.ndarray:
-    """The example's embedding: the mean over its windows."""
-    X = np.zeros((n, emb.shape[1]))
-    np.add.at(X, example_of, emb)
-    return X / np.bincount(example_of, minlength=n)[:, None]
+def impute(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """NaN (a pulse feature that no window of an example measured) replaced by the training
+    median; returns the matrices and the number of examples imputed."""
+    missing = np.isnan(X_train).any(1).sum() + np.isnan(X_test).any(1).sum()
+    if not missing:
+        return X_train, X_test, 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nan_to_num(np.nanmedian(X_train, axis=0))
+    return (np.where(np.isnan(X_train), med, X_train), np.where(np.isnan(X_test), med, X_test), int(missing))
 
 
 def probe_task(name: str, task: str, kind: str, X: np.ndarray, labels: pl.DataFrame, test: np.ndarray,
-               groups: np.ndarray, cfg: ProbeConfig) -> list[dict]:
-    """One encoder's rows of ``probe.csv`` for one task: a metric each, or a note why none."""
+               groups: np.ndarray, cfg: ProbeConfig, workers: int) -> list[dict]:
+    """One encoder's rows of ``probe.csv`` for one task: a metric each, or a note why none; with
+    ``X`` None, the constant reference's."""
     col = labels[task]
     have = col.is_not_null().to_numpy()
     y = col.to_numpy()
@@ -243,65 +257,101 @@ def probe_task(name: str, task: str, kind: str, X: np.ndarray, labels: pl.DataFr
         y = y.astype(str)
     tr, te = have & ~test, have & test
     base = {"encoder": name, "task": task, "kind": kind, "n_train": int(tr.sum()), "n_test": int(te.sum())}
+    empty = {"metric": None, "value": None, "ci_low": None, "ci_high": None, "penalty": None, "hyperparameters": None}
     if tr.sum() < 2 * cfg.folds or te.sum() < 2 or (kind != "regression" and len(np.unique(y[tr])) < 2):
-        return [base | {"metric": None, "value": None, "ci_low": None, "ci_high": None, "penalty": None,
-                        "note": "too few labelled examples"}]
+        return [base | empty | {"note": "too few labelled examples"}]
     y_tr = y[tr].astype(np.float64) if kind == "regression" else y[tr]
     y_te = y[te].astype(np.float64) if kind == "regression" else y[te]
-    pred, penalty = fit_probe(X[tr], y_tr, X[te], kind, groups=groups[tr], folds=cfg.folds, seed=cfg.seed)
-    pred = pred[0] if kind == "regression" else pred
+    note = []
+    if X is None:  # the constant reference
+        if kind == "regression":
+            pred, hyper = np.full(te.sum(), y_tr.mean()), {"constant": float(y_tr.mean())}
+        else:
+            classes, counts = np.unique(y_tr, return_counts=True)
+            pred, hyper = (np.tile(counts / counts.sum(), (te.sum(), 1)), classes), {"constant": "prevalence"}
+    else:
+        X_tr, X_te, imputed = impute(X[tr], X[te])
+        if imputed:
+            note.append(f"{imputed} examples without a measured feature, imputed with the training median")
+        fit = fit_probe(X_tr, y_tr, X_te, kind, groups=groups[tr], folds=cfg.folds, seed=cfg.seed,
+                        multiclass=cfg.multiclass, workers=workers)
+        pred, hyper = fit.prediction, fit.hyperparameters
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # classes a probe predicts that the test lacks
         values = task_metrics(kind, y_te, pred)
     ci = bootstrap_intervals(kind, y_te, pred, groups[te], cfg.bootstrap, cfg.seed)
-    note = "the test part holds one class: no AUC" if kind != "regression" and len(np.unique(y_te)) < 2 else None
+    if kind != "regression" and len(np.unique(y_te)) < 2:
+        note.append("the test part holds one class: no AUC")
+    penalty = hyper.get("C", hyper.get("alpha"))
     return [base | {"metric": m, "value": v, "ci_low": ci[m][0], "ci_high": ci[m][1], "penalty": penalty,
-                    "note": note} for m, v in values.items()]
+                    "hyperparameters": json.dumps(hyper), "note": "; ".join(note) or None}
+            for m, v in values.items()]
 
 
 TABLE_SCHEMA = {"encoder": pl.String, "task": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64,
                 "ci_low": pl.Float64, "ci_high": pl.Float64, "n_train": pl.Int64, "n_test": pl.Int64,
-                "penalty": pl.Float64, "note": pl.String}
+                "penalty": pl.Float64, "hyperparameters": pl.String, "note": pl.String}
+
+
+def _cache_folder(dataset: Path, cfg: ProbeConfig):
+    """The cache folder, and a context that removes it at the end when it is a temporary one."""
+    if cfg.cache is not None:
+        return Path(cfg.cache), nullcontext()
+    own = Path(dataset) / "cache"
+    if os.access(own if own.exists() else Path(dataset), os.W_OK):
+        return own, nullcontext()
+    tmp = tempfile.TemporaryDirectory(prefix="phewas-probe-cache-")
+    return Path(tmp.name), tmp
 
 
 def probe(dataset, encoders: list[str], out, names: list[str] | None = None, config: ProbeConfig | None = None,
           overwrite: bool = False) -> dict:
     """``phewas probe``: probe each encoder on each task of ``dataset``; write ``probe.csv``,
-    figures, the HTML page and the embeddings (``embeddings/NAME.npz``, reused by a later run over
-    the same windows and weights). Returns ``summary.json``'s content."""
+    figures and the HTML page. Returns ``summary.json``'s content."""
+    from encoder.embed import cached_embeddings
+
     cfg = config or ProbeConfig()
     if not encoders:
         raise PhewasError("probe needs at least one --encoder")
     names = _encoder_names(encoders, names)
-    data = load_probe_dataset(dataset, max_invalid=cfg.max_invalid, min_seconds=cfg.min_seconds)
-    tasks = data.tasks if cfg.task is None else {cfg.task: data.tasks.get(cfg.task)}
-    if None in tasks.values():
-        raise InputError(Path(dataset) / "dataset.toml", f"no task {cfg.task!r}; tasks: {', '.join(data.tasks)}")
-    test, how = split_examples(data.labels, cfg.test_fraction, cfg.seed,
-                               [t for t, k in tasks.items() if k != "regression"])
-    subject = data.labels["subject"].to_numpy()
-    groups = subject if data.labels["subject"].is_not_null().all() else np.arange(data.labels.height).astype(str)
-    windows_key = hashlib.sha256(np.ascontiguousarray(data.windows).tobytes()).hexdigest()[:16]
-    loaded, random_key = load_encoders(encoders, cfg.seed)
-    rows, per_encoder = [], {}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        (tmp / "embeddings").mkdir()
-        for name, (model, desc) in zip(names, loaded):
-            key = f"{desc.get('sha256') or random_key}-{windows_key}"
-            emb = window_embeddings(model, data.windows, key, Path(out) / "embeddings" / f"{name}.npz",
-                                    cfg.batch_size, cfg.device)
-            np.savez(tmp / "embeddings" / f"{name}.npz", embeddings=emb, key=np.array(key))
-            X = example_means(emb, data.example_of, data.labels.height)
+    workers = cfg.workers or os.cpu_count() or 1
+    cache, cleanup = _cache_folder(Path(dataset), cfg)
+    with cleanup:
+        data = load_probe_dataset(dataset, max_invalid=cfg.max_invalid, min_seconds=cfg.min_seconds, cache=cache,
+                                  workers=workers)
+        tasks = data.tasks if cfg.task is None else {cfg.task: data.tasks.get(cfg.task)}
+        if None in tasks.values():
+            raise InputError(Path(dataset) / "dataset.toml", f"no task {cfg.task!r}; tasks: {', '.join(data.tasks)}")
+        test, how = split_examples(data.labels, cfg.test_fraction, cfg.seed,
+                                   [t for t, k in tasks.items() if k != "regression"])
+        subject = data.labels["subject"].to_numpy()
+        groups = subject if data.labels["subject"].is_not_null().all() else \
+            np.arange(data.labels.height).astype(str)
+        rows, per_encoder = [], {}
+        for name, (model, desc) in zip(names, load_encoders(encoders, cfg.seed)):
+            emb = cached_embeddings(model, f"{desc['key']}-{data.key}", data.windows, cache,
+                                    batch=cfg.batch_size, device=cfg.device, workers=workers)
+            X = example_embeddings(emb, data.example_of, data.labels.height, desc["aggregate"])
             per_encoder[name] = {k: v for k, v in desc.items() if k != "architecture"} | {"dim": int(emb.shape[1])}
             for task, kind in progress(tasks.items(), desc=f"probe {name}", unit="task"):
-                rows += probe_task(name, task, kind, X, data.labels, test, groups, cfg)
-        table = pl.DataFrame(rows, schema=TABLE_SCHEMA)
-        summary = {"dataset": data.name, "examples": data.labels.height, "windows": int(len(data.windows)),
-                   "rejected_examples": data.rejected, "split": how, "test_examples": int(test.sum()),
-                   "tasks": tasks, "encoders": per_encoder,
-                   "window_rule": "10 s at 125 Hz as extract-segments; longer examples: non-overlapping 10-s "
-                                  "windows, embeddings averaged; shorter (>= min_seconds): zero-padded"}
-        write_probe(tmp, table, summary, names, tasks, how)
+                rows += probe_task(name, task, kind, X, data.labels, test, groups, cfg, workers)
+            del X, emb
+        if cfg.reference:
+            for task, kind in tasks.items():
+                rows += probe_task(REFERENCE, task, kind, None, data.labels, test, groups, cfg, workers)
+    table = pl.DataFrame(rows, schema=TABLE_SCHEMA)
+    summary = {"dataset": data.name, "examples": data.labels.height, "windows": int(len(data.windows)),
+               "rejected_examples": data.rejected, "split": how, "test_examples": int(test.sum()),
+               "tasks": tasks, "encoders": per_encoder,
+               "hyperparameters": {f"{r['encoder']}/{r['task']}": json.loads(r["hyperparameters"])
+                                   for r in rows if r["hyperparameters"] and r["metric"] in ("mae", "auc")},
+               "window_rule": "10 s at 125 Hz as extract-segments; longer examples: non-overlapping 10-s "
+                              "windows, embeddings averaged; shorter (>= min_seconds): zero-padded",
+               "protocol": {"binary": "L2 logistic regression, C by inner-fold AUC", "regression":
+                            "ridge, alpha by inner-fold mean absolute error", "multiclass":
+                            f"{cfg.multiclass}, by inner-fold accuracy"}}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_probe(tmp, table, summary, [*names, REFERENCE] if cfg.reference else names, tasks, how)
         write_manifest(tmp, command="probe", inputs={"dataset": str(Path(dataset).resolve()),
                                                      "encoders": {n: per_encoder[n] for n in names}},
                        parameters=asdict(cfg), counts={"examples": data.labels.height, "windows": len(data.windows)})
@@ -316,8 +366,10 @@ def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str],
             if table.filter((pl.col("task") == t) & pl.col("value").is_not_null()).height}
     heads = [("examples", summary["examples"]), ("test examples", summary["test_examples"]),
              ("encoders", len(names)), ("tasks", len(tasks))]
-    intro = (f"Dataset <code>{summary['dataset']}</code>; split {how}. Frozen encoders, linear probes (ridge; L2 "
-             "logistic), penalty chosen by cross-validation on the training part; 95% bootstrap intervals "
-             "over test subjects.")
+    intro = (f"Dataset <code>{summary['dataset']}</code>; split {how}. Frozen encoders; probes by the AnyPPG "
+             "paper's protocol (L2 logistic regression, random forest, ridge), hyperparameters chosen on the "
+             "training part by inner folds; 95% bootstrap intervals over test subjects; <code>constant</code> "
+             "predicts the training mean or prevalence.")
     write_page(out, title="phewas probe", heading="What do the encoders' embeddings know?", intro=intro,
-               heads=heads, figures=figs, table=table.drop("note"), table_title="Tasks, metrics, encoders")
+               heads=heads, figures=figs, table=table.drop("note", "hyperparameters"),
+               table_title="Tasks, metrics, encoders")

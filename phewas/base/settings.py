@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 
 def setting(default=dataclasses.MISSING, help: str = "", *, flag: str | tuple[str, ...] | None = None,
             factory: Callable | None = None, choices: tuple | None = None, parse: Callable | None = None,
-            metavar: str | None = None):
+            metavar: str | None = None, many: bool = False):
     """A dataclass field with command-line metadata.
 
     ``help`` makes it a flag; ``flag`` overrides its name (``--no-NAME`` for a setting that is on
     by default; two names for a setting that a preset fills and either may override);
-    ``parse`` turns the flag's text into the value.
+    ``parse`` turns the flag's text into the value; ``many``: the flag takes one or more values
+    (a tuple; a list in ``run-all``'s TOML).
     """
-    meta = {"help": help, "flag": flag, "choices": choices, "parse": parse, "metavar": metavar}
+    meta = {"help": help, "flag": flag, "choices": choices, "parse": parse, "metavar": metavar, "many": many}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -80,13 +81,21 @@ def add_flags(parser: argparse.ArgumentParser, cls, *, preset: bool = False, ski
                     parser.add_argument(name, dest=f.name, action="store_true" if on else "store_false",
                                         default=default, help=meta["help"])
             continue
+        if meta.get("many"):
+            parser.add_argument(*flag_names(f), dest=f.name, nargs="+", type=meta["parse"] or str,
+                                default=default, metavar=meta["metavar"], help=meta["help"])
+            continue
         parser.add_argument(*flag_names(f), dest=f.name, type=meta["parse"] or kind, default=default,
                             choices=meta["choices"], metavar=meta["metavar"], help=meta["help"])
 
 
 def from_args(args: argparse.Namespace, cls, skip: tuple = ()) -> dict:
     """The flagged fields' values from parsed ``args``, as keyword arguments of ``cls``."""
-    return {f.name: getattr(args, f.name) for f in flag_fields(cls) if f.name not in skip}
+    out = {f.name: getattr(args, f.name) for f in flag_fields(cls) if f.name not in skip}
+    for f in flag_fields(cls):
+        if f.metadata.get("many") and isinstance(out.get(f.name), list):
+            out[f.name] = tuple(out[f.name])
+    return out
 
 
 def setting_name(cls, name: str) -> str:
