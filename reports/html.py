@@ -60,11 +60,20 @@ def write_page(out: Path, *, title: str, heading: str, intro: str, heads: list[t
 def write_html(out: Path, summary: dict, phenotypes: pl.DataFrame, figures: dict[str, str]) -> None:
     """The report's ``out/index.html``; ``figures`` maps a caption to a PNG file name in ``out``."""
     at = summary["auc_at_least"]
+    covariates = list(summary.get("covariates") or {})
+    beyond = "age+sex" + "".join(f"+{c}" for c in covariates)
     heads = [("phenotypes", summary["n_phenotypes"])] + [(f"AUC &ge; {k}", v) for k, v in at.items()] + [
-        ("significant beyond age+sex (FDR)", summary["n_fdr_significant"]),
+        (f"significant beyond {html.escape(beyond)} (FDR)", summary["n_fdr_significant"]),
         ("mean AUC", f"{summary['mean_auc']:.3f}")]
+    adjusted = "age and sex" if not covariates else \
+        "age, sex and " + ", ".join(f"<code>{html.escape(c)}</code>" for c in covariates)
     intro = (f"Split <code>{html.escape(summary['split'])}</code>: {summary['n_stays']} stays; phenotypes with "
              f"at least {summary['min_positives']} positive and {summary['min_positives']} control stays. AUC "
-             "with 95% DeLong intervals; association: likelihood-ratio test of the PPG score added to age and sex.")
+             "with 95% patient-clustered DeLong intervals; association: likelihood-ratio test of the PPG score "
+             f"added to {adjusted}.")
+    if summary.get("association_model"):
+        intro += f" Model: <code>{html.escape(summary['association_model'])}</code>."
+    for note in summary.get("adjustment_notes") or []:
+        intro += f" {html.escape(note)}."
     write_page(out, title="phewas report", heading="Which diseases does PPG detect?", intro=intro, heads=heads,
                figures=figures, table=phenotypes.select(TABLE_COLUMNS), table_title="Phenotypes")

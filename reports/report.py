@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from joblib import Parallel, delayed
 
 from cohorts.phecodes import chapter_rank
 from cohorts.splits import SPLITS, TRAIN_SPLITS
@@ -15,13 +14,13 @@ from phewas.base.auc import auc_delong
 from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir, file_sha256, write_json, write_manifest
 from phewas.base.progress import progress
-from phewas.base.settings import check_settings, floats, setting
+from phewas.base.settings import check_settings, floats, names, setting
 
 from . import figures
 from .association import COLUMNS as ASSOC_COLUMNS
-from .association import COUNT_COLUMNS, adjust, associate, model_description
+from .association import COUNT_COLUMNS, adjust, associate_all, design, model_description
 from .html import write_html
-from .intervals import auc_ci
+from .intervals import auc_interval
 
 
 @dataclass
@@ -40,6 +39,12 @@ class ReportConfig:
     association: bool = setting(True, "skip the age/sex-adjusted models (AUCs only)", flag="--no-association")
     age_df: int = setting(5, "degrees of freedom of the restricted cubic spline of age in the adjustment")
     age_sex_interaction: bool = setting(False, "add age x sex terms to the adjustment")
+    covariates: tuple = setting((), "columns of stays.parquet to adjust for beyond age and sex (text: "
+                                "dummy-coded; numbers: linear)", many=True, metavar="COLUMN")
+    spline_covariates: tuple = setting((), "numeric covariates to enter as splines like age", many=True,
+                                       metavar="COLUMN")
+    min_level_share: float = setting(0.01, "text covariates' levels rarer than this share of the stays "
+                                     "are pooled into 'other'")
     # stays whose segment store holds no valid window got a constant (the training prevalence)
     # from `predict`: one tied score that pulls AUCs toward 0.5. Left out unless asked for.
     include_stays_without_windows: bool = setting(
@@ -48,6 +53,7 @@ class ReportConfig:
 
     def __post_init__(self):
         self.thresholds = tuple(self.thresholds)
+        self.covariates, self.spline_covariates = names(self.covariates), names(self.spline_covariates)
         check_settings(
             self,
             (self.min_positives >= 1, "min_positives", "at least 1"),
@@ -58,6 +64,10 @@ class ReportConfig:
             (self.folds >= 2, "folds", "at least 2"),
             (self.workers >= 1, "workers", "at least 1"),
             (1 <= self.age_df <= 10, "age_df", "between 1 and 10"),
+            (set(self.spline_covariates) <= set(self.covariates), "spline_covariates",
+             "names among --covariates"),
+            (len(set(self.covariates)) == len(self.covariates), "covariates", "distinct names"),
+            (0 <= self.min_level_share < 0.5, "min_level_share", "between 0 and 0.5"),
         )
 
 
@@ -82,6 +92,8 @@ class ReportInputs:
         Stays left out for having no window (``n_windows`` = 0).
     predictions : pathlib.Path
         The file read.
+    cohort : pathlib.Path
+        The cohort folder read.
     """
 
     stays: pl.DataFrame
@@ -90,6 +102,7 @@ class ReportInputs:
     info: pl.DataFrame
     n_left_out: int
     predictions: Path
+    cohort: Path | None = None
 
 
 def load_inputs(cohort: Path, predictions: Path, split: str, include_without_windows: bool = False) -> ReportInputs:
@@ -156,7 +169,7 @@ def load_inputs(cohort: Path, predictions: Path, split: str, include_without_win
     labels = pl.read_parquet(cohort / "labels.parquet", columns=["stay_id", *phecodes])  # not all 1,817
     lab = chosen.select("stay_id").join(labels, on="stay_id", how="left")
     y = lab.select(phecodes).fill_null(-1).to_numpy().astype(np.int8)
-    return ReportInputs(chosen, y, scores, info, n_left_out, predictions)
+    return ReportInputs(chosen, y, scores, info, n_left_out, predictions, cohort)
 
 
 def not_trained(cohort: Path, predicted, split: str, min_positives: int) -> pl.DataFrame:
@@ -173,10 +186,10 @@ def not_trained(cohort: Path, predicted, split: str, min_positives: int) -> pl.D
                     pl.sum_horizontal(train).alias("n_pos_training")))
 
 
-def phenotype_table(inputs: ReportInputs, cfg: ReportConfig) -> pl.DataFrame:
+def phenotype_table(inputs: ReportInputs, cfg: ReportConfig, adjust_for=None) -> pl.DataFrame:
     """One row per phenotype with enough positives and controls: counts, the AUC with its
-    patient-clustered interval and, unless ``cfg.association`` is off, the association beyond age
-    and sex with q-values; in chapter order."""
+    patient-clustered interval and, unless ``cfg.association`` is off, the association beyond the
+    adjustment ``adjust_for`` (default :func:`adjustment`) with q-values; in chapter order."""
     y, scores, info, stays = inputs.y, inputs.scores, inputs.info, inputs.stays
     n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
     keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
@@ -187,34 +200,53 @@ def phenotype_table(inputs: ReportInputs, cfg: ReportConfig) -> pl.DataFrame:
     y, scores = y[:, keep], scores[:, keep]
     info = info.filter(pl.Series(keep))
     patient = stays["patient_id"].to_numpy()
-    # patients return: their stays are clustered (Obuchowski's variance; logit-scale interval, a
-    # t quantile with the effective number of patients)
+    # patients return: their stays are clustered (Obuchowski's variance; docs/statistics.md)
     r = auc_delong(scores, y, groups=patient)
-    lo, hi = auc_ci(r.auc, r.var, df=r.df)
+    lo, hi, df = auc_interval(r)
     table = info.with_columns(n_pos=pl.Series(r.n_pos), n_neg=pl.Series(r.n_neg), auc=pl.Series(r.auc),
-                              auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi), auc_ci_df=pl.Series(r.df))
-    table = table.with_columns(**association_columns(y, scores, stays, cfg))
+                              auc_ci_low=pl.Series(lo), auc_ci_high=pl.Series(hi), auc_ci_df=pl.Series(df))
+    if cfg.association and adjust_for is None:
+        adjust_for = adjustment(inputs, cfg)
+    table = table.with_columns(**association_columns(y, scores, stays, cfg, adjust_for))
     table = table.sort(chapter_rank(pl.col("chapter")), "phecode")
     return table.select(pl.exclude("auc_ci_df"), "auc_ci_df")  # columns added later come last
 
 
-def association_columns(y: np.ndarray, scores: np.ndarray, stays: pl.DataFrame, cfg: ReportConfig) -> dict:
-    """The association test's columns (:func:`~reports.association.associate` per phenotype, in
-    ``cfg.workers`` processes) with BH q-values and Bonferroni flags; nulls when it is off."""
+def adjustment(inputs: ReportInputs, cfg: ReportConfig):
+    """The association test's shared design (:func:`~reports.association.design`): age, sex and
+    ``cfg.covariates`` over the analysed stays. A covariate missing from ``stays.parquet`` is an
+    :class:`InputError` naming the columns found."""
+    stays = inputs.stays
+    missing = [c for c in cfg.covariates if c not in stays.columns]
+    if missing:
+        found = [c for c in stays.columns if c not in ("stay_id", "patient_id", "split")]
+        raise InputError(inputs.cohort / "stays.parquet",
+                         f"no covariate column {', '.join(map(repr, missing))}; columns found: {', '.join(found)} "
+                         "(`build-cohort --keep-columns` carries visits.csv columns into it)")
+    columns = {c: stays[c].to_numpy() for c in cfg.covariates}
+    return design(stays["age"].to_numpy(), stays["sex"].to_numpy(), columns, age_df=cfg.age_df,
+                  interaction=cfg.age_sex_interaction, splined=cfg.spline_covariates,
+                  min_share=cfg.min_level_share)
+
+
+def association_columns(y: np.ndarray, scores: np.ndarray, stays: pl.DataFrame, cfg: ReportConfig,
+                        adjust_for=None) -> dict:
+    """The association test's columns (:func:`~reports.association.associate_all` on the shared
+    design ``adjust_for``, every phenotype at once) with BH q-values and Bonferroni flags; nulls
+    when it is off."""
     if not cfg.association:
         return {**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS}, "q_value": pl.lit(None, pl.Float64),
                 "bonferroni": pl.lit(False), **{c: pl.lit(None, pl.Int64) for c in COUNT_COLUMNS}}
-    age, sex, patient = stays["age"].to_numpy(), stays["sex"].to_numpy(), stays["patient_id"].to_numpy()
+    if adjust_for is None:
+        adjust_for = design(stays["age"].to_numpy(), stays["sex"].to_numpy(), age_df=cfg.age_df,
+                            interaction=cfg.age_sex_interaction)
     # the test keeps each patient's latest stay; without arrival times, the file's last
     arrival = stays["arrival"].cast(pl.Int64).to_numpy() if "arrival" in stays.columns else np.arange(stays.height)
-
-    def task(j):  # each worker gets its phenotype's columns only, not the whole matrices
-        use = y[:, j] >= 0
-        return delayed(associate)(y[use, j], scores[use, j], age[use], sex[use], groups=patient[use],
-                                  order=arrival[use], folds=cfg.folds, seed=cfg.seed, age_df=cfg.age_df,
-                                  interaction=cfg.age_sex_interaction, min_persons=cfg.min_positives)
-    jobs = progress(range(y.shape[1]), desc="association", unit="phecode")
-    rows = Parallel(n_jobs=cfg.workers)(task(j) for j in jobs)
+    rows = associate_all(y, scores, adjust_for, stays["sex"].to_numpy(), groups=stays["patient_id"].to_numpy(),
+                         order=arrival, folds=cfg.folds, seed=cfg.seed, min_persons=cfg.min_positives,
+                         workers=cfg.workers,
+                         progress=lambda blocks, total: progress(blocks, total=total, desc="association",
+                                                                unit="block"))
     assoc = {c: [r[c] for r in rows] for c in ASSOC_COLUMNS}
     q, bonf = adjust(np.array(assoc["p_value"], dtype=float), cfg.alpha)
     return {**{c: pl.Series(v, dtype=pl.Float64) for c, v in assoc.items()},
@@ -233,10 +265,13 @@ def chapter_table(table: pl.DataFrame, thresholds) -> pl.DataFrame:
                  *[(pl.col("auc") >= t).sum().alias(f"n_auc_at_least_{t:g}") for t in thresholds]))
 
 
-def summarise(table: pl.DataFrame, inputs: ReportInputs, n_not_trained: int, cfg: ReportConfig) -> dict:
-    """``summary.json``'s content."""
+def summarise(table: pl.DataFrame, inputs: ReportInputs, n_not_trained: int, cfg: ReportConfig,
+              adjust_for=None) -> dict:
+    """``summary.json``'s content; ``adjust_for``: the association's design, whose covariates'
+    coding it records."""
     auc_all = table["auc"].to_numpy()
     tested = cfg.association
+    adjusted = tested and adjust_for is not None
     return {
         "split": cfg.split, "n_stays": inputs.stays.height, "min_positives": cfg.min_positives,
         "stays_without_windows_left_out": inputs.n_left_out,
@@ -244,7 +279,11 @@ def summarise(table: pl.DataFrame, inputs: ReportInputs, n_not_trained: int, cfg
         "tests_by_method": dict(table.group_by("method").len().sort("method").iter_rows()) if tested else None,
         "tests_failed_p_set_to_1": int((~table["converged"] & (table["method"] != "none")).sum())
         if tested else None,
-        "association_model": model_description(cfg.age_df, cfg.age_sex_interaction) if tested else None,
+        "association_model": model_description(cfg.age_df, cfg.age_sex_interaction, cfg.covariates,
+                                               cfg.spline_covariates) if tested else None,
+        "covariates": adjust_for.coding if adjusted else None,
+        "stays_without_covariates_left_out": int((~adjust_for.usable).sum()) if adjusted else None,
+        "adjustment_notes": adjust_for.notes if adjusted else None,
         "n_phenotypes": table.height,
         "auc_at_least": {f"{t:g}": int((auc_all >= t).sum()) for t in cfg.thresholds},
         "mean_auc": float(np.mean(auc_all)), "median_auc": float(np.median(auc_all)),
@@ -272,8 +311,9 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     cfg = config or ReportConfig()
     inputs = load_inputs(cohort, predictions, cfg.split, cfg.include_stays_without_windows)
     untrained = not_trained(cohort, inputs.info["phecode"], cfg.split, cfg.min_positives)
-    table = phenotype_table(inputs, cfg)
-    summary = summarise(table, inputs, untrained.height, cfg)
+    adjust_for = adjustment(inputs, cfg) if cfg.association else None
+    table = phenotype_table(inputs, cfg, adjust_for)
+    summary = summarise(table, inputs, untrained.height, cfg, adjust_for)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         table.write_parquet(tmp / "phenotypes.parquet")
         table.write_csv(tmp / "phenotypes.csv")
@@ -285,7 +325,8 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
                        inputs={"cohort": str(Path(cohort).resolve()),
                                "predictions": {"path": str(Path(predictions).resolve()),
                                                "sha256": file_sha256(predictions)}},
-                       parameters=asdict(cfg), counts={"phenotypes": table.height, "stays": inputs.stays.height})
+                       parameters={**asdict(cfg), "covariate_coding": summary["covariates"]},
+                       counts={"phenotypes": table.height, "stays": inputs.stays.height})
     return summary
 
 

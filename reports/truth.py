@@ -17,11 +17,20 @@ def check_recovery(phenotypes_path, truth_path, alpha: float = 0.05) -> dict:
     nor tied to one through the map): the false discovery proportion among them, the share of
     their p-values below ``alpha`` (about ``alpha`` for a calibrated test), and their mean AUC
     minus the mean AUC of age and sex alone.
+
+    Phecodes whose risk a simulated race raises (``truth.json``'s ``race``) are null given age, sex
+    and race: counted among the nulls where the report adjusted for a ``race`` covariate (its
+    ``summary.json``, beside the table, says), left out otherwise.
     """
     table = pl.read_parquet(phenotypes_path)
     truth = json.loads(Path(truth_path).read_text())
     injected = set(truth["injected"])
     related = set(truth.get("related", []))
+    summary_path = Path(phenotypes_path).with_name("summary.json")
+    adjusted_for = (json.loads(summary_path.read_text()).get("covariates") or {}) if summary_path.exists() else {}
+    confounded = set((truth.get("race") or {}).get("phecodes", []))
+    if "race" not in adjusted_for:
+        related |= confounded
     rows = {r["phecode"]: r for r in table.iter_rows(named=True)}
     recovered = {}
     for p in sorted(injected):
@@ -50,4 +59,6 @@ def check_recovery(phenotypes_path, truth_path, alpha: float = 0.05) -> dict:
         "null_mean_auc_age_sex": null_age_sex,
         "null_mean_auc_minus_age_sex": null_auc - null_age_sex,
         "alpha": alpha,
+        "race_confounded_phecodes": len(confounded),
+        "race_confounded_counted_as_null": bool(confounded) and "race" in adjusted_for,
     }

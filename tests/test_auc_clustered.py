@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from phewas.base.auc import auc_delong
-from reports.intervals import auc_ci
+from reports.intervals import auc_ci, auc_interval
 
 
 def slow_obuchowski(score, y, groups):
@@ -81,21 +81,20 @@ def test_effective_df_equals_slow_formula_and_is_at_most_the_clusters():
 
 
 def test_coverage_with_frequent_visitors():
-    """Few positive patients (about 22), some with many stays: the clustered variance rests on few
-    effective clusters. The normal interval undercovers; Student's t with the effective degrees
-    of freedom holds 93%."""
+    """Few positive patients (about 22), some with up to 20 stays: the clustered variance rests on
+    few effective clusters. The normal interval undercovers; the report's interval (a t quantile
+    on Satterthwaite's df over effective patient counts, a floored variance) holds about 93%."""
     rng = np.random.default_rng(11)
-    hit_normal = hit_t = 0
+    hit_normal = hit_report = 0
     n = 400
     for _ in range(n):
         s, y, g, true_auc = frequent_visitors(rng, 150, 1.2)
         r = auc_delong(s, y, groups=g)
-        a, v, df = r.auc, r.var, r.df
-        lo, hi = auc_ci(a, v)
+        lo, hi = auc_ci(r.auc, r.var)
         hit_normal += lo <= true_auc <= hi
-        lo, hi = auc_ci(a, v, df=df)
-        hit_t += lo <= true_auc <= hi
-    assert hit_t / n >= 0.93
+        lo, hi, _ = auc_interval(r)
+        hit_report += lo <= true_auc <= hi
+    assert hit_report / n >= 0.92  # measured 93.0%; 400 studies: +-2.5% at 2 SD
     assert hit_normal / n < 0.925  # what the degrees of freedom fix
 
 
@@ -160,7 +159,7 @@ def test_coverage_with_returning_patients():
     for _ in range(n):
         s, y, g, true_auc = returning_patients(rng, 120, 2, 0.9)
         r = auc_delong(s, y, groups=g)
-        lo, hi = auc_ci(r.auc, r.var, df=r.df)  # as the report computes it
+        lo, hi, _ = auc_interval(r)  # as the report computes it
         hit_clustered += lo <= true_auc <= hi
         r = auc_delong(s, y)
         a, v = r.auc, r.var

@@ -16,6 +16,12 @@ Ground truth (written to ``truth.json``):
   patients are frequent visitors (6 visits on average), and 10% of monitored stays have no
   usable PPG: a sensor that keeps dropping out (8%; the cohort keeps the stay, with no valid
   window) or a record shorter than a window (2%; the cohort counts the stay as without PPG).
+* ``race_effect > 0`` adds a confounder beyond age and sex: a race per patient (``Race``; 55%
+  White, 20% Black, 15% Asian, 10% Other) that lowers the pulse amplitude of the Black group
+  (x ``1 - 0.4 race_effect``, against the sensor's noise: a simulated stand-in for oximetry reading
+  differently with skin pigmentation) and raises the risk of a fifth of the background phecodes in
+  that group (logit + ``race_effect``). Those phecodes are null given age, sex and race, not
+  given age and sex alone (``truth.json``'s ``race``).
 * Phecodes tied to an injected one through the map (rollup ancestors, or exclusion ranges that
   name an injected phecode) are listed as ``related`` and left out of both groups.
 """
@@ -45,6 +51,19 @@ INJECTED = {
     "285": {"field": "anemia", "effect": 0.7, "prevalence": 0.07, "age": 0.3,
             "what": "heart rate +15 bpm x effect, hyperdynamic pulse (+20% amplitude)"},
 }
+RACES, RACE_SHARES = np.array(["White", "Black", "Asian", "Other"]), [0.55, 0.2, 0.15, 0.1]
+RACE_GROUP = "Black"  # the simulated race effects act in this group
+RACE_PHECODES = 0.2  # share of background phecodes whose risk the race raises
+
+
+def race_phecodes(cfg, background: list[str]) -> list[str]:
+    """The background phecodes whose risk the simulated race raises (none without race_effect)."""
+    if cfg.race_effect <= 0:
+        return []
+    pick = np.random.default_rng([cfg.seed if cfg.world_seed is None else cfg.world_seed, 2])
+    return sorted(pick.choice(background, size=int(round(RACE_PHECODES * len(background))), replace=False))
+
+
 ACUTE_CHAPTERS = {"symptoms", "injuries & poisonings", "infectious diseases"}
 UNMAPPED_ICD10 = ["U07.1", "Z99.999", "XX1"]
 VISIT_COLUMNS = [
@@ -97,6 +116,8 @@ class PopulationConfig:
     patient_sd: float | None = None  # scale of the per-patient heart rate and stiffness offsets
     frequent_visitors: float | None = None  # share of patients with 6 visits on average
     unusable_ppg: float | None = None  # share of monitored stays without a usable PPG window
+    race_effect: float = setting(0.0, "simulate a race that lowers the pulse amplitude in one group and "
+                                 "raises some phecodes' risk there (a confounder beyond age and sex); 0: off")
 
     def __post_init__(self):
         for key, value in (HARD if self.hard else STANDARD).items():
@@ -116,6 +137,7 @@ class PopulationConfig:
             (self.patient_sd >= 0, "patient_sd", "0 or more"),
             (0 <= self.frequent_visitors <= 1, "frequent_visitors", "a share between 0 and 1"),
             (0 <= self.unusable_ppg <= 1, "unusable_ppg", "a share between 0 and 1"),
+            (0 <= self.race_effect <= 2, "race_effect", "between 0 and 2"),
         )
 
 
@@ -205,6 +227,7 @@ class _People:
     first: np.ndarray
     sync_prop: np.ndarray
     mrn: np.ndarray
+    race: np.ndarray | None = None  # with race_effect only
 
 
 def _choose_phecodes(cfg: PopulationConfig, world, codes, info, related) -> tuple[list[str], list[str]]:
@@ -240,7 +263,10 @@ def _patients(cfg: PopulationConfig, rng) -> _People:
     sync_prop = np.where(rng.random(n) < 0.7, 0.62, 0.04)
     mrn = rng.choice(np.arange(1_000_000, 9_999_999), size=n, replace=False)
 
-    return _People(sex, age0, z_age, health, cardio, n_visits, first, sync_prop, mrn)
+    race = None
+    if cfg.race_effect > 0:  # its own stream: the other draws stay those of race_effect = 0
+        race = np.random.default_rng([cfg.seed, 1]).choice(RACES, size=n, p=RACE_SHARES)
+    return _People(sex, age0, z_age, health, cardio, n_visits, first, sync_prop, mrn, race)
 
 
 def _diseases(cfg: PopulationConfig, rng, world, people: _People, names: list[str], info):
@@ -263,6 +289,9 @@ def _diseases(cfg: PopulationConfig, rng, world, people: _People, names: list[st
         age_risk[:, len(INJECTED) + np.flatnonzero(shaped)] = term[:, shaped]
     logit = (_logit(prev)[None, :] + age_risk
              + sex_eff[None, :] * np.where(sex == "F", 0.5, -0.5)[:, None] + latent)
+    if people.race is not None:
+        raised = np.isin(names, race_phecodes(cfg, background))
+        logit += cfg.race_effect * np.outer(people.race == RACE_GROUP, raised)
     present = rng.random(logit.shape) < _sigmoid(logit)
     rules = np.array([info[p][3] for p in names])
     present &= ~((rules == "F")[None, :] & (sex != "F")[:, None])
@@ -354,9 +383,12 @@ def _visits(cfg: PopulationConfig, rng, i: int, has, names, onset, people: _Peop
         los = rng.uniform(2, 12) * 3600
         admit = rng.random() < 0.3
         sbp = 125 + 0.4 * (age_v - 50) + 15 * eff["stiffness"] + rng.normal(0, 15)
+        race = rng.choice(["White", "Asian", "Black", "Other"])  # drawn either way: the same stream after it
+        if people.race is not None:
+            race = people.race[i]
         visit_rows.append({
             "MRN": str(mrn[i]), "CSN": str(csn), "Visit_no": v + 1, "Visits": int(n_visits[i]),
-            "Age": age_v, "Gender": sex[i], "Race": rng.choice(["White", "Asian", "Black", "Other"]),
+            "Age": age_v, "Gender": sex[i], "Race": race,
             "Ethnicity": rng.choice(["Non-Hispanic", "Hispanic"]),
             "Means_of_arrival": rng.choice(["Walk-in", "Ambulance"]),
             "Triage_Temp": round(rng.normal(36.9, 0.5), 1), "Triage_HR": int(round(hr)),
@@ -386,7 +418,9 @@ def _visits(cfg: PopulationConfig, rng, i: int, has, names, onset, people: _Peop
                 "seconds": float(cfg.minutes * 60 * rng.uniform(0.85, 1.25)),
                 "phys": {"hr": float(np.clip(hr, 40, 160)), "resp_hz": float(rng.uniform(0.2, 0.33)),
                          "af": eff["af"], "hf": eff["hf"], "anemia": eff["anemia"],
-                         "stiffness": float(stiffness), "ptt": float(0.24 - 0.02 * stiffness)},
+                         "stiffness": float(stiffness), "ptt": float(0.24 - 0.02 * stiffness),
+                         **({} if people.race is None else
+                            {"amplitude": 1.0 - 0.4 * cfg.race_effect * (people.race[i] == RACE_GROUP)})},
                 "seed": int(rng.integers(2**62)),
                 "unusable": unusable,
             })
@@ -457,5 +491,9 @@ def simulate_population(cfg: PopulationConfig):
         "patients": n,
         "hard": {k: getattr(cfg, k) for k in HARD},
         "age_shapes": shapes,
+        "race": None if people.race is None else {
+            "effect": cfg.race_effect, "group": RACE_GROUP, "phecodes": race_phecodes(cfg, background),
+            "what": f"pulse amplitude x {1 - 0.4 * cfg.race_effect:g} and the listed phecodes' risk logit "
+                    f"+ {cfg.race_effect:g} in the {RACE_GROUP} group: null given age, sex and race"},
     }
     return visits, pmh, plans, truth

@@ -38,6 +38,7 @@ class Physiology:
     anemia: float = 0.0
     stiffness: float = 0.0  # arbitrary units: 0 at age 50 without hypertension
     ptt: float = 0.22  # pulse transit time, R peak to pulse foot (s)
+    amplitude: float = 1.0  # the pulse's size relative to the sensor's noise (simulated race)
 
 
 def beat_train(duration: float, phys: Physiology, rng: np.random.Generator):
@@ -108,7 +109,7 @@ def ppg_signal(beats, rr, duration, phys: Physiology, rng, fs=PPG_FS) -> np.ndar
     mean_rr = 60.0 / phys.hr
     amp = (rr / mean_rr) ** 0.6 if phys.af > 0 else np.ones_like(rr)
     amp = amp * (1.0 + 0.15 * phys.hf * (-1.0) ** np.arange(len(rr)))  # pulsus alternans
-    amp *= (1.0 - 0.45 * phys.hf) * (1.0 + 0.2 * phys.anemia)
+    amp *= (1.0 - 0.45 * phys.hf) * (1.0 + 0.2 * phys.anemia) * phys.amplitude
     pad = int(fs)
     imp = _impulses(beats + phys.ptt + pad / fs, amp, fs, n + pad)
     x = sps.oaconvolve(imp, ppg_template(phys, fs))[pad:pad + n]

@@ -90,6 +90,8 @@ def write_visit(plan, root) -> list[tuple]:
         total = 0.0
         for k, (s, e) in enumerate(spans[key], start=1):
             a, b = int(round(s * fs)), int(round(e * fs))
+            if b <= a:  # a span that short monitoring leaves empty: no record
+                continue
             start = EPOCH + dt.timedelta(seconds=plan["origin"] + s)
             sig = np.clip(x[a:b], -16.0, 16.0)[:, None]
             wfdb.wrsamp(f"{csn}_{k}", fs=fs, units=[units], sig_name=[CHANNEL_DIRS[key]], p_signal=sig,

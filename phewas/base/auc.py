@@ -29,6 +29,12 @@ class AUCs:
     ``auc`` and ``var`` are NaN where a column lacks positives or negatives; ``var`` is NaN where
     either side has a single member (a single patient, when clustered). ``df``: with clusters,
     the variance's degrees of freedom, the effective number of clusters; NaN without.
+
+    What the intervals of :mod:`reports.intervals` weigh the variance with: ``var_pos`` and
+    ``var_neg``, the positives' and the negatives' parts of ``var`` (the rest is their
+    covariance); ``pos_clusters`` and ``neg_clusters``, the clusters with a positive and with a
+    negative (the stays themselves without clusters); ``pos_effective`` and ``neg_effective``,
+    Kish's effective numbers of them from their stay counts, ``(sum m_i)^2 / sum m_i^2``.
     """
 
     auc: np.ndarray
@@ -36,13 +42,21 @@ class AUCs:
     n_pos: np.ndarray
     n_neg: np.ndarray
     df: np.ndarray
+    var_pos: np.ndarray = None
+    var_neg: np.ndarray = None
+    pos_clusters: np.ndarray = None
+    neg_clusters: np.ndarray = None
+    pos_effective: np.ndarray = None
+    neg_effective: np.ndarray = None
 
 
 @dataclass(frozen=True)
 class AUCDifference:
     """:func:`auc_difference`'s answer: arrays ``[p]`` (scalars for 1-D input): the two AUCs,
     ``diff = auc_a - auc_b`` with its variance and df, the counts, and each model's own variance
-    and df (as :func:`auc_delong` gives them). Every df is NaN without clusters."""
+    and df (as :func:`auc_delong` gives them). Every df is NaN without clusters. ``var_pos``,
+    ``var_neg`` and the cluster counts are :class:`AUCs`' for the difference; ``var_pos_a`` and
+    the like for each model. :meth:`single` gives one model's :class:`AUCs`."""
 
     auc_a: np.ndarray
     auc_b: np.ndarray
@@ -55,6 +69,23 @@ class AUCDifference:
     df_a: np.ndarray
     var_b: np.ndarray
     df_b: np.ndarray
+    var_pos: np.ndarray = None
+    var_neg: np.ndarray = None
+    pos_clusters: np.ndarray = None
+    neg_clusters: np.ndarray = None
+    pos_effective: np.ndarray = None
+    neg_effective: np.ndarray = None
+    var_pos_a: np.ndarray = None
+    var_neg_a: np.ndarray = None
+    var_pos_b: np.ndarray = None
+    var_neg_b: np.ndarray = None
+
+    def single(self, key: str) -> AUCs:
+        """Model ``key``'s (``"a"`` or ``"b"``) own AUC record, as :func:`auc_delong` gives it."""
+        own = {f: getattr(self, f"{f}_{key}") for f in ("auc", "var", "df", "var_pos", "var_neg")}
+        return AUCs(n_pos=self.n_pos, n_neg=self.n_neg, pos_clusters=self.pos_clusters,
+                    neg_clusters=self.neg_clusters, pos_effective=self.pos_effective,
+                    neg_effective=self.neg_effective, **own)
 
 
 def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None) -> AUCs:
@@ -91,20 +122,25 @@ def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None) -> AUCs:
         if len(g) != scores.shape[0]:
             raise ValueError(f"groups has {len(g)} entries for {scores.shape[0]} rows")
         G = sparse.csr_matrix((np.ones(len(g)), (g, np.arange(len(g)))), shape=(g.max() + 1, len(g)))
-    out = np.full((5, n_cols), np.nan)
+    out = np.full((len(FIELDS), n_cols), np.nan)
     for a in range(0, n_cols, BLOCK):
         b = min(a + BLOCK, n_cols)
         out[:, a:b] = _block(np.ascontiguousarray(scores[:, a:b].T), np.ascontiguousarray(labels[:, a:b].T), G)
-    auc, var, m, k, df = out
-    m, k = m.astype(np.int64), k.astype(np.int64)
+    fields = dict(zip(FIELDS, out))
+    for name in ("n_pos", "n_neg", "pos_clusters", "neg_clusters"):
+        fields[name] = fields[name].astype(np.int64)
     if squeeze:
-        return AUCs(auc[0], var[0], int(m[0]), int(k[0]), df[0])
-    return AUCs(auc, var, m, k, df)
+        fields = {k: (int(v[0]) if v.dtype == np.int64 else v[0]) for k, v in fields.items()}
+    return AUCs(**fields)
+
+
+FIELDS = ("auc", "var", "n_pos", "n_neg", "df", "var_pos", "var_neg", "pos_clusters", "neg_clusters",
+          "pos_effective", "neg_effective")  # AUCs' fields, the rows of _block's answer
 
 
 def _block(s: np.ndarray, lab: np.ndarray, G=None) -> np.ndarray:
-    """Rows are phenotypes. Returns ``[auc, var, n_pos, n_neg, df]`` per row; ``G`` (clusters x
-    stays, 0/1) switches to the clustered variance and its degrees of freedom (else NaN)."""
+    """Rows are phenotypes. Returns :data:`FIELDS` per row; ``G`` (clusters x stays, 0/1) switches
+    to the clustered variance and its degrees of freedom (else NaN)."""
     p, q = lab == 1, lab == 0
     m = p.sum(axis=1).astype(np.int64)
     k = q.sum(axis=1).astype(np.int64)
@@ -113,13 +149,20 @@ def _block(s: np.ndarray, lab: np.ndarray, G=None) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         var10 = ((w10 ** 2).sum(axis=1) / (4.0 * kf ** 2) - mf * auc ** 2) / (mf - 1)
         var01 = ((w01 ** 2).sum(axis=1) / (4.0 * mf ** 2) - kf * auc ** 2) / (kf - 1)
-        var = np.maximum(var10, 0) / mf + np.maximum(var01, 0) / kf
-    var[(m < 2) | (k < 2)] = np.nan
+        var_pos, var_neg = np.maximum(var10, 0) / mf, np.maximum(var01, 0) / kf
+        var = var_pos + var_neg
+    undefined = (m < 2) | (k < 2)
+    var[undefined] = var_pos[undefined] = var_neg[undefined] = np.nan
     df = np.full_like(auc, np.nan)
+    clusters, effective = (mf, kf), (mf, kf)  # each stay its own cluster
     if G is not None:
         mi, ni = _per_cluster(G, p), _per_cluster(G, q)
-        var, df = _sum_contributions(*_centred(G, w10, w01, mi, ni, auc, mf, kf), _counts(mi, ni), mf, kf, auc)
-    return np.stack([auc, var, mf, kf, df])
+        var, df, var_pos, var_neg = _sum_contributions(*_centred(G, w10, w01, mi, ni, auc, mf, kf), _counts(mi, ni),
+                                                       mf, kf, auc, parts=True)
+        clusters = ((mi > 0).sum(0).astype(np.float64), (ni > 0).sum(0).astype(np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            effective = (mf ** 2 / (mi ** 2).sum(0), kf ** 2 / (ni ** 2).sum(0))
+    return np.stack([auc, var, mf, kf, df, var_pos, var_neg, *clusters, *effective])
 
 
 def _components(s, p, q, m, k):
@@ -171,23 +214,25 @@ def _centred(G, w10, w01, mi, ni, auc, m, k):
     return np.asarray(G @ v10.T) - mi * auc[None, :], np.asarray(G @ v01.T) - ni * auc[None, :]
 
 
-def _sum_contributions(d10, d01, counts, m, k, auc):
+def _sum_contributions(d10, d01, counts, m, k, auc, parts: bool = False):
     """Obuchowski's variance from the clusters' centred components (clusters x phenotypes), as the
     sum of the clusters' contributions ``c_i``; ``counts``: the clusters with a positive, with a
     negative, with either. Returns ``(var, df)``: ``(sum c_i)^2 / sum c_i^2`` is the variance's
     degrees of freedom (the effective number of clusters: small when a few patients carry many
-    of the stays). It is about a third of Satterthwaite's df where clusters are alike, which
-    offsets the variance's own downward bias with few heavy clusters (docs/statistics.md
-    has the coverage of both)."""
+    of the stays). With ``parts`` also the positives' and the negatives' parts of the variance
+    (the rest is their covariance)."""
     i10, i01, i_all = counts
     with np.errstate(divide="ignore", invalid="ignore"):
-        c = (i10 / ((i10 - 1) * m * m) * d10 ** 2 + i01 / ((i01 - 1) * k * k) * d01 ** 2
-             + 2 * i_all / ((i_all - 1) * m * k) * d10 * d01)  # clusters x phenotypes
+        pos = i10 / ((i10 - 1) * m * m) * d10 ** 2
+        neg = i01 / ((i01 - 1) * k * k) * d01 ** 2
+        c = pos + neg + 2 * i_all / ((i_all - 1) * m * k) * d10 * d01  # clusters x phenotypes
         var = c.sum(0)
         df = var ** 2 / (c ** 2).sum(0)
+        var_pos, var_neg = pos.sum(0), neg.sum(0)
     undefined = (i10 < 2) | (i01 < 2) | ~np.isfinite(auc)
-    var[undefined], df[undefined] = np.nan, np.nan
-    return var, df
+    for a in (var, df, var_pos, var_neg):
+        a[undefined] = np.nan
+    return (var, df, var_pos, var_neg) if parts else (var, df)
 
 
 def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray, groups=None) -> AUCDifference:
@@ -238,17 +283,23 @@ def auc_difference(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarra
             auc, w10, w01 = _components(np.ascontiguousarray(s[:, lo:hi].T), p, q, m, k)
             d10, d01 = _centred(G, w10, w01, mi, ni, auc, mf, kf)
             block[f"auc_{key}"] = auc
-            block[f"var_{key}"], block[f"df_{key}"] = _sum_contributions(d10, d01, counts, mf, kf, auc)
+            (block[f"var_{key}"], block[f"df_{key}"], block[f"var_pos_{key}"],
+             block[f"var_neg_{key}"]) = _sum_contributions(d10, d01, counts, mf, kf, auc, parts=True)
             centred.append((d10, d01))
         (d10a, d01a), (d10b, d01b) = centred
         block["diff"] = block["auc_a"] - block["auc_b"]
-        block["var"], block["df"] = _sum_contributions(d10a - d10b, d01a - d01b, counts, mf, kf, block["diff"])
+        block["var"], block["df"], block["var_pos"], block["var_neg"] = _sum_contributions(
+            d10a - d10b, d01a - d01b, counts, mf, kf, block["diff"], parts=True)
+        block["pos_clusters"], block["neg_clusters"] = counts[0].astype(np.float64), counts[1].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block["pos_effective"], block["neg_effective"] = mf ** 2 / (mi ** 2).sum(0), kf ** 2 / (ni ** 2).sum(0)
         for key in keys:
             out[key][lo:hi] = block[key]
     if groups is None:
         for key in ("df", "df_a", "df_b"):
             out[key][:] = np.nan
-    out["n_pos"], out["n_neg"] = out["n_pos"].astype(np.int64), out["n_neg"].astype(np.int64)
+    for key in ("n_pos", "n_neg", "pos_clusters", "neg_clusters"):
+        out[key] = out[key].astype(np.int64)
     return AUCDifference(**({k: v[0] for k, v in out.items()} if squeeze else out))
 
 

@@ -89,6 +89,12 @@ def add_flags(parser: argparse.ArgumentParser, cls, *, preset: bool = False, ski
                             choices=meta["choices"], metavar=meta["metavar"], help=meta["help"])
 
 
+def names(value) -> tuple[str, ...]:
+    """A ``many`` setting's value as a tuple of names: one name alone (a TOML string) is a tuple of
+    one, not of its letters."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def from_args(args: argparse.Namespace, cls, skip: tuple = ()) -> dict:
     """The flagged fields' values from parsed ``args``, as keyword arguments of ``cls``."""
     out = {f.name: getattr(args, f.name) for f in flag_fields(cls) if f.name not in skip}
