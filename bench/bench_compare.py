@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--patients", type=int, default=15800)
     a = ap.parse_args()
     cohort = a.out / "cohort"
-    y, scores, patient, _, _ = make_inputs(cohort, a.phecodes, a.stays, a.patients)
+    y, scores, patient, *_ = make_inputs(cohort, a.phecodes, a.stays, a.patients)
     # a second model: the first's scores blurred (correlated with it, weaker)
     rng = np.random.default_rng(1)
     other = scores + rng.normal(scale=0.15, size=scores.shape)

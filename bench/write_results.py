@@ -31,6 +31,10 @@ BENCHES = [
      "report at MC-MED scale, 1,500 phecodes x 18,000 stays, everything on, two covariates (< 90 s, < 4 GB)"),
     ("compare_scale", ["bench_compare.py"],
      "compare two models at MC-MED scale, 1,500 phecodes x 18,000 stays (< 1 min)"),
+    ("page", ["bench_page.py"],
+     "the report and comparison pages at MC-MED scale in headless Chromium: size (< 15 MB), first render "
+     "(a few seconds), search, detail view; screenshot bench/report_at_scale.png (reads report_scale's and "
+     "compare_scale's pages)"),
     ("auc_intervals", ["bench_auc_intervals.py"],
      "calibration of the AUC and paired-difference intervals: AUC 0.6-0.99 x 20-200 case patients, "
      "returning patients, populations the simulator did not write (coverage 93-97%, median width <= "

@@ -422,16 +422,24 @@ def _test_block(adjustment: Design, positive, prob, persons, min_persons: int) -
         # coefficient send the test to Firth's regression
         ordinary = (not separating[k] and reduced.converged[k] and full.converged[k] and abs(beta) <= MAX_ABS_BETA
                     and np.isfinite(se) and full.margin[k] >= 1e-8)
+        # the fitted model's coefficients by name (the page's detail view); a column constant over
+        # the persons tested (a sex indicator of a sex-specific phenotype) has none
+        varies = np.r_[True, np.ptp(X[persons[:, k]][:, 1:], axis=0) > 0, True]
+        coefficients = np.full(X.shape[1] + 1, np.nan)
         if ordinary:
             chi2 = max(2.0 * (full.loglik[k] - reduced.loglik[k]), 0.0)
             res, r["method"] = {"chi2": chi2, "p": float(stats.chi2.sf(chi2, 1)), "beta": float(beta), "se": se,
                                 "converged": True}, "logit"
+            coefficients[varies] = full.beta[k][varies]
         else:
             rows_k = persons[:, k]
-            Xk = np.column_stack([X[rows_k][:, np.r_[True, np.ptp(X[rows_k][:, 1:], axis=0) > 0]], z[rows_k, k]])
+            Xk = np.column_stack([X[rows_k][:, varies[:-1]], z[rows_k, k]])
             res = firth_lrt(Xk, Y[rows_k, k], Xk.shape[1] - 1)
             r.update(method="firth", note=_firth_note(separating[k]))
+            coefficients[varies] = res["coefficients"]
         _finish(r, res)
+        if r["converged"]:
+            r["coefficients"] = coefficients
         rows.append(r)
     return rows
 

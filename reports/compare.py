@@ -117,6 +117,27 @@ def compare_pair(y, a, b, groups, alpha: float) -> dict[str, np.ndarray]:
     return out
 
 
+def explorer_data(table: pl.DataFrame, info: pl.DataFrame, y: np.ndarray, scores: list[np.ndarray],
+                  stays: pl.DataFrame, names: list[str], alpha: float) -> dict:
+    """The page's explorer data (:mod:`reports.explorer`): the comparison's rows, and per phecode
+    every model's ROC curve on the same stays."""
+    from .explorer import FPR_GRID, age_band_labels, chapter_colours, effective_case_patients, phenotype_details
+    from .explorer import table_columns as columns
+
+    position = {c: j for j, c in enumerate(info["phecode"].to_list())}
+    keys = ("phecode", "description", "chapter", "model_a", "model_b", "n_pos", "auc_a", "auc_a_ci_low",
+            "auc_a_ci_high", "auc_b", "auc_b_ci_low", "auc_b_ci_high", "auc_diff", "diff_ci_low", "diff_ci_high",
+            "p_value", "q_value", "better")
+    return {"kind": "compare", "alpha": alpha, "columns": columns(table, {k: k for k in keys}),
+            "pairs": [list(p) for p in dict.fromkeys(zip(table["model_a"].to_list(), table["model_b"].to_list()))],
+            "chapters": list(dict.fromkeys(table["chapter"].to_list())),
+            "colours": chapter_colours(table["chapter"].to_list()),
+            "detail_index": [position[c] for c in table["phecode"].to_list()],
+            "fpr": [round(float(f), 4) for f in FPR_GRID], "age_bands": age_band_labels(), "models": list(names),
+            "details": phenotype_details(y, scores, stays["age"].to_numpy(), stays["sex"].to_numpy(),
+                                         effective_case_patients(y, stays["patient_id"].to_numpy()))}
+
+
 def compare(cohort, predictions, out, names=None, config: CompareConfig | None = None,
             overwrite: bool = False) -> dict:
     """Compare two or more models' predictions; write the tables, figures and HTML page to ``out``.
@@ -169,8 +190,9 @@ def compare(cohort, predictions, out, names=None, config: CompareConfig | None =
     summary = {"split": cfg.split, "n_stays": stays.height, "min_positives": cfg.min_positives, "alpha": cfg.alpha,
                "models": [{"name": n, "predictions": str(p.resolve())} for n, p in zip(names, predictions)],
                "counts": counts, "pairs": pair_summaries,
-               "test": "paired difference of AUCs, patient-clustered DeLong (Obuchowski) variance, Student's t "
-                       "with the effective number of patients; BH q-values within each pair"}
+               "test": "paired difference of AUCs, patient-clustered DeLong (Obuchowski) variance scaled by the "
+                       "floor of the single AUCs' variances, Student's t on Satterthwaite's df over effective "
+                       "patients; BH q-values within each pair"}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         table.write_parquet(tmp / "comparison.parquet")
         table.write_csv(tmp / "comparison.csv")
@@ -190,6 +212,7 @@ def compare(cohort, predictions, out, names=None, config: CompareConfig | None =
                  "of AUCs with a paired, patient-clustered DeLong interval; BH q-values within each pair.")
         write_page(tmp, title="phewas compare", heading="Which model detects which diseases better?",
                    intro=intro, heads=heads, figures=figs, table_title="Phenotypes and pairs",
+                   explorer=explorer_data(table, info, y, scores, stays, names, cfg.alpha),
                    table=table.select("phecode", "description", "chapter", "model_a", "model_b", "n_pos", "auc_a",
                                       "auc_b", "auc_diff", "diff_ci_low", "diff_ci_high", "p_value", "q_value",
                                       "better"))

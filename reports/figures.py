@@ -32,29 +32,19 @@ def _save(fig, out: Path, name: str) -> list[str]:
     return [f"{name}.png", f"{name}.svg"]
 
 
-def _place_labels(ax, items):
-    """Annotate ``(x, y, text)`` points, nudging labels upwards until no two texts overlap."""
-    from matplotlib.text import Text
+def _place_labels(ax, items, points=None):
+    """Annotate ``(x, y, text)`` points, the labels moved by adjustText until they overlap neither
+    each other nor the plotted ``points`` (``(x, y)`` arrays), each joined to its point by a line."""
+    from adjustText import adjust_text
 
-    renderer = ax.figure.canvas.get_renderer()
-    placed = []
-    for x, y, text in sorted(items, key=lambda r: -r[1]):
-        t = ax.annotate(text, (x, y), xytext=(0, 6), textcoords="offset points", fontsize=6, ha="center",
-                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
-        for _ in range(60):
-            t.update_positions(renderer)
-            box = Text.get_window_extent(t, renderer).expanded(1.05, 1.2)  # the text, not its arrow
-            if not any(box.overlaps(b) for b in placed):
-                break
-            dx, dy = t.xyann
-            t.xyann = (dx, dy + 4)
-        t.update_positions(renderer)
-        placed.append(Text.get_window_extent(t, renderer))
-    if placed:  # make room for the highest label
-        top = max(b.y1 for b in placed)
-        y_top = ax.transData.inverted().transform((0, top))[1]
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, max(hi, y_top + 0.02 * (hi - lo)))
+    if not items:
+        return
+    texts = [ax.text(x, y, text, fontsize=6, ha="center", va="bottom") for x, y, text in items]
+    px, py = points if points is not None else ([x for x, _, _ in items], [y for _, y, _ in items])
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.08 * (hi - lo))  # room above the highest points
+    adjust_text(texts, x=np.asarray(px, float), y=np.asarray(py, float), ax=ax, expand=(1.1, 1.4),
+                arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
 
 
 def _x_positions(df: pl.DataFrame):
@@ -76,7 +66,8 @@ def manhattan_auc(df: pl.DataFrame, thresholds, out: Path, label_per_chapter: in
     best = (df.with_columns(pl.Series("x", x)).filter(pl.col("auc") >= sorted(thresholds)[len(thresholds) // 2])
             .sort("auc", descending=True).group_by("chapter", maintain_order=True).head(label_per_chapter))
     ax.set_ylim(min(0.4, float(np.nanmin(df["auc"])) - 0.02), min(1.0, float(np.nanmax(df["auc"])) + 0.05))
-    _place_labels(ax, [(r["x"], r["auc"], r["description"][:28]) for r in best.iter_rows(named=True)])
+    _place_labels(ax, [(r["x"], r["auc"], r["description"][:28]) for r in best.iter_rows(named=True)],
+                  (x, df["auc"].to_numpy()))
     ax.set_xticks(centres["x"].to_list(), centres["chapter"].to_list(), rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("AUC (held-out)")
     ax.set_xlim(-1, df.height)
@@ -85,8 +76,9 @@ def manhattan_auc(df: pl.DataFrame, thresholds, out: Path, label_per_chapter: in
     return _save(fig, out, "manhattan_auc")
 
 
-def manhattan_association(df: pl.DataFrame, alpha: float, out: Path) -> list[str]:
-    """-log10 p of the age- and sex-adjusted test, with Bonferroni and BH-FDR lines."""
+def manhattan_association(df: pl.DataFrame, alpha: float, out: Path, adjusted_for: str = "age and sex") -> list[str]:
+    """-log10 p of the adjusted test (``adjusted_for`` names the adjustment), with Bonferroni and
+    BH-FDR lines."""
     x, centres = _x_positions(df)
     p = df["p_value"].to_numpy().astype(float)
     y = -np.log10(np.clip(p, 1e-300, 1))
@@ -101,12 +93,13 @@ def manhattan_association(df: pl.DataFrame, alpha: float, out: Path) -> list[str
         ax.axhline(-np.log10(p[sig].max()), color="darkorange", lw=0.8, ls="--", label=f"FDR {alpha:g} (BH)")
     top = df.with_columns(pl.Series("x", x), pl.Series("y", y)).filter(pl.Series(sig)).sort("y", descending=True)
     top = top.group_by("chapter", maintain_order=True).head(1)
-    _place_labels(ax, [(r["x"], r["y"], r["description"][:28]) for r in top.iter_rows(named=True)])
+    _place_labels(ax, [(r["x"], r["y"], r["description"][:28]) for r in top.iter_rows(named=True)],
+                  (x[np.isfinite(y)], y[np.isfinite(y)]))
     ax.set_xticks(centres["x"].to_list(), centres["chapter"].to_list(), rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("-log10 p (PPG score beyond age and sex)")
+    ax.set_ylabel(f"-log10 p (PPG score beyond {adjusted_for})")
     ax.set_xlim(-1, df.height)
     ax.legend(fontsize=7, frameon=False, loc="upper right")
-    ax.set_title("Association adjusted for age and sex (likelihood-ratio test)")
+    ax.set_title(f"Association beyond {adjusted_for} (likelihood-ratio test)")
     sns.despine(ax=ax)
     return _save(fig, out, "manhattan_association")
 
@@ -258,3 +251,34 @@ def probe_metric(df: pl.DataFrame, task: str, out: Path) -> list[str]:
     fig.suptitle(task, fontsize=10)
     fig.tight_layout()
     return _save(fig, out, f"probe_{task}")
+
+
+def probe_comparison(df: pl.DataFrame, encoders: list[str], out: Path) -> list[str]:
+    """The paper's comparison: each task's main metric (AUC for classification, mean absolute error
+    for regression) by encoder with its 95% interval, a panel per metric, tasks as rows."""
+    main = {"binary": "auc", "multiclass": "auc", "regression": "mae"}
+    sub = df.filter(pl.col("value").is_not_null() & (pl.col("metric") == pl.col("kind").replace_strict(main)))
+    metrics = [m for m in ("auc", "mae") if m in set(sub["metric"].to_list())]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 0.5 + 0.45 * sub["task"].n_unique()),
+                             squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        part = sub.filter(pl.col("metric") == m)
+        tasks = list(dict.fromkeys(part["task"].to_list()))[::-1]
+        width = 0.8 / max(len(encoders), 1)
+        for k, enc in enumerate(encoders):
+            rows = {r["task"]: r for r in part.filter(pl.col("encoder") == enc).iter_rows(named=True)}
+            y = np.array([i + (k - (len(encoders) - 1) / 2) * width for i, t in enumerate(tasks) if t in rows])
+            v = np.array([rows[t]["value"] for t in tasks if t in rows])
+            lo = np.array([rows[t]["ci_low"] if rows[t]["ci_low"] is not None else rows[t]["value"] for t in tasks
+                           if t in rows])
+            hi = np.array([rows[t]["ci_high"] if rows[t]["ci_high"] is not None else rows[t]["value"] for t in tasks
+                           if t in rows])
+            if len(v):
+                ax.errorbar(v, y, xerr=np.abs(np.vstack([v - lo, hi - v])), fmt="o", ms=4, lw=0.8,
+                            color=_PALETTE[(2 * k) % 20], label=enc)
+        ax.set_yticks(range(len(tasks)), tasks, fontsize=8)
+        ax.set_xlabel("AUC" if m == "auc" else "mean absolute error")
+        sns.despine(ax=ax)
+    axes[0][0].legend(fontsize=7, frameon=False, loc="best")
+    fig.tight_layout()
+    return _save(fig, out, "probe_comparison")

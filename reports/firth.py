@@ -79,10 +79,11 @@ def firth_fit(X: np.ndarray, y: np.ndarray, fixed=(), maxiter: int = 500, tol: f
 
 def firth_lrt(X: np.ndarray, y: np.ndarray, j: int) -> dict:
     """Penalised likelihood-ratio test of coefficient ``j`` (``logistf``'s), with the Wald
-    interval of its estimate. Returns ``chi2``, ``p``, ``beta``, ``se``, ``converged``."""
+    interval of its estimate. Returns ``chi2``, ``p``, ``beta``, ``se``, ``converged`` and
+    ``coefficients`` (the full model's)."""
     full = firth_fit(X, y)
     restricted = firth_fit(X, y, fixed=[j])
     chi2 = max(2.0 * (full.loglik - restricted.loglik), 0.0)
     return {"chi2": chi2, "p": float(stats.chi2.sf(chi2, 1)), "beta": float(full.beta[j]),
             "se": float(np.sqrt(max(full.cov[j, j], 0.0))),
-            "converged": bool(full.converged and restricted.converged)}
+            "converged": bool(full.converged and restricted.converged), "coefficients": full.beta}

@@ -1,4 +1,5 @@
-"""``index.html``: one self-contained page (images embedded) with a sortable phenotype table."""
+"""``index.html``: one self-contained page (images and the explorer embedded) with a sortable
+table."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}img{
 table{border-collapse:collapse;font-size:12px}td,th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:right}
 th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}td:nth-child(2),td:nth-child(3){text-align:left}
 .headline{display:flex;gap:2em;flex-wrap:wrap}.headline div{background:#f4f4f4;padding:.6em 1em;border-radius:6px}
-.headline b{display:block;font-size:1.6em}"""
+.headline b{display:block;font-size:1.6em}
+table.paper td,table.paper th{text-align:left;padding:3px 10px}"""
 
 TABLE_COLUMNS = ["phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low", "auc_ci_high",
                  "auc_age_sex", "auc_age_sex_ppg", "or_per_sd", "p_value", "q_value", "bonferroni"]
@@ -40,25 +42,41 @@ def _cell(v) -> str:
 
 
 def write_page(out: Path, *, title: str, heading: str, intro: str, heads: list[tuple[str, object]],
-               figures: dict[str, str], table: pl.DataFrame, table_title: str) -> None:
-    """Write ``out/index.html``: a heading, an introduction (HTML), headline numbers, figures
-    (caption -> PNG file name in ``out``) and a sortable table of ``table``'s columns."""
-    rows = "\n".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>" for r in table.iter_rows())
+               figures: dict[str, str], table: pl.DataFrame, table_title: str, explorer: dict | None = None,
+               extra: str = "") -> None:
+    """Write ``out/index.html``: a heading, an introduction (HTML), headline numbers, the
+    interactive explorer of ``explorer``'s data (:func:`reports.explorer.explorer_html`; its rows
+    are ``table``'s), the static figures (caption -> PNG file name in ``out``) and a sortable table
+    of ``table``'s columns, whose rows open their detail view. ``extra``: HTML placed after the
+    headline numbers."""
+    from .explorer import explorer_html
+
+    rows = "\n".join(f'<tr data-row="{i}">' + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>"
+                     for i, r in enumerate(table.iter_rows()))
+    interactive = explorer_html(explorer) if explorer is not None else ""
+    statics = "".join(f"<h3>{html.escape(c)}</h3>" + _img(out / f, c) for c, f in figures.items())
+    if figures and interactive:
+        statics = ("<details><summary>Figures for papers (PNG at 300 dpi and SVG beside this page)</summary>"
+                   f"{statics}</details>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_CSS}</style></head><body>
 <h1>{html.escape(heading)}</h1>
 <p>{intro}</p>
 <div class="headline">{''.join(f'<div><b>{v}</b>{k}</div>' for k, v in heads)}</div>
-{''.join(f'<h2>{html.escape(c)}</h2>' + _img(out / f, c) for c, f in figures.items())}
-<h2>{html.escape(table_title)}</h2><p>Click a column to sort.</p>
+{extra}
+{interactive}
+{statics}
+<h2>{html.escape(table_title)}</h2><p>Click a column to sort{", a row for its detail" if interactive else ""}.</p>
 <table class="sortable"><thead><tr>{''.join(f'<th>{html.escape(c)}</th>' for c in table.columns)}</tr></thead>
 <tbody>{rows}</tbody></table>
 <script>{_SORT_JS}</script></body></html>"""
     (out / "index.html").write_text(page)
 
 
-def write_html(out: Path, summary: dict, phenotypes: pl.DataFrame, figures: dict[str, str]) -> None:
-    """The report's ``out/index.html``; ``figures`` maps a caption to a PNG file name in ``out``."""
+def write_html(out: Path, summary: dict, phenotypes: pl.DataFrame, figures: dict[str, str],
+               explorer: dict | None = None) -> None:
+    """The report's ``out/index.html``; ``figures`` maps a caption to a PNG file name in ``out``;
+    ``explorer``: the interactive explorer's data (:func:`reports.report.explorer_data`)."""
     at = summary["auc_at_least"]
     covariates = list(summary.get("covariates") or {})
     beyond = "age+sex" + "".join(f"+{c}" for c in covariates)
@@ -76,4 +94,5 @@ def write_html(out: Path, summary: dict, phenotypes: pl.DataFrame, figures: dict
     for note in summary.get("adjustment_notes") or []:
         intro += f" {html.escape(note)}."
     write_page(out, title="phewas report", heading="Which diseases does PPG detect?", intro=intro, heads=heads,
-               figures=figures, table=phenotypes.select(TABLE_COLUMNS), table_title="Phenotypes")
+               figures=figures, table=phenotypes.select([c for c in TABLE_COLUMNS if c in phenotypes.columns]),
+               table_title="Phenotypes", explorer=explorer)

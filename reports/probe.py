@@ -359,8 +359,10 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
 
 
 def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str], tasks: dict, how: str) -> None:
-    """``probe.csv``, ``summary.json``, a figure per task and ``index.html`` into ``out``."""
+    """``probe.csv``, ``summary.json``, ``paper_table.csv`` (:func:`paper_table`), a figure per task,
+    the tasks-by-encoder figure and ``index.html`` into ``out``."""
     table.write_csv(out / "probe.csv")
+    paper_table(table, names).write_csv(out / "paper_table.csv")
     write_json(out / "summary.json", summary)
     figs = {f"{t}": figures.probe_metric(table, t, out)[0] for t in tasks
             if table.filter((pl.col("task") == t) & pl.col("value").is_not_null()).height}
@@ -370,6 +372,61 @@ def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str],
              "paper's protocol (L2 logistic regression, random forest, ridge), hyperparameters chosen on the "
              "training part by inner folds; 95% bootstrap intervals over test subjects; <code>constant</code> "
              "predicts the training mean or prevalence.")
+    paper = paper_table(table, names)
+    if paper.height:
+        figs["Tasks by encoder"] = figures.probe_comparison(table, names, out)[0]
+    extra = ("<h2>Tasks by encoder</h2><p>Each task's main metric (AUC for classification, mean absolute "
+             "error for regression) with its 95% interval; the best per task in bold.</p>" + paper_html(paper))
+    from .explorer import table_columns
+    explorer = {"kind": "probe", "main_metrics": [m for m in ("auc", "mae", "pearson_r")
+                                                   if m in set(table["metric"].to_list())],
+                "encoders": list(names),
+                "columns": table_columns(table, {k: k for k in ("task", "kind", "encoder", "metric", "value",
+                                                                "ci_low", "ci_high", "n_test", "hyperparameters")})}
     write_page(out, title="phewas probe", heading="What do the encoders' embeddings know?", intro=intro,
                heads=heads, figures=figs, table=table.drop("note", "hyperparameters"),
-               table_title="Tasks, metrics, encoders")
+               table_title="Tasks, metrics, encoders", explorer=explorer, extra=extra)
+
+
+MAIN_METRIC = {"binary": "auc", "multiclass": "auc", "regression": "mae"}
+HIGHER_IS_BETTER = {"auc": True, "mae": False}
+
+
+def paper_table(table: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """The AnyPPG paper's layout: one row per task, one column per encoder holding the task's main
+    metric (:data:`MAIN_METRIC`) as ``value [low, high]``, and ``best``, the encoder with the best
+    value (highest AUC, lowest error)."""
+    rows = []
+    for task in dict.fromkeys(table["task"].to_list()):
+        sub = table.filter(pl.col("task") == task)
+        metric = MAIN_METRIC.get(sub["kind"][0])
+        cells = {r["encoder"]: r for r in sub.filter(pl.col("metric") == metric).iter_rows(named=True)
+                 if r["value"] is not None}
+        if not cells:
+            continue
+        pick = max if HIGHER_IS_BETTER[metric] else min
+        best = pick(cells, key=lambda e: cells[e]["value"])
+        row = {"task": task, "metric": metric, "best": best}
+        for name in names:
+            r = cells.get(name)
+            row[name] = None if r is None else (f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+                                                if r["ci_low"] is not None else f"{r['value']:.3f}")
+        rows.append(row)
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
+
+
+def paper_html(paper: pl.DataFrame) -> str:
+    """:func:`paper_table` as an HTML table, the best per row in bold."""
+    import html as html_
+
+    if not paper.height:
+        return ""
+    encoders = [c for c in paper.columns if c not in ("task", "metric", "best")]
+    head = "".join(f"<th>{html_.escape(e)}</th>" for e in ["task", "metric", *encoders])
+    body = ""
+    for r in paper.iter_rows(named=True):
+        cells = "".join(f"<td>{'<b>' if e == r['best'] else ''}{html_.escape(r[e] or '')}"
+                        f"{'</b>' if e == r['best'] else ''}</td>" for e in encoders)
+        body += f"<tr><td>{html_.escape(r['task'])}</td><td>{r['metric']}</td>{cells}</tr>"
+    return f'<table class="paper"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+

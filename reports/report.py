@@ -186,10 +186,13 @@ def not_trained(cohort: Path, predicted, split: str, min_positives: int) -> pl.D
                     pl.sum_horizontal(train).alias("n_pos_training")))
 
 
-def phenotype_table(inputs: ReportInputs, cfg: ReportConfig, adjust_for=None) -> pl.DataFrame:
+def phenotype_table(inputs: ReportInputs, cfg: ReportConfig, adjust_for=None,
+                    coefficients: bool = False) -> pl.DataFrame:
     """One row per phenotype with enough positives and controls: counts, the AUC with its
     patient-clustered interval and, unless ``cfg.association`` is off, the association beyond the
-    adjustment ``adjust_for`` (default :func:`adjustment`) with q-values; in chapter order."""
+    adjustment ``adjust_for`` (default :func:`adjustment`) with q-values; in chapter order. With
+    ``coefficients``, a last column ``_coefficients`` holds each fitted model's coefficients (in
+    the order of ``adjust_for.names`` and the score; not a column of the files written)."""
     y, scores, info, stays = inputs.y, inputs.scores, inputs.info, inputs.stays
     n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
     keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
@@ -209,7 +212,9 @@ def phenotype_table(inputs: ReportInputs, cfg: ReportConfig, adjust_for=None) ->
         adjust_for = adjustment(inputs, cfg)
     table = table.with_columns(**association_columns(y, scores, stays, cfg, adjust_for))
     table = table.sort(chapter_rank(pl.col("chapter")), "phecode")
-    return table.select(pl.exclude("auc_ci_df"), "auc_ci_df")  # columns added later come last
+    table = table.select(pl.exclude("auc_ci_df", "_coefficients"), "auc_ci_df",
+                         *(["_coefficients"] if "_coefficients" in table.columns else []))
+    return table if coefficients else table.drop("_coefficients", strict=False)  # later columns come last
 
 
 def adjustment(inputs: ReportInputs, cfg: ReportConfig):
@@ -254,7 +259,53 @@ def association_columns(y: np.ndarray, scores: np.ndarray, stays: pl.DataFrame, 
             **{c: pl.Series([r[c] for r in rows], dtype=pl.Int64) for c in COUNT_COLUMNS},
             "method": pl.Series([r["method"] for r in rows], dtype=pl.String),
             "converged": pl.Series([r["converged"] for r in rows], dtype=pl.Boolean),
-            "note": pl.Series([r["note"] for r in rows], dtype=pl.String)}
+            "note": pl.Series([r["note"] for r in rows], dtype=pl.String),
+            "_coefficients": pl.Series([_finite_list(r.get("coefficients")) for r in rows],
+                                       dtype=pl.List(pl.Float64))}
+
+
+def _finite_list(values):
+    return None if values is None else [float(v) if np.isfinite(v) else None for v in values]
+
+
+def explorer_data(inputs: ReportInputs, table: pl.DataFrame, cfg: ReportConfig, summary: dict,
+                  adjust_for=None) -> dict:
+    """The page's explorer data (:mod:`reports.explorer`): the table's columns, each phenotype's
+    detail (ROC curve with its band, score distributions, counts by sex and age band) and the
+    adjusted models' coefficients."""
+    from .explorer import (
+        FPR_GRID,
+        age_band_labels,
+        chapter_colours,
+        effective_case_patients,
+        phenotype_details,
+        table_columns,
+    )
+
+    position = {c: j for j, c in enumerate(inputs.info["phecode"].to_list())}
+    cols = np.array([position[c] for c in table["phecode"].to_list()], dtype=np.int64)
+    y, scores = inputs.y[:, cols], inputs.scores[:, cols]
+    stays = inputs.stays
+    details = phenotype_details(y, [scores], stays["age"].to_numpy(), stays["sex"].to_numpy(),
+                                effective_case_patients(y, stays["patient_id"].to_numpy()))
+    names = {c: c for c in ("phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low",
+                            "auc_ci_high", "p_value", "q_value", "or_per_sd", "or_ci_low", "or_ci_high", "method",
+                            "note", "n_pos_patients", "n_neg_patients")}
+    data = {"kind": "report", "alpha": cfg.alpha, "thresholds": list(cfg.thresholds),
+            "adjusted_for": "age and sex" if not cfg.covariates else "age, sex, " + ", ".join(cfg.covariates),
+            "columns": table_columns(table, names if cfg.association else
+                                     {k: v for k, v in names.items() if k in ("phecode", "description", "chapter",
+                                                                              "n_pos", "n_neg", "auc", "auc_ci_low",
+                                                                              "auc_ci_high")}),
+            "chapters": list(dict.fromkeys(table["chapter"].to_list())),
+            "colours": chapter_colours(table["chapter"].to_list()),
+            "fpr": [round(float(f), 4) for f in FPR_GRID], "age_bands": age_band_labels(), "models": ["model"],
+            "details": details}
+    if cfg.association and "_coefficients" in table.columns and adjust_for is not None:
+        data["coefficient_names"] = [*adjust_for.names, "ppg_score (per SD of its logit)"]
+        data["coefficients"] = [None if v is None else [None if x is None else round(x, 4) for x in v]
+                                for v in table["_coefficients"].to_list()]
+    return data
 
 
 def chapter_table(table: pl.DataFrame, thresholds) -> pl.DataFrame:
@@ -298,7 +349,9 @@ def write_figures(table: pl.DataFrame, cfg: ReportConfig, out: Path) -> dict[str
     """The report's figures in ``out``; returns caption -> PNG file name."""
     figs = {"AUC by phecode": figures.manhattan_auc(table, cfg.thresholds, out)[0]}
     if cfg.association:
-        figs["Association beyond age and sex"] = figures.manhattan_association(table, cfg.alpha, out)[0]
+        adjusted_for = "age and sex" if not cfg.covariates else "age, sex, " + ", ".join(cfg.covariates)
+        figs[f"Association beyond {adjusted_for}"] = figures.manhattan_association(table, cfg.alpha, out,
+                                                                                   adjusted_for)[0]
     figs["AUC by chapter"] = figures.chapter_distributions(table, cfg.thresholds, out)[0]
     figs["AUC histogram"] = figures.auc_histogram(table, cfg.thresholds, out)[0]
     figs["Top phenotypes"] = figures.top_phenotypes(table, out)[0]
@@ -312,15 +365,17 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     inputs = load_inputs(cohort, predictions, cfg.split, cfg.include_stays_without_windows)
     untrained = not_trained(cohort, inputs.info["phecode"], cfg.split, cfg.min_positives)
     adjust_for = adjustment(inputs, cfg) if cfg.association else None
-    table = phenotype_table(inputs, cfg, adjust_for)
+    table = phenotype_table(inputs, cfg, adjust_for, coefficients=True)
     summary = summarise(table, inputs, untrained.height, cfg, adjust_for)
+    explorer = explorer_data(inputs, table, cfg, summary, adjust_for)
+    table = table.drop("_coefficients", strict=False)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         table.write_parquet(tmp / "phenotypes.parquet")
         table.write_csv(tmp / "phenotypes.csv")
         chapter_table(table, cfg.thresholds).write_csv(tmp / "chapters.csv")
         untrained.write_csv(tmp / "not_trained.csv")
         write_json(tmp / "summary.json", summary)
-        write_html(tmp, summary, table, write_figures(table, cfg, tmp))
+        write_html(tmp, summary, table, write_figures(table, cfg, tmp), explorer)
         write_manifest(tmp, command="report",
                        inputs={"cohort": str(Path(cohort).resolve()),
                                "predictions": {"path": str(Path(predictions).resolve()),

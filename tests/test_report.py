@@ -209,7 +209,7 @@ def test_report_outputs_and_min_positive_edge(tmp_path):
     ch = pl.read_csv(out / "chapters.csv")
     assert ch["n_phenotypes"].sum() == 2
     page = (out / "index.html").read_text()
-    assert page.count("data:image/png;base64,") >= 4 and 'src="http' not in page and "<table" in page
+    assert page.count('src="data:image/png;base64,') >= 4 and 'src="http' not in page and "<table" in page
     for f in ("manhattan_auc", "manhattan_association", "chapter_auc", "auc_histogram", "top_phenotypes"):
         assert (out / f"{f}.png").stat().st_size > 0 and (out / f"{f}.svg").exists()
 
