@@ -19,10 +19,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[train,test]"
+	$(BIN)/python -m pip install -q -e ".[train,test,baselines]"
+	$(BIN)/python -m pip install -q --no-deps "momentfm==0.1.4"  # its pins are too old to resolve
 	touch $@
 
 demo: install
+	test -f demo/probe-data/manifest.json || $(BIN)/phewas simulate-probe --out demo/probe-data --seed 0 --quiet
 	$(BIN)/phewas run-all --config demo.toml
 
 test: install

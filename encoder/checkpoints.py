@@ -53,7 +53,7 @@ def read_state_dict(path) -> dict:
     return obj
 
 
-def load_strict(model: Net1D, state: dict, path) -> None:
+def load_strict(model: nn.Module, state: dict, path) -> None:
     """Load ``state`` into ``model``; a mismatch is an :class:`InputError` naming ``path``."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -68,14 +68,18 @@ def load_strict(model: Net1D, state: dict, path) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def load_anyppg(path, config: Net1DConfig | None = None) -> Net1D:
-    """The AnyPPG PPG encoder with the released weights at ``path`` loaded strictly."""
-    model = Net1D(config or anyppg_config())
+def load_anyppg(path, config=None) -> nn.Module:
+    """The PPG encoder of architecture ``config`` (default AnyPPG's; a
+    :class:`~encoder.resnet1d.ResNet1DConfig` too) with the weights at ``path`` (a plain state dict,
+    as AnyPPG releases it and ``pretrain`` exports it) loaded strictly."""
+    from .architecture import build_encoder
+
+    model = build_encoder(config or anyppg_config())
     load_strict(model, read_state_dict(path), path)
     return model
 
 
-def save_anyppg(model: Net1D, path) -> None:
+def save_anyppg(model: nn.Module, path) -> None:
     """Write the encoder's weights as a plain state dict (``.safetensors`` by extension), atomically."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -106,30 +110,39 @@ def load_ecgfounder(path, config: Net1DConfig | None = None) -> tuple[Net1D, dic
     return model, {"used": len(own), "ignored": ignored}
 
 
-def initial_encoder(cfg) -> tuple[Net1D, str]:
-    """Fine-tuning's PPG encoder (``cfg.init``: a pretraining run folder, a pretraining checkpoint,
-    AnyPPG weights, or None for random weights) and a sentence on where its weights came from.
-    A pretraining run's architecture replaces ``cfg.ppg``."""
+def initial_encoder(cfg) -> tuple[nn.Module, str]:
+    """The PPG encoder a training run starts from (``cfg.init``: a pretraining run folder, a
+    pretraining checkpoint, AnyPPG, PaPaGei or Pulse-PPG weights, or None for random weights) and a
+    sentence on where its weights came from. A pretraining run's architecture, or a released
+    model's, replaces ``cfg.ppg``."""
+    from .architecture import architecture_from_dict, build_encoder
+    from .foundation import family_of, load_foundation
+
     if cfg.init is None:
-        return Net1D(cfg.ppg), "no --init: the encoder trains from scratch"
+        return build_encoder(cfg.ppg), "no --init: the encoder trains from scratch"
     init = Path(cfg.init)
     if init.is_dir():  # a pretrain run: its exported encoder and architecture
         try:
-            arch = Net1DConfig.from_dict(json.loads((init / "config.json").read_text())["ppg"])
+            arch = architecture_from_dict(json.loads((init / "config.json").read_text())["ppg"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise InputError(init / "config.json", "--init: not a pretraining run's configuration "
                              f"({type(err).__name__}: {err})") from None
         if arch != cfg.ppg:
-            log.info("--init run uses another encoder width than the preset: taking the run's")
+            log.info("--init run uses another encoder than the preset: taking the run's")
             cfg.ppg = arch
         path = init / "ppg_encoder.pth"
         if not path.exists():
             raise PhewasError(f"{init}: no ppg_encoder.pth (has the pretraining run finished?)")
         return load_anyppg(path, cfg.ppg), f"initialised from pretraining run {init}"
     state = read_state_dict(init)
+    if family_of(state) is not None:  # a released PaPaGei or Pulse-PPG model
+        from .resnet1d import ResNet1DConfig
+        enc, desc = load_foundation(init, state)
+        cfg.ppg = ResNet1DConfig.from_dict(desc["architecture"])
+        return enc.train(), f"initialised from {desc['model']} weights {init} ({desc['input']})"
     if "model" in state and isinstance(state["model"], dict):  # a pretrain checkpoint file
         state = {k.removeprefix("ppg_encoder."): v for k, v in state["model"].items() if k.startswith("ppg_encoder.")}
-        enc = Net1D(cfg.ppg)
+        enc = build_encoder(cfg.ppg)
         load_strict(enc, state, init)
         return enc, f"initialised from pretraining checkpoint {init}"
     return load_anyppg(init, cfg.ppg), f"initialised from AnyPPG weights {init}"

@@ -120,6 +120,12 @@ class PretrainConfig(TrainConfig):
 
     ppg: Net1DConfig = field(default_factory=anyppg_config)  # --ppg-config: a JSON file of them
     ecg: Net1DConfig = field(default_factory=ecgfounder_config)  # --ecg-config
+    objective: str = setting("clip", "clip: the PPG encoder against the paired ECG's (AnyPPG); simclr, byol: "
+                             "PPG alone, two augmented views (the paper's baselines)",
+                             choices=("clip", "simclr", "byol"))
+    init: str | None = setting(None, "start the PPG encoder from these weights (AnyPPG, PaPaGei, Pulse-PPG, a "
+                               "pretraining run)")
+    ema_decay: float = 0.99  # BYOL's target network: decay of its moving average
     ecg_checkpoint: str | None = setting(None, "ECGFounder checkpoint: the ECG encoder is then frozen")
     cache_ecg: bool | None = setting(None, "precompute frozen ECG features once (default when the ECG "
                                      "encoder is frozen)", flag=("--cache-ecg", "--no-cache-ecg"))
@@ -140,6 +146,8 @@ class PretrainConfig(TrainConfig):
             (self.retrieval_batch >= 2, "retrieval_batch", "at least 2"),
             (self.temperature > 0, "temperature", "more than 0"),
             (self.embed_dim >= 1, "embed_dim", "at least 1"),
+            (self.objective in ("clip", "simclr", "byol"), "objective", "clip, simclr or byol"),
+            (0 < self.ema_decay < 1, "ema_decay", "between 0 and 1"),
         )
 
     @property
@@ -173,7 +181,8 @@ class FinetuneConfig(TrainConfig):
     key of ``run-all``'s ``[finetune]`` table; presets fill them, flags override."""
 
     ppg: Net1DConfig = field(default_factory=anyppg_config)  # --ppg-config: a JSON file of them
-    init: str | None = setting(None, "pretrain run folder, pretrain checkpoint, or AnyPPG weights (.pth)")
+    init: str | None = setting(None, "pretrain run folder, pretrain checkpoint, or released weights (AnyPPG "
+                               ".pth, PaPaGei .pt, Pulse-PPG .pkl)")
     segments_per_stay: int = setting(20, "PPG windows per stay")
     min_train_positives: int = setting(20, "targets: phecodes with at least K positive training stays")
     aggregation: str = setting("mean_logits", "how a stay's windows combine", choices=AGGREGATIONS)

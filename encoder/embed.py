@@ -1,8 +1,11 @@
 """Any PPG encoder, frozen, as a function from windows to embeddings (``phewas probe``).
 
 An encoder is named by a pretraining run folder (its exported ``ppg_encoder.pth``), a
-fine-tuning run folder (the encoder of its best checkpoint), AnyPPG weights (``.pth`` or
-``.safetensors``), ``random`` (the same architecture with seeded random weights, the floor), or
+fine-tuning run folder (the encoder of its best checkpoint), released weights (AnyPPG's ``.pth``
+or ``.safetensors``; PaPaGei-S's and PaPaGei-P's ``.pt``; Pulse-PPG's ``checkpoint_best.pkl``:
+:mod:`encoder.foundation`), a general time-series model's folder (``moment:DIR``,
+``chronos:DIR``: :mod:`encoder.tsfm`), ``random`` (AnyPPG's architecture with seeded random
+weights, the floor; ``random:papagei``, ``random:pulse-ppg`` for those families), or
 ``features``: the pulse features of ``phewas features`` (:mod:`encoder.pulse`) per window, a
 hand-crafted row beside the networks. A network's example embedding is the mean of its windows';
 the features' is the median, over the windows where a beat was measured.
@@ -26,6 +29,7 @@ from phewas.base.progress import progress
 from .config import Net1DConfig, anyppg_config
 
 RANDOM, FEATURES = "random", "features"
+TSFM = ("moment", "chronos")  # general time-series foundation models: "moment:DIR", "chronos:DIR"
 FEATURES_VERSION = 1  # raise when the pulse features change: cached feature embeddings are redone
 CHUNK = 4096  # windows per write (and per features task)
 
@@ -41,9 +45,10 @@ class PulseFeatures:
         self.out_dim = len(NAMES)
 
 
-def _run_architecture(run: Path) -> Net1DConfig:
+def _run_architecture(run: Path):
+    from .architecture import architecture_from_dict
     try:
-        return Net1DConfig.from_dict(json.loads((run / "config.json").read_text())["ppg"])
+        return architecture_from_dict(json.loads((run / "config.json").read_text())["ppg"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(run / "config.json", f"not a run's configuration ({type(err).__name__}: {err})") from None
 
@@ -60,15 +65,28 @@ def load_encoder(spec: str, *, architecture: Net1DConfig | None = None, seed: in
 
     import torch
 
-    from .checkpoints import load_anyppg, read_state_dict
-    from .net1d import Net1D
+    from .architecture import build_encoder
+    from .checkpoints import load_anyppg, load_strict, read_state_dict
     if spec == RANDOM:
         torch.manual_seed(seed)
         arch = architecture or anyppg_config()
-        model = Net1D(arch)
+        model = build_encoder(arch)
         key = f"random-{seed}-{hashlib.sha256(repr(arch).encode()).hexdigest()[:8]}"
         return model.eval(), {"kind": "random", "seed": seed, "path": None, "sha256": None, "key": key,
                               "aggregate": "mean"}
+    if spec.startswith(f"{RANDOM}:"):  # another family's architecture, random weights
+        from .foundation import FAMILIES, build_foundation
+        family = spec.split(":", 1)[1]
+        if family not in FAMILIES:
+            raise PhewasError(f"encoder {spec!r}: unknown family; random:{' or random:'.join(FAMILIES)}")
+        torch.manual_seed(seed)
+        return build_foundation(family).eval(), {"kind": f"random {family}", "seed": seed, "path": None,
+                                                 "sha256": None, "key": f"random-{family}-{seed}",
+                                                 "aggregate": "mean"}
+    if spec.split(":", 1)[0] in TSFM:
+        from .tsfm import load_tsfm
+        model, desc = load_tsfm(spec)
+        return model, desc | {"aggregate": "mean"}
     path = Path(spec)
     if path.is_dir():
         arch = _run_architecture(path)
@@ -84,8 +102,8 @@ def load_encoder(spec: str, *, architecture: Net1DConfig | None = None, seed: in
             enc = {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
             if not enc:
                 raise InputError(best, "holds no encoder weights (is this a `phewas finetune` run?)")
-            model = Net1D(arch)
-            model.load_state_dict(enc, strict=True)
+            model = build_encoder(arch)
+            load_strict(model, enc, best)
             sha = file_sha256(best)
             return model.eval(), {"kind": "fine-tuning run", "path": str(path.resolve()), "sha256": sha,
                                   "key": sha[:16], "aggregate": "mean", "architecture": arch}
@@ -94,8 +112,15 @@ def load_encoder(spec: str, *, architecture: Net1DConfig | None = None, seed: in
     if not path.is_file():
         raise InputError(path, "encoder not found: give a run folder, a .pth/.safetensors file, 'random' or "
                          "'features'")
-    model = load_anyppg(path, architecture)
+    state = read_state_dict(path)
     sha = file_sha256(path)
+    from .foundation import family_of, load_foundation
+    if family_of(state) is not None:  # PaPaGei or Pulse-PPG
+        model, desc = load_foundation(path, state)
+        return model, {"kind": desc["model"], "path": str(path.resolve()), "sha256": sha, "key": sha[:16],
+                       "aggregate": "mean", "input": desc["input"]}
+    model = build_encoder(architecture or anyppg_config())
+    load_strict(model, state, path)
     return model.eval(), {"kind": "weights", "path": str(path.resolve()), "sha256": sha, "key": sha[:16],
                           "aggregate": "mean"}
 

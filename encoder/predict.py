@@ -13,12 +13,12 @@ from cohorts.store import open_segments
 from phewas.base.errors import OutputExistsError, PhewasError
 from phewas.base.io import atomic_file, file_sha256
 
+from .architecture import architecture_from_dict, build_encoder
 from .checkpoints import load_checkpoint
-from .config import FinetuneConfig, Net1DConfig, PredictConfig
+from .config import FinetuneConfig, PredictConfig
 from .data import StayWindows
 from .distributed import setup_distributed
 from .heads import StayClassifier, predict_dataset
-from .net1d import Net1D
 from .predictions import predictions_frame, write_predictions_manifest
 
 
@@ -47,11 +47,11 @@ def predict(cohort, run, config: PredictConfig | None = None, *, overwrite: bool
     if (run / "predictions.parquet").exists() and not overwrite:
         raise OutputExistsError(f"{run / 'predictions.parquet'}: exists already (pass --force to replace it)")
     raw = json.loads((run / "config.json").read_text())
-    raw["ppg"] = Net1DConfig.from_dict(raw["ppg"])
+    raw["ppg"] = architecture_from_dict(raw["ppg"])
     trained = FinetuneConfig(**raw)
     targets = json.loads((run / "targets.json").read_text())
     d = setup_distributed(cfg.device)
-    model = StayClassifier(Net1D(trained.ppg), len(targets), trained.aggregation, trained.head_dropout)
+    model = StayClassifier(build_encoder(trained.ppg), len(targets), trained.aggregation, trained.head_dropout)
     best = run / "checkpoints" / "best.pt"
     load_checkpoint(best, model=model)
     model.to(d.device)

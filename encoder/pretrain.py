@@ -1,7 +1,9 @@
-"""``phewas pretrain``: ECG-guided contrastive pretraining of the PPG encoder.
+"""``phewas pretrain``: ECG-guided contrastive pretraining of the PPG encoder (``--objective clip``,
+AnyPPG's), or the paper's self-supervised baselines on PPG alone (``simclr``, ``byol``:
+:mod:`encoder.ssl`), on the same pairs, loop and resume guarantees.
 
 Reads top to bottom: model and data set-up (settings in :mod:`encoder.config`), the optional
-ECG feature cache, the training loop, validation, and the final retrieval test.
+ECG feature cache, the training loop, validation, and the final retrieval test (CLIP only).
 One process on CPU; one process per GPU under ``torchrun`` (DistributedDataParallel), with the
 contrastive batch gathered across ranks.
 """
@@ -21,7 +23,7 @@ from phewas.base.errors import PhewasError
 from phewas.base.io import atomic_file, file_sha256, write_json, write_manifest
 from phewas.base.progress import progress
 
-from .checkpoints import load_checkpoint, load_ecgfounder, save_anyppg, unwrap
+from .checkpoints import initial_encoder, load_checkpoint, load_ecgfounder, save_anyppg, unwrap
 from .clip import PPGECGClip, clip_loss, retrieval_metrics
 from .config import PretrainConfig
 from .data import PairWindows, read_rows
@@ -30,6 +32,7 @@ from .loop import Hooks, LoopSettings, TrainState, fit, in_batches, train_batche
 from .net1d import Net1D
 from .optim import param_groups, warmup_cosine
 from .runs import RunResult, check_batches, launch
+from .ssl import BYOL, SimCLR, byol_loss, nt_xent, two_views
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +88,20 @@ def _cache_key(cfg: PretrainConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def _batch_loss(model, batch, cfg, device, gather=True):
-    ppg, ecg = (t.to(device, non_blocking=True) for t in batch)
+def _batch_loss(model, batch, cfg, device, gather=True, key=(0,)):
+    """The objective's loss on one (micro-)batch; ``key`` seeds the augmentations of SimCLR and BYOL."""
+    if cfg.objective == "clip":
+        ppg, ecg = (t.to(device, non_blocking=True) for t in batch)
+        with autocast(device, cfg.bf16):
+            p, e, scale = model(ppg, ecg)
+            return clip_loss(p.float(), e.float(), scale.float(), gather=gather)
+    x1, x2 = (v.to(device, non_blocking=True) for v in two_views(batch[0], key))
     with autocast(device, cfg.bf16):
-        p, e, scale = model(ppg, ecg)
-        return clip_loss(p.float(), e.float(), scale.float(), gather=gather)
+        if cfg.objective == "simclr":
+            z1, z2 = model(x1, x2)
+            return nt_xent(z1.float(), z2.float(), cfg.temperature, gather=gather)
+        online, target = model(x1, x2)
+        return byol_loss([o.float() for o in online], [t.float() for t in target])
 
 
 @torch.no_grad()
@@ -99,8 +111,9 @@ def evaluate_loss(model, dataset, cfg, device, max_batches: int = 50) -> float:
     m = unwrap(model)
     m.eval()
     b = min(cfg.batch_size, len(dataset))
-    losses = [float(_batch_loss(m, batch, cfg, device, gather=False))
-              for batch, _ in zip(in_batches(dataset, b), range(min(len(dataset) // b, max_batches)))]
+    # validation's augmentations: draws of their own (2 ** 32 is never a training step)
+    losses = [float(_batch_loss(m, batch, cfg, device, gather=False, key=(cfg.seed, 2 ** 32, i)))
+              for batch, i in zip(in_batches(dataset, b), range(min(len(dataset) // b, max_batches)))]
     m.train()
     _freeze_bn_if_frozen(m, cfg)
     return float(np.mean(losses)) if losses else float("nan")
@@ -119,7 +132,7 @@ def embed_pairs(model, dataset, device, batch: int = 256):
 
 
 def _freeze_bn_if_frozen(model, cfg):
-    if cfg.ecg_frozen and model.ecg_encoder is not None:
+    if cfg.objective == "clip" and cfg.ecg_frozen and model.ecg_encoder is not None:
         model.ecg_encoder.eval()
 
 
@@ -137,23 +150,29 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
     store = open_segments(cohort)
 
     # Models
-    ppg_encoder = Net1D(cfg.ppg)
-    if cfg.ecg_frozen:
-        ecg_encoder, report = load_ecgfounder(cfg.ecg_checkpoint, cfg.ecg)
-        log.info("ECG encoder loaded from %s (%d tensors used, %d ignored); frozen", cfg.ecg_checkpoint,
-                 report["used"], len(report["ignored"]))
-        for p in ecg_encoder.parameters():
-            p.requires_grad_(False)
-    else:
-        ecg_encoder = Net1D(cfg.ecg)
-        log.info("no ECG checkpoint: the ECG encoder trains from scratch")
+    ppg_encoder, origin = initial_encoder(cfg)
+    log.info(origin)
     features = None
-    if cfg.use_cache:
-        if not cfg.ecg_frozen:
-            raise PhewasError("--cache-ecg needs a frozen ECG encoder (--ecg-checkpoint)")
-        features = ecg_feature_cache(store, ecg_encoder, _cache_key(cfg), d.device, d=d)
-        ecg_encoder = None
-    model = PPGECGClip(ppg_encoder, cfg.ecg.out_dim, ecg_encoder, cfg.embed_dim, cfg.temperature).to(d.device)
+    if cfg.objective == "simclr":
+        model = SimCLR(ppg_encoder, cfg.embed_dim, cfg.temperature).to(d.device)
+    elif cfg.objective == "byol":
+        model = BYOL(ppg_encoder, cfg.embed_dim, decay=cfg.ema_decay).to(d.device)
+    else:
+        if cfg.ecg_frozen:
+            ecg_encoder, report = load_ecgfounder(cfg.ecg_checkpoint, cfg.ecg)
+            log.info("ECG encoder loaded from %s (%d tensors used, %d ignored); frozen", cfg.ecg_checkpoint,
+                     report["used"], len(report["ignored"]))
+            for p in ecg_encoder.parameters():
+                p.requires_grad_(False)
+        else:
+            ecg_encoder = Net1D(cfg.ecg)
+            log.info("no ECG checkpoint: the ECG encoder trains from scratch")
+        if cfg.use_cache:
+            if not cfg.ecg_frozen:
+                raise PhewasError("--cache-ecg needs a frozen ECG encoder (--ecg-checkpoint)")
+            features = ecg_feature_cache(store, ecg_encoder, _cache_key(cfg), d.device, d=d)
+            ecg_encoder = None
+        model = PPGECGClip(ppg_encoder, cfg.ecg.out_dim, ecg_encoder, cfg.embed_dim, cfg.temperature).to(d.device)
     _freeze_bn_if_frozen(model, cfg)
 
     # Data
@@ -176,10 +195,19 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
         log.info("resumed at step %d", state.step)
 
     # Training loop
+    at = {"step": state.step, "micro": 0}  # seeds each micro-batch's augmentations: a resumed run draws alike
+
     def loss_fn(train_model, part):  # each micro-batch brings its own negatives
-        return _batch_loss(train_model, part, cfg, d.device)
+        key = (cfg.seed, at["step"], at["micro"], d.rank)
+        at["micro"] += 1
+        return _batch_loss(train_model, part, cfg, d.device, key=key)
 
     def after_step():
+        at["step"], at["micro"] = at["step"] + 1, 0
+        if cfg.objective == "byol":
+            model.update_target()
+        if cfg.objective != "clip":
+            return {"lr": sched.get_last_lr()[0]}
         model.clamp_temperature()
         return {"lr": sched.get_last_lr()[0], "temperature": float(1 / model.logit_scale.detach().exp())}
 
@@ -202,11 +230,14 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
     if (ckpt_dir / "best.pt").exists():
         load_checkpoint(ckpt_dir / "best.pt", model=model)
     save_anyppg(model.ppg_encoder, run / "ppg_encoder.pth")
-    p, e = embed_pairs(model, test, d.device)
-    retrieval = retrieval_metrics(p, e, min(cfg.retrieval_batch, len(p)))
-    retrieval["split"] = "pretrain_test"
-    write_json(run / "retrieval.json", retrieval)
-    summary = {"step": step, "finished": True, "best_val_loss": best, "retrieval": retrieval,
+    retrieval = None
+    if cfg.objective == "clip":  # PPG-to-ECG retrieval: what ECG guidance teaches
+        p, e = embed_pairs(model, test, d.device)
+        retrieval = retrieval_metrics(p, e, min(cfg.retrieval_batch, len(p)))
+        retrieval["split"] = "pretrain_test"
+        write_json(run / "retrieval.json", retrieval)
+    summary = {"step": step, "finished": True, "objective": cfg.objective, "best_val_loss": best,
+               "retrieval": retrieval,
                "train_pairs": len(train), "val_pairs": len(val), "test_pairs": len(test),
                "windows_per_s_last_session": out.windows_per_s}
     write_manifest(run, command="pretrain", inputs={"cohort": str(cohort.resolve()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch.distributed as dist
@@ -13,7 +13,8 @@ import torch.distributed as dist
 from phewas.base.errors import InputError, OutputExistsError, PhewasError, SettingError
 from phewas.base.io import make_parent
 
-from .config import SPEED_ONLY, Net1DConfig
+from .architecture import architecture_from_dict
+from .config import SPEED_ONLY
 from .distributed import Dist, cleanup_distributed, setup_distributed
 
 
@@ -63,7 +64,10 @@ def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after_
             saved = json.loads((run / "config.json").read_text())
             for key in ("ppg", "ecg"):  # encoder settings as this version writes them
                 if isinstance(saved.get(key), dict):
-                    saved[key] = Net1DConfig.from_dict(saved[key]).to_dict()
+                    saved[key] = architecture_from_dict(saved[key]).to_dict()
+            for f in fields(cfg):  # settings added since the run began: their defaults, as it trained
+                if f.name not in saved and f.default is not MISSING:
+                    saved[f.name] = f.default
             diff = changed_settings(saved, asdict(cfg))
             if diff:
                 raise SettingError(f"--resume: settings differ from those {run} was trained with "

@@ -139,11 +139,11 @@ def _net_config(path):
         return None
     import json
 
-    from encoder.config import Net1DConfig
+    from encoder.architecture import architecture_from_dict
     try:
-        return Net1DConfig.from_dict(json.loads(Path(path).read_text()))
+        return architecture_from_dict(json.loads(Path(path).read_text()))
     except (OSError, ValueError, TypeError) as err:
-        raise PhewasError(f"{path}: not a Net1D configuration ({err})") from None
+        raise PhewasError(f"{path}: not an encoder configuration ({err})") from None
 
 
 def cmd_pretrain(args) -> None:
@@ -159,6 +159,9 @@ def cmd_pretrain(args) -> None:
         log.info("stopped at step %d of %d; continue with --resume", result.step, cfg.steps)
         return
     r = result.summary["retrieval"]
+    if r is None:  # SimCLR, BYOL: no ECG to retrieve
+        log.info("pretrained %d steps (%s); encoder in %s", result.step, cfg.objective, args.out / "ppg_encoder.pth")
+        return
     log.info("pretrained %d steps; PPG-to-ECG retrieval on pretrain_test (batches of %d): R@1 %.3f (chance %.3f), "
              "R@5 %.3f, R@10 %.3f, MRR %.3f; encoder in %s", result.step, r["batch_size"], r["recall@1"],
              r["chance_recall@1"], r["recall@5"], r["recall@10"], r["mrr"], args.out / "ppg_encoder.pth")

@@ -354,24 +354,44 @@ def report_stage(model: Model, cohort: Path, report_table: dict, report_cfg) -> 
                  params=report_table, reads=(model.predictions_stage,))
 
 
+def encoder_spec(spec: str, base: Path) -> str:
+    """An encoder named in the TOML, with its file or folder made absolute (relative to the config):
+    "random", "features" and "random:FAMILY" as they are, "moment:DIR" and "chronos:DIR" with DIR
+    resolved, anything else a path."""
+    from encoder.embed import FEATURES, RANDOM, TSFM
+    if spec in (RANDOM, FEATURES) or spec.startswith(f"{RANDOM}:"):
+        return spec
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in TSFM:
+        return f"{kind}:{(base / rest).resolve()}"
+    return str((base / spec).resolve())
+
+
 def probe_stage(table: dict, config_path: Path, pretrain_run: Path | None, out: Path) -> Stage:
     """``[probe]``: ``dataset`` (a folder in the probe format, relative to the config), optional
-    ``encoders`` (more encoders: paths relative to the config, or "random"), and ``probe``'s
-    settings. Probes the pretraining run and ``random``."""
+    ``encoders`` (more encoders: a list of :func:`encoder_spec`, or a table ``NAME = spec`` that
+    names each, e.g. ``papagei_s = "weights/papagei_s.pt"``), and ``probe``'s settings. Probes the
+    pretraining run ("pretrain") and ``random`` too."""
     from reports.probe import ProbeConfig, probe
     table = dict(table)
     if "dataset" not in table:
         raise InputError(config_path, "[probe] needs 'dataset', a folder in the probe format")
     base = config_path.resolve().parent
     dataset = (base / table.pop("dataset")).resolve()
-    extra = [e if e == "random" else str((base / e).resolve()) for e in table.pop("encoders", [])]
-    encoders = ([str(pretrain_run)] if pretrain_run is not None else []) + ["random"] + \
-        [e for e in extra if e != "random"]
+    given = table.pop("encoders", [])
+    pairs = list(given.items()) if isinstance(given, dict) else [(None, e) for e in given]
+    pairs = [(n, encoder_spec(str(e), base)) for n, e in pairs if e != "random"]
+    firsts = ([("pretrain", str(pretrain_run))] if pretrain_run is not None else []) + [("random", "random")]
+    encoders = [e for _, e in firsts] + [e for _, e in pairs]
+    names = None
+    if isinstance(given, dict):  # names from the table; the defaults keep theirs
+        names = [n for n, _ in firsts] + [n for n, _ in pairs]
     probe_cfg = ProbeConfig(**table)
     labels = dataset / "labels.csv"
     st = labels.stat() if labels.exists() else None
-    return Stage("probe", out / "manifest.json", calls(probe, dataset, encoders, out, config=probe_cfg, overwrite=True),
-                 params=asdict(probe_cfg) | {"dataset": str(dataset), "encoders": encoders,
+    return Stage("probe", out / "manifest.json", calls(probe, dataset, encoders, out, names=names, config=probe_cfg,
+                                                       overwrite=True),
+                 params=asdict(probe_cfg) | {"dataset": str(dataset), "encoders": encoders, "names": names,
                                              "labels": [st.st_size, st.st_mtime_ns] if st else None},
                  reads=("pretrain",) if pretrain_run is not None else ("extract_segments",))
 

@@ -27,9 +27,9 @@ function explorer() {
       const text = keys.filter(has).map((k) => C[k][i]).join(" ").toLowerCase();
       if (!text.includes(state.search)) return false;
     }
-    if (state.sig && !(C.q_value[i] !== null && C.q_value[i] <= D.alpha)) return false;
-    if (state.firth && C.method[i] !== "firth") return false;
-    if (state.untested && C.method[i] !== "none") return false;
+    if (state.sig && !(has("q_value") && C.q_value[i] !== null && C.q_value[i] <= D.alpha)) return false;
+    if (state.firth && !(has("method") && C.method[i] === "firth")) return false;
+    if (state.untested && !(has("method") && C.method[i] === "none")) return false;
     if (state.auc !== null) {
       const auc = D.kind === "compare" ? Math.max(C.auc_a[i], C.auc_b[i]) : C.auc[i];
       if (!(auc >= state.auc)) return false;
@@ -94,8 +94,8 @@ function explorer() {
       t += `AUC ${fmt(C.auc[i])} [${fmt(C.auc_ci_low[i])}, ${fmt(C.auc_ci_high[i])}]<br>`;
       if (has("or_per_sd") && C.or_per_sd[i] !== null) t += `OR per SD ${fmt(C.or_per_sd[i])}<br>`;
     }
-    return t + `p ${fmt(C.p_value[i])}, q ${fmt(C.q_value[i])}<br>cases ${C.n_pos[i]}` +
-      (has("n_neg") ? `, controls ${C.n_neg[i]}` : "");
+    if (has("p_value")) t += `p ${fmt(C.p_value[i])}, q ${fmt(C.q_value[i])}<br>`;
+    return t + `cases ${C.n_pos[i]}` + (has("n_neg") ? `, controls ${C.n_neg[i]}` : "");
   }
 
   function byChapter(rows, x, y, extra = () => ({})) {

@@ -188,10 +188,20 @@ def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float =
         return {m: (float(np.nanquantile(v, q)), float(np.nanquantile(v, 1 - q))) for m, v in draws.items()}
 
 
+def _encoder_name(spec: str) -> str:
+    """An encoder's default name: "random", "features", "random-papagei" (for "random:papagei"),
+    "chronos-DIRNAME" (for "chronos:DIR"), a file's stem or a folder's name."""
+    if spec in ("random", "features"):
+        return spec
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in ("random", "moment", "chronos"):
+        return f"{kind}-{Path(rest).name or rest}"
+    return Path(spec).stem if Path(spec).is_file() else Path(spec).resolve().name
+
+
 def _encoder_names(encoders: list[str], names: list[str] | None) -> list[str]:
     if names is None:
-        names = [e if e in ("random", "features") else (Path(e).stem if Path(e).is_file() else Path(e).resolve().name)
-                 for e in encoders]
+        names = [_encoder_name(e) for e in encoders]
     return model_names([Path(e) for e in encoders], names)
 
 

@@ -70,6 +70,8 @@ def pages(tmp_path_factory):
     common = ["--cohort", str(cohort), "--min-positives", "50", "--quiet"]
     assert main(["report", *common, "--predictions", str(cohort / "predictions.parquet"),
                  "--out", str(root / "report")]) == 0
+    assert main(["report", *common, "--predictions", str(cohort / "predictions.parquet"),
+                 "--out", str(root / "report-aucs-only"), "--no-association"]) == 0
     assert main(["compare", *common, "--predictions", str(cohort / "predictions.parquet"), str(other),
                  "--names", "first", "second", "--out", str(root / "compare")]) == 0
     data = root / "probe-data"
@@ -139,3 +141,10 @@ def test_probe_page_renders_and_filters_by_task(browser, pages):
     visible_rows(browser)[0].click()
     WebDriverWait(browser, 20).until(lambda d: body.get_attribute("data-detail") == "heart_rate")
     assert not console_errors(browser)
+
+
+def test_report_without_association_tests_renders_its_one_chart(browser, pages):
+    body = open_page(browser, pages / "report-aucs-only" / "index.html", "#sig=1")
+    assert body.get_attribute("data-rendered") == "1" and body.get_attribute("data-shown") == "0"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#plots .scatterlayer .point")) == 3
+    assert body.get_attribute("data-errors") == "0" and not console_errors(browser)

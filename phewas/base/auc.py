@@ -22,26 +22,14 @@ from scipy import sparse
 BLOCK = 32  # phenotypes per block: keeps the working set in cache
 
 
-@dataclass(frozen=True)
-class AUCs:
-    """:func:`auc_delong`'s answer: arrays ``[p]`` (scalars for 1-D input).
+@dataclass(frozen=True, kw_only=True)
+class ClusterParts:
+    """What the intervals of :mod:`reports.intervals` weigh a variance with: ``var_pos`` and
+    ``var_neg``, the positives' and the negatives' parts of it (the rest is their covariance);
+    ``pos_clusters`` and ``neg_clusters``, the clusters with a positive and with a negative (the
+    stays themselves without clusters); ``pos_effective`` and ``neg_effective``, Kish's effective
+    numbers of them from their stay counts, ``(sum m_i)^2 / sum m_i^2``."""
 
-    ``auc`` and ``var`` are NaN where a column lacks positives or negatives; ``var`` is NaN where
-    either side has a single member (a single patient, when clustered). ``df``: with clusters,
-    the variance's degrees of freedom, the effective number of clusters; NaN without.
-
-    What the intervals of :mod:`reports.intervals` weigh the variance with: ``var_pos`` and
-    ``var_neg``, the positives' and the negatives' parts of ``var`` (the rest is their
-    covariance); ``pos_clusters`` and ``neg_clusters``, the clusters with a positive and with a
-    negative (the stays themselves without clusters); ``pos_effective`` and ``neg_effective``,
-    Kish's effective numbers of them from their stay counts, ``(sum m_i)^2 / sum m_i^2``.
-    """
-
-    auc: np.ndarray
-    var: np.ndarray
-    n_pos: np.ndarray
-    n_neg: np.ndarray
-    df: np.ndarray
     var_pos: np.ndarray = None
     var_neg: np.ndarray = None
     pos_clusters: np.ndarray = None
@@ -51,12 +39,29 @@ class AUCs:
 
 
 @dataclass(frozen=True)
-class AUCDifference:
+class AUCs(ClusterParts):
+    """:func:`auc_delong`'s answer: arrays ``[p]`` (scalars for 1-D input).
+
+    ``auc`` and ``var`` are NaN where a column lacks positives or negatives; ``var`` is NaN where
+    either side has a single member (a single patient, when clustered). ``df``: with clusters,
+    the variance's degrees of freedom, the effective number of clusters; NaN without. And
+    :class:`ClusterParts`' fields for ``var``.
+    """
+
+    auc: np.ndarray
+    var: np.ndarray
+    n_pos: np.ndarray
+    n_neg: np.ndarray
+    df: np.ndarray
+
+
+@dataclass(frozen=True)
+class AUCDifference(ClusterParts):
     """:func:`auc_difference`'s answer: arrays ``[p]`` (scalars for 1-D input): the two AUCs,
     ``diff = auc_a - auc_b`` with its variance and df, the counts, and each model's own variance
-    and df (as :func:`auc_delong` gives them). Every df is NaN without clusters. ``var_pos``,
-    ``var_neg`` and the cluster counts are :class:`AUCs`' for the difference; ``var_pos_a`` and
-    the like for each model. :meth:`single` gives one model's :class:`AUCs`."""
+    and df (as :func:`auc_delong` gives them). Every df is NaN without clusters.
+    :class:`ClusterParts`' fields are the difference's; ``var_pos_a`` and the like each model's.
+    :meth:`single` gives one model's :class:`AUCs`."""
 
     auc_a: np.ndarray
     auc_b: np.ndarray
@@ -69,12 +74,6 @@ class AUCDifference:
     df_a: np.ndarray
     var_b: np.ndarray
     df_b: np.ndarray
-    var_pos: np.ndarray = None
-    var_neg: np.ndarray = None
-    pos_clusters: np.ndarray = None
-    neg_clusters: np.ndarray = None
-    pos_effective: np.ndarray = None
-    neg_effective: np.ndarray = None
     var_pos_a: np.ndarray = None
     var_neg_a: np.ndarray = None
     var_pos_b: np.ndarray = None
