@@ -212,6 +212,7 @@ function explorer() {
         if (!es.length) continue;
         traces.push({
           type: "scatter", mode: "markers", name: enc, x: es.map((i) => C.value[i]), y: es.map((i) => C.task[i]),
+          offsetgroup: enc, orientation: "h",  // encoders side by side within each task's row
           customdata: es, text: es.map(hoverText), hoverinfo: "text", marker: { size: 9 },
           error_x: { type: "data", symmetric: false, array: es.map((i) => (C.ci_high[i] ?? C.value[i]) - C.value[i]),
                      arrayminus: es.map((i) => C.value[i] - (C.ci_low[i] ?? C.value[i])), thickness: 1 } });

@@ -405,7 +405,7 @@ HIGHER_IS_BETTER = {"auc": True, "mae": False}
 def paper_table(table: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """The AnyPPG paper's layout: one row per task, one column per encoder holding the task's main
     metric (:data:`MAIN_METRIC`) as ``value [low, high]``, and ``best``, the encoder with the best
-    value (highest AUC, lowest error)."""
+    value (highest AUC, lowest error; tied encoders joined by " = ")."""
     rows = []
     for task in dict.fromkeys(table["task"].to_list()):
         sub = table.filter(pl.col("task") == task)
@@ -415,7 +415,8 @@ def paper_table(table: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         if not cells:
             continue
         pick = max if HIGHER_IS_BETTER[metric] else min
-        best = pick(cells, key=lambda e: cells[e]["value"])
+        top = pick(r["value"] for r in cells.values())
+        best = " = ".join(e for e in names if e in cells and cells[e]["value"] == top)  # ties share it
         row = {"task": task, "metric": metric, "best": best}
         for name in names:
             r = cells.get(name)
@@ -435,8 +436,9 @@ def paper_html(paper: pl.DataFrame) -> str:
     head = "".join(f"<th>{html_.escape(e)}</th>" for e in ["task", "metric", *encoders])
     body = ""
     for r in paper.iter_rows(named=True):
-        cells = "".join(f"<td>{'<b>' if e == r['best'] else ''}{html_.escape(r[e] or '')}"
-                        f"{'</b>' if e == r['best'] else ''}</td>" for e in encoders)
+        best = r["best"].split(" = ")
+        cells = "".join(f"<td>{'<b>' if e in best else ''}{html_.escape(r[e] or '')}"
+                        f"{'</b>' if e in best else ''}</td>" for e in encoders)
         body += f"<tr><td>{html_.escape(r['task'])}</td><td>{r['metric']}</td>{cells}</tr>"
     return f'<table class="paper"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
