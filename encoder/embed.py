@@ -110,8 +110,8 @@ def load_encoder(spec: str, *, architecture: Net1DConfig | None = None, seed: in
         raise PhewasError(f"{path}: neither a pretraining run (ppg_encoder.pth) nor a fine-tuning run "
                           "(checkpoints/best.pt)")
     if not path.is_file():
-        raise InputError(path, "encoder not found: give a run folder, a .pth/.safetensors file, 'random' or "
-                         "'features'")
+        raise InputError(path, "encoder not found: give a run folder, a weights file (AnyPPG, PaPaGei, Pulse-PPG), "
+                         "moment:DIR, chronos:DIR, 'random', 'random:FAMILY' or 'features'")
     state = read_state_dict(path)
     sha = file_sha256(path)
     from .foundation import family_of, load_foundation

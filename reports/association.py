@@ -86,6 +86,11 @@ def model_description(age_df: int, interaction: bool, covariates=(), splined=())
             + " [+ standardised logit of the PPG score]")
 
 
+def adjustment_label(covariates=()) -> str:
+    """What the association adjusts for, in words: "age and sex", or "age, sex, race, ..."."""
+    return "age, sex, " + ", ".join(covariates) if covariates else "age and sex"
+
+
 def score_z(prob: np.ndarray) -> np.ndarray:
     p = np.clip(prob.astype(np.float64), 1e-7, 1 - 1e-7)
     x = np.log(p / (1 - p))

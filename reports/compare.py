@@ -121,21 +121,16 @@ def explorer_data(table: pl.DataFrame, info: pl.DataFrame, y: np.ndarray, scores
                   stays: pl.DataFrame, names: list[str], alpha: float) -> dict:
     """The page's explorer data (:mod:`reports.explorer`): the comparison's rows, and per phecode
     every model's ROC curve on the same stays."""
-    from .explorer import FPR_GRID, age_band_labels, chapter_colours, effective_case_patients, phenotype_details
-    from .explorer import table_columns as columns
+    from .explorer import phenotype_data, table_columns
 
     position = {c: j for j, c in enumerate(info["phecode"].to_list())}
-    keys = ("phecode", "description", "chapter", "model_a", "model_b", "n_pos", "auc_a", "auc_a_ci_low",
+    keys = ["phecode", "description", "chapter", "model_a", "model_b", "n_pos", "auc_a", "auc_a_ci_low",
             "auc_a_ci_high", "auc_b", "auc_b_ci_low", "auc_b_ci_high", "auc_diff", "diff_ci_low", "diff_ci_high",
-            "p_value", "q_value", "better")
-    return {"kind": "compare", "alpha": alpha, "columns": columns(table, {k: k for k in keys}),
+            "p_value", "q_value", "better"]
+    return {"kind": "compare", "alpha": alpha, "columns": table_columns(table, keys),
             "pairs": [list(p) for p in dict.fromkeys(zip(table["model_a"].to_list(), table["model_b"].to_list()))],
-            "chapters": list(dict.fromkeys(table["chapter"].to_list())),
-            "colours": chapter_colours(table["chapter"].to_list()),
-            "detail_index": [position[c] for c in table["phecode"].to_list()],
-            "fpr": [round(float(f), 4) for f in FPR_GRID], "age_bands": age_band_labels(), "models": list(names),
-            "details": phenotype_details(y, scores, stays["age"].to_numpy(), stays["sex"].to_numpy(),
-                                         effective_case_patients(y, stays["patient_id"].to_numpy()))}
+            "detail_index": [position[c] for c in table["phecode"].to_list()], "models": list(names),
+            **phenotype_data(table, y, scores, stays)}
 
 
 def compare(cohort, predictions, out, names=None, config: CompareConfig | None = None,

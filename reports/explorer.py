@@ -124,18 +124,29 @@ def effective_case_patients(y: np.ndarray, patient: np.ndarray) -> np.ndarray:
         return np.nan_to_num(m.sum(0) ** 2 / (m ** 2).sum(0))
 
 
-def table_columns(table: pl.DataFrame, columns: dict[str, str]) -> dict:
-    """``columns`` (name in the page -> column of ``table``) as JSON lists."""
+def table_columns(table: pl.DataFrame, names) -> dict:
+    """The columns ``names`` of ``table`` that it has, as JSON lists (text as text, numbers rounded,
+    NaN as null)."""
     out = {}
-    for key, col in columns.items():
-        if col not in table.columns:
+    for name in names:
+        if name not in table.columns:
             continue
-        series = table[col]
+        series = table[name]
         if series.dtype == pl.String:
-            out[key] = ["" if v is None else v for v in series.to_list()]
+            out[name] = ["" if v is None else v for v in series.to_list()]
         else:
-            out[key] = _numbers(series.to_list())
+            out[name] = _numbers(series.to_list())
     return out
+
+
+def phenotype_data(table: pl.DataFrame, y: np.ndarray, scores: list[np.ndarray], stays: pl.DataFrame) -> dict:
+    """What every page's explorer needs beside its rows: the chapters (in the table's order) with
+    their colours, the ROC grid, the age bands, and :func:`phenotype_details` of ``y``'s columns."""
+    chapters = table["chapter"].to_list()
+    return {"chapters": list(dict.fromkeys(chapters)), "colours": chapter_colours(chapters),
+            "fpr": [round(float(f), 4) for f in FPR_GRID], "age_bands": age_band_labels(),
+            "details": phenotype_details(y, scores, stays["age"].to_numpy(), stays["sex"].to_numpy(),
+                                         effective_case_patients(y, stays["patient_id"].to_numpy()))}
 
 
 def chapter_colours(chapters) -> dict[str, str]:

@@ -53,8 +53,7 @@ def auc_interval(r, level: float = 0.95):
     """
     auc = np.asarray(r.auc, np.float64)
     df = satterthwaite_df(r.var_pos, r.var_neg, r.pos_effective, r.neg_effective)
-    with np.errstate(invalid="ignore"):
-        var = np.where(np.isfinite(r.var), np.maximum(r.var, binormal_var(auc, r.n_pos, r.n_neg)), np.nan)
+    var = floored_var(r.var, auc, r.n_pos, r.n_neg)
     lo, hi = auc_ci(auc, var, level, df=df)
     edge = np.isfinite(var) & ((auc == 0) | (auc == 1))
     if np.any(edge):
@@ -74,12 +73,24 @@ def difference_interval(d, level: float = 0.95):
     NaN where the variance is zero (two models that rank every pair alike) or undefined.
     Returns ``(low, high, p, df)``."""
     df = satterthwaite_df(d.var_pos, d.var_neg, d.pos_effective, d.neg_effective)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        floored = (np.maximum(d.var_a, binormal_var(d.auc_a, d.n_pos, d.n_neg))
-                   + np.maximum(d.var_b, binormal_var(d.auc_b, d.n_pos, d.n_neg)))
-        scale = np.where(d.var_a + d.var_b > 0, floored / (d.var_a + d.var_b), 1.0)
-    lo, hi, p = difference_test(d.diff, np.asarray(d.var, np.float64) * np.maximum(scale, 1.0), df, level)
+    lo, hi, p = difference_test(d.diff, scaled_difference_var(d), df, level)
     return lo, hi, p, df
+
+
+def floored_var(var, auc, n_pos, n_neg):
+    """``var`` floored at :func:`binormal_var` at ``auc`` with ``n_pos`` and ``n_neg`` units (NaN
+    stays NaN)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.maximum(np.asarray(var, np.float64), binormal_var(auc, n_pos, n_neg))
+
+
+def scaled_difference_var(d):
+    """The paired difference's variance scaled up by as much as :func:`floored_var` raises the two
+    AUCs' own variances together (at least 1; 1 where both are zero)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        floored = floored_var(d.var_a, d.auc_a, d.n_pos, d.n_neg) + floored_var(d.var_b, d.auc_b, d.n_pos, d.n_neg)
+        scale = np.where(d.var_a + d.var_b > 0, floored / (d.var_a + d.var_b), 1.0)
+    return np.asarray(d.var, np.float64) * np.maximum(scale, 1.0)
 
 
 def difference_test(diff, var, df=None, level: float = 0.95):
@@ -183,7 +194,7 @@ AUC_METHODS = {
     "score_scaled_t": lambda r: auc_score_ci(r.auc, r.pos_clusters, r.neg_clusters, var=r.var,
                                              df=satterthwaite_df(r.var_pos, r.var_neg, r.pos_clusters,
                                                                  r.neg_clusters)),
-    "logit_t_satterthwaite_floor": lambda r: auc_ci(r.auc, np.maximum(r.var, binormal_var(r.auc, r.n_pos, r.n_neg)),
+    "logit_t_satterthwaite_floor": lambda r: auc_ci(r.auc, floored_var(r.var, r.auc, r.n_pos, r.n_neg),
                                                     df=satterthwaite_df(r.var_pos, r.var_neg, r.pos_clusters,
                                                                         r.neg_clusters)),
     "logit_t_satterthwaite_kish_floor": lambda r: auc_interval(r)[:2],  # the rule chosen
@@ -193,10 +204,7 @@ DIFFERENCE_METHODS = {
     "z": lambda d: difference_test(d.diff, d.var),
     "t_satterthwaite": lambda d: difference_test(d.diff, d.var, satterthwaite_df(d.var_pos, d.var_neg,
                                                                                 d.pos_clusters, d.neg_clusters)),
-    "t_satterthwaite_scaled": lambda d: difference_test(
-        d.diff, d.var * np.maximum(1.0, (np.maximum(d.var_a, binormal_var(d.auc_a, d.n_pos, d.n_neg))
-                                         + np.maximum(d.var_b, binormal_var(d.auc_b, d.n_pos, d.n_neg)))
-                                   / (d.var_a + d.var_b)),
-        satterthwaite_df(d.var_pos, d.var_neg, d.pos_clusters, d.neg_clusters)),
+    "t_satterthwaite_scaled": lambda d: difference_test(d.diff, scaled_difference_var(d), satterthwaite_df(
+        d.var_pos, d.var_neg, d.pos_clusters, d.neg_clusters)),
     "t_satterthwaite_kish_scaled": lambda d: difference_interval(d)[:3],  # the rule chosen
 }

@@ -70,6 +70,16 @@ def fit_many(X: np.ndarray, Y: np.ndarray, M: np.ndarray, Z: np.ndarray | None =
         ll = (columns(M, cols) * log_expit(columns(sign, cols) * eta)).sum(0)
         return -ll + 0.5 * (penalty * b ** 2).sum(1), ll
 
+    def hessian(W, cols):  # the penalised objective's Hessians [len(cols), q, q], W the rows' weights
+        H = np.empty((len(cols), q, q))
+        H[:, :p, :p] = (outer.T @ W).T.reshape(len(cols), p, p)
+        if Zf is not None:
+            Zc = columns(Zf, cols)
+            WZ = W * Zc
+            H[:, :p, p] = H[:, p, :p] = (X.T @ WZ).T
+            H[:, p, p] = (WZ * Zc).sum(0)
+        return H + np.eye(q) * penalty
+
     everything = np.arange(K)
     eta = linear(beta, everything)
     obj, ll = objective(eta, beta, everything)
@@ -84,16 +94,10 @@ def fit_many(X: np.ndarray, Y: np.ndarray, M: np.ndarray, Z: np.ndarray | None =
         W = Ma * prob * (1 - prob)
         grad = np.empty((len(A), q))
         grad[:, :p] = (X.T @ R).T
-        H = np.empty((len(A), q, q))
-        H[:, :p, :p] = (outer.T @ W).T.reshape(len(A), p, p)
         if Zf is not None:
-            Za = columns(Zf, A)
-            grad[:, p] = (Za * R).sum(0)
-            WZ = W * Za
-            H[:, :p, p] = H[:, p, :p] = (X.T @ WZ).T
-            H[:, p, p] = (WZ * Za).sum(0)
+            grad[:, p] = (columns(Zf, A) * R).sum(0)
         grad -= penalty * beta[A]
-        H += np.eye(q) * penalty
+        H = hessian(W, A)
         step = np.linalg.solve(H, grad[:, :, None])[:, :, 0]
         t = np.ones(len(A))
         todo = np.arange(len(A))  # problems (positions in A) whose step is not yet accepted
@@ -120,16 +124,8 @@ def fit_many(X: np.ndarray, Y: np.ndarray, M: np.ndarray, Z: np.ndarray | None =
         size = np.where(moved, np.abs(t[:, None] * step).max(1), 0.0)
         converged[A] = (size < tol) | (np.abs(change) < tol * np.maximum(1.0, np.abs(obj[A])))
     prob = expit(eta)
-    W = M * prob * (1 - prob)
-    H = np.empty((K, q, q))
-    H[:, :p, :p] = (outer.T @ W).T.reshape(K, p, p)
-    if Zf is not None:
-        WZ = W * Zf
-        H[:, :p, p] = H[:, p, :p] = (X.T @ WZ).T
-        H[:, p, p] = (WZ * Zf).sum(0)
-    H += np.eye(q) * penalty
     with np.errstate(invalid="ignore"):
-        var_last = np.linalg.pinv(H)[:, -1, -1]
+        var_last = np.linalg.pinv(hessian(M * prob * (1 - prob), everything))[:, -1, -1]
     margin = np.where(M > 0, np.minimum(prob, 1 - prob), np.inf).min(0)
     return Fits(beta, ll, converged, var_last, margin)
 

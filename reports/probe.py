@@ -191,10 +191,12 @@ def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float =
 def _encoder_name(spec: str) -> str:
     """An encoder's default name: "random", "features", "random-papagei" (for "random:papagei"),
     "chronos-DIRNAME" (for "chronos:DIR"), a file's stem or a folder's name."""
-    if spec in ("random", "features"):
+    from encoder.embed import FEATURES, RANDOM, TSFM  # torch-free constants
+
+    if spec in (RANDOM, FEATURES):
         return spec
     kind, sep, rest = spec.partition(":")
-    if sep and kind in ("random", "moment", "chronos"):
+    if sep and kind in (RANDOM, *TSFM):
         return f"{kind}-{Path(rest).name or rest}"
     return Path(spec).stem if Path(spec).is_file() else Path(spec).resolve().name
 
@@ -391,8 +393,8 @@ def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str],
     explorer = {"kind": "probe", "main_metrics": [m for m in ("auc", "mae", "pearson_r")
                                                    if m in set(table["metric"].to_list())],
                 "encoders": list(names),
-                "columns": table_columns(table, {k: k for k in ("task", "kind", "encoder", "metric", "value",
-                                                                "ci_low", "ci_high", "n_test", "hyperparameters")})}
+                "columns": table_columns(table, ["task", "kind", "encoder", "metric", "value", "ci_low", "ci_high",
+                                                 "n_test", "hyperparameters"])}
     write_page(out, title="phewas probe", heading="What do the encoders' embeddings know?", intro=intro,
                heads=heads, figures=figs, table=table.drop("note", "hyperparameters"),
                table_title="Tasks, metrics, encoders", explorer=explorer, extra=extra)

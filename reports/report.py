@@ -18,7 +18,7 @@ from phewas.base.settings import check_settings, floats, names, setting
 
 from . import figures
 from .association import COLUMNS as ASSOC_COLUMNS
-from .association import COUNT_COLUMNS, adjust, associate_all, design, model_description
+from .association import COUNT_COLUMNS, adjust, adjustment_label, associate_all, design, model_description
 from .html import write_html
 from .intervals import auc_interval
 
@@ -235,16 +235,13 @@ def adjustment(inputs: ReportInputs, cfg: ReportConfig):
 
 
 def association_columns(y: np.ndarray, scores: np.ndarray, stays: pl.DataFrame, cfg: ReportConfig,
-                        adjust_for=None) -> dict:
+                        adjust_for) -> dict:
     """The association test's columns (:func:`~reports.association.associate_all` on the shared
     design ``adjust_for``, every phenotype at once) with BH q-values and Bonferroni flags; nulls
     when it is off."""
     if not cfg.association:
         return {**{c: pl.lit(None, pl.Float64) for c in ASSOC_COLUMNS}, "q_value": pl.lit(None, pl.Float64),
                 "bonferroni": pl.lit(False), **{c: pl.lit(None, pl.Int64) for c in COUNT_COLUMNS}}
-    if adjust_for is None:
-        adjust_for = design(stays["age"].to_numpy(), stays["sex"].to_numpy(), age_df=cfg.age_df,
-                            interaction=cfg.age_sex_interaction)
     # the test keeps each patient's latest stay; without arrival times, the file's last
     arrival = stays["arrival"].cast(pl.Int64).to_numpy() if "arrival" in stays.columns else np.arange(stays.height)
     rows = associate_all(y, scores, adjust_for, stays["sex"].to_numpy(), groups=stays["patient_id"].to_numpy(),
@@ -268,39 +265,21 @@ def _finite_list(values):
     return None if values is None else [float(v) if np.isfinite(v) else None for v in values]
 
 
-def explorer_data(inputs: ReportInputs, table: pl.DataFrame, cfg: ReportConfig, summary: dict,
-                  adjust_for=None) -> dict:
+def explorer_data(inputs: ReportInputs, table: pl.DataFrame, cfg: ReportConfig, adjust_for=None) -> dict:
     """The page's explorer data (:mod:`reports.explorer`): the table's columns, each phenotype's
     detail (ROC curve with its band, score distributions, counts by sex and age band) and the
     adjusted models' coefficients."""
-    from .explorer import (
-        FPR_GRID,
-        age_band_labels,
-        chapter_colours,
-        effective_case_patients,
-        phenotype_details,
-        table_columns,
-    )
+    from .explorer import phenotype_data, table_columns
 
     position = {c: j for j, c in enumerate(inputs.info["phecode"].to_list())}
     cols = np.array([position[c] for c in table["phecode"].to_list()], dtype=np.int64)
-    y, scores = inputs.y[:, cols], inputs.scores[:, cols]
-    stays = inputs.stays
-    details = phenotype_details(y, [scores], stays["age"].to_numpy(), stays["sex"].to_numpy(),
-                                effective_case_patients(y, stays["patient_id"].to_numpy()))
-    names = {c: c for c in ("phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low",
-                            "auc_ci_high", "p_value", "q_value", "or_per_sd", "or_ci_low", "or_ci_high", "method",
-                            "note", "n_pos_patients", "n_neg_patients")}
+    keys = ["phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low", "auc_ci_high"]
+    if cfg.association:
+        keys += ["p_value", "q_value", "or_per_sd", "or_ci_low", "or_ci_high", "method", "note", "n_pos_patients",
+                 "n_neg_patients"]
     data = {"kind": "report", "alpha": cfg.alpha, "thresholds": list(cfg.thresholds),
-            "adjusted_for": "age and sex" if not cfg.covariates else "age, sex, " + ", ".join(cfg.covariates),
-            "columns": table_columns(table, names if cfg.association else
-                                     {k: v for k, v in names.items() if k in ("phecode", "description", "chapter",
-                                                                              "n_pos", "n_neg", "auc", "auc_ci_low",
-                                                                              "auc_ci_high")}),
-            "chapters": list(dict.fromkeys(table["chapter"].to_list())),
-            "colours": chapter_colours(table["chapter"].to_list()),
-            "fpr": [round(float(f), 4) for f in FPR_GRID], "age_bands": age_band_labels(), "models": ["model"],
-            "details": details}
+            "adjusted_for": adjustment_label(cfg.covariates), "columns": table_columns(table, keys),
+            "models": ["model"], **phenotype_data(table, inputs.y[:, cols], [inputs.scores[:, cols]], inputs.stays)}
     if cfg.association and "_coefficients" in table.columns and adjust_for is not None:
         data["coefficient_names"] = [*adjust_for.names, "ppg_score (per SD of its logit)"]
         data["coefficients"] = [None if v is None else [None if x is None else round(x, 4) for x in v]
@@ -349,7 +328,7 @@ def write_figures(table: pl.DataFrame, cfg: ReportConfig, out: Path) -> dict[str
     """The report's figures in ``out``; returns caption -> PNG file name."""
     figs = {"AUC by phecode": figures.manhattan_auc(table, cfg.thresholds, out)[0]}
     if cfg.association:
-        adjusted_for = "age and sex" if not cfg.covariates else "age, sex, " + ", ".join(cfg.covariates)
+        adjusted_for = adjustment_label(cfg.covariates)
         figs[f"Association beyond {adjusted_for}"] = figures.manhattan_association(table, cfg.alpha, out,
                                                                                    adjusted_for)[0]
     figs["AUC by chapter"] = figures.chapter_distributions(table, cfg.thresholds, out)[0]
@@ -367,7 +346,7 @@ def make_report(cohort, predictions, out, config: ReportConfig | None = None, ov
     adjust_for = adjustment(inputs, cfg) if cfg.association else None
     table = phenotype_table(inputs, cfg, adjust_for, coefficients=True)
     summary = summarise(table, inputs, untrained.height, cfg, adjust_for)
-    explorer = explorer_data(inputs, table, cfg, summary, adjust_for)
+    explorer = explorer_data(inputs, table, cfg, adjust_for)
     table = table.drop("_coefficients", strict=False)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         table.write_parquet(tmp / "phenotypes.parquet")
