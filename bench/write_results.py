@@ -22,7 +22,13 @@ BENCHES = [
     ("build_cohort_vs_phetk", ["bench_phetk.py"],
      "build-cohort vs PheTK 0.3.6, same MC-MED-scale input, same run "
      "(>= 2.5x faster, peak memory <= PheTK's)"),
-    ("extract_segments", ["bench_extract.py"], "extraction stays/s per core"),
+    ("extract_segments", ["bench_extract.py"],
+     "extraction stays/s per core by profile; the anyppg profile against the AnyPPG release's own processor "
+     "on the same overlaps, one process each (>= 5x its pairs/s per core, the same pairs kept; needs "
+     "--release and --release-python: recorded with --record)"),
+    ("profiles", ["bench_profiles.py"],
+     "the preprocessing profiles against the AnyPPG release's processor on real recordings (anyppg: the "
+     "same windows kept, RMS <= 1e-3 and max <= 1e-2 z as stored in float16)"),
     ("loader", ["bench_loader.py"], "loader windows/s (>= 20,000) vs per-window np.load"),
     ("encoder", ["bench_encoder.py"], "encoder training throughput vs eager reference; ECG cache"),
     ("finetune", ["bench_finetune.py"], "fine-tuning windows/s"),

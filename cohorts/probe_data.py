@@ -11,21 +11,32 @@ A dataset is a folder holding:
   (``train``/``test``, the dataset's official split); one column per task (empty = unlabelled);
 * the signals: WFDB records, or ``windows.npy`` (``[n, samples]`` at ``fs``).
 
-Every example's signal is preprocessed as ``extract-segments`` does (invalid samples marked and
-bridged, resampled to 125 Hz, band-passed 0.5-8 Hz, polarity corrected), then cut into 10-s
-windows, each z-scored and rejected when more than ``max_invalid`` of it was invalid. An example
-of 10 s or more gives its non-overlapping 10-s windows (stride 10 s; a shorter rest is dropped);
-one of ``min_seconds`` to 10 s is z-scored and zero-padded at the end to 10 s (the encoder pools
-over time, so a flat tail adds nothing but dilutes; documented, not hidden); a shorter one is
-rejected and counted.
+Every example is made into the encoder's input by a window rule (:class:`WindowRule`): a
+preprocessing profile (:mod:`cohorts.profiles`; ``anyppg`` by default, as ``extract-segments``)
+and an input convention:
+
+* ``windows`` (the default): an example of 10 s or more gives its non-overlapping 10-s windows
+  (from the example's start; a shorter rest is dropped), each preprocessed and z-scored; one of
+  ``min_seconds`` to 10 s is one window of its own length, zero-padded at the end to 10 s (the
+  encoder pools over time, so a flat tail adds nothing but dilutes; documented, not hidden).
+  An example's embedding is then the mean of its windows'.
+* ``anyppg``: the AnyPPG release's convention (``downstream_evaluation/extract_emb.py``): the
+  whole example, whatever its duration, preprocessed as one window and Fourier-resampled to 1,250
+  samples, so that a 25-s example and an 8-s one alike fill the encoder's 10-s input (their time
+  scale stretched or squeezed).
+
+Under ``anyppg`` a window with a non-finite sample or more than 25% flat samples is dropped
+(:mod:`cohorts.profiles.anyppg`); under ``robust`` the record is preprocessed once (invalid
+samples marked and bridged, resampled to 125 Hz, band-passed 0.5-8 Hz, polarity corrected) and a
+window more than ``max_invalid`` invalid is rejected. An example shorter than ``min_seconds``,
+or with no usable window, is rejected and counted.
 
 The preprocessed windows are written once to a cache folder (``DATASET/cache`` unless told
 otherwise) as ``windows-<key>.npy`` (float16 ``[n, 1250]``, memory-mapped when read) with
 ``windows-<key>.parquet`` (each window's example); the key holds the dataset's files (their
-sizes and times, ``labels.csv``'s checksum), the window rule's settings and the preprocessing's
-version, so a changed input or rule is preprocessed anew. Rows of ``windows.npy`` are
-preprocessed many at once (:func:`~cohorts.preprocess.preprocess_rows`), records once each for all
-their examples, in ``workers`` processes.
+sizes and times, ``labels.csv``'s checksum), the window rule and the preprocessing's version, so
+a changed input or rule is preprocessed anew. Records are read once each for all their examples,
+in ``workers`` processes.
 """
 
 from __future__ import annotations
@@ -35,24 +46,46 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from joblib import Parallel, delayed
+from scipy import signal as sps
 
 from phewas.base.errors import InputError
 from phewas.base.io import file_sha256, read_toml, remove_stale_temporaries
 from phewas.base.progress import progress
 
 from .preprocess import PPG, cut_windows, preprocess_record, preprocess_rows, zscore
+from .profiles import DEFAULT_PROFILE, PROFILES
+from .profiles import anyppg as release
 
 KINDS = ("regression", "binary", "multiclass")
 OFFICIAL_SPLITS = ("train", "test")
-PREPROCESSING = 1  # raise when preprocessing changes what it writes: older caches are redone
+INPUTS = ("windows", "anyppg")
+PREPROCESSING = 2  # raise when preprocessing changes what it writes: older caches are redone
 ROWS_PER_TASK = 2048  # rows of windows.npy per preprocessing task
 RECORDS_PER_TASK = 16
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    """How an example becomes encoder input (see the module's text): the preprocessing profile,
+    the input convention, and the robust profile's ``max_invalid``; examples shorter than
+    ``min_seconds`` are rejected."""
+
+    preprocess: str = DEFAULT_PROFILE
+    input: str = "windows"
+    max_invalid: float = 0.25
+    min_seconds: float = 5.0
+
+    def __post_init__(self):
+        if self.preprocess not in PROFILES:
+            raise ValueError(f"preprocess must be one of {PROFILES}, got {self.preprocess!r}")
+        if self.input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
 
 
 @dataclass
@@ -141,26 +174,49 @@ def read_labels(folder: Path, tasks: dict) -> pl.DataFrame:
 
 
 def example_windows(x: np.ndarray, fs: float, start_s: float | None, duration_s: float | None,
-                    max_invalid: float, min_seconds: float, prepared=None) -> tuple[np.ndarray, str | None]:
-    """The 10-s windows of one example (``[k, 1250]``, z-scored) and, if none, why. ``x`` is the
-    whole record at ``fs``; ``prepared`` may pass its ``(y, bad)`` from
-    :func:`~cohorts.preprocess.preprocess_record` (a record is preprocessed once for all its
-    examples)."""
+                    rule: WindowRule = WindowRule(), prepared=None) -> tuple[np.ndarray, str | None]:
+    """The encoder input of one example (``[k, 1250]`` float32, z-scored) by ``rule``, and, if
+    none, why. ``x`` is the whole record at ``fs``; ``prepared`` may pass its ``(y, bad)`` from
+    :func:`~cohorts.preprocess.preprocess_record` under the robust profile (a record is
+    preprocessed once for all its examples)."""
     a = int(round((start_s or 0.0) * fs))
     b = len(x) if duration_s is None else min(len(x), a + int(round(duration_s * fs)))
-    if b - a < min_seconds * fs:
-        return np.zeros((0, PPG.window), np.float32), "shorter than min_seconds"
+    none = np.zeros((0, PPG.window), np.float32)
+    if b - a < rule.min_seconds * fs:
+        return none, "shorter than min_seconds"
+    if rule.preprocess == "anyppg":
+        return _anyppg_example(np.asarray(x[a:b], np.float32), fs, rule)
     y, bad = prepared if prepared is not None else preprocess_record(np.asarray(x, np.float64), fs, PPG, "ppg")[:2]
     lo, hi = int(round(a * PPG.fs / fs)), min(len(y), int(round(b * PPG.fs / fs)))
-    if hi - lo >= PPG.window:
+    if hi - lo >= PPG.window and rule.input == "windows":
         starts = np.arange(lo, hi - PPG.window + 1, PPG.window)
-        w, _, _ = cut_windows(y, bad, PPG, starts, max_invalid)
+        w, _, _ = cut_windows(y, bad, PPG, starts, rule.max_invalid)
         return w.astype(np.float32), (None if len(w) else "every window too invalid or flat")
     seg, seg_bad = y[lo:hi], bad[lo:hi]
-    if seg_bad.mean() > max_invalid or seg.std() <= 1e-8:
-        return np.zeros((0, PPG.window), np.float32), "every window too invalid or flat"
+    if seg_bad.mean() > rule.max_invalid or seg.std() <= 1e-8:
+        return none, "every window too invalid or flat"
+    if rule.input == "anyppg":
+        return zscore(sps.resample(seg, PPG.window)[None, :]).astype(np.float32), None
     out = np.zeros((1, PPG.window), np.float32)
     out[0, :len(seg)] = zscore(seg[None, :])[0]
+    return out, None
+
+
+def _anyppg_example(seg: np.ndarray, fs: float, rule: WindowRule) -> tuple[np.ndarray, str | None]:
+    """:func:`example_windows` under the ``anyppg`` profile, on the example's own samples."""
+    none = np.zeros((0, PPG.window), np.float32)
+    if rule.input == "anyppg":
+        keep, w, _ = release.whole_examples(seg[None, :], fs)
+        return (w, None) if keep[0] else (none, "non-finite or flat")
+    if len(seg) >= int(release.WINDOW_S * fs):
+        kept = release.ppg_windows(seg, fs)
+        return (kept.ppg, None) if len(kept.index) else (none, "every window non-finite or flat")
+    keep, _, _ = release.screen(seg[None, :], fs)
+    if not keep[0]:
+        return none, "non-finite or flat"
+    w = release.prepare_ppg(seg[None, :], fs)[:, :PPG.window]
+    out = np.zeros((1, PPG.window), np.float32)
+    out[0, :w.shape[1]] = w[0]
     return out, None
 
 
@@ -180,32 +236,39 @@ def _read_record(folder: Path, record: str, channel: str | None) -> tuple[np.nda
     return rec.p_signal[:, j], float(rec.fs)
 
 
-def _cut(x_len: int, fs: float, start_s, duration_s, prepared, max_invalid: float, min_seconds: float):
+def _cut(x_len: int, fs: float, start_s, duration_s, prepared, rule: WindowRule):
     """``example_windows`` on a record already preprocessed (``prepared``) of ``x_len`` samples."""
-    return example_windows(np.empty(x_len), fs, start_s, duration_s, max_invalid, min_seconds, prepared)
+    return example_windows(np.empty(x_len), fs, start_s, duration_s, rule, prepared)
 
 
-def _prepare_rows(array_path: Path, fs: float, rows: list[tuple], max_invalid: float, min_seconds: float):
+def _prepare_rows(array_path: Path, fs: float, rows: list[tuple], rule: WindowRule):
     """Windows of examples that are rows of ``windows.npy``: ``rows`` holds ``(example, row,
     start_s, duration_s)``. Returns ``(examples kept, windows float16, windows per example,
     reasons of the rejected)``."""
     array = np.load(array_path, mmap_mode="r")
-    Y, bad = preprocess_rows(np.asarray(array[[r[1] for r in rows]], dtype=np.float64), fs, PPG)
-    return _collect((example, _cut(array.shape[1], fs, a, d, (Y[i], bad[i]), max_invalid, min_seconds))
+    X = np.asarray(array[[r[1] for r in rows]], dtype=np.float64)
+    if rule.preprocess == "anyppg":
+        return _collect((example, example_windows(X[i], fs, a, d, rule)) for i, (example, _, a, d) in enumerate(rows))
+    Y, bad = preprocess_rows(X, fs, PPG)
+    return _collect((example, _cut(array.shape[1], fs, a, d, (Y[i], bad[i]), rule))
                     for i, (example, _, a, d) in enumerate(rows))
 
 
-def _prepare_records(folder: Path, channel, groups: list[tuple[str, list[tuple]]], max_invalid: float,
-                     min_seconds: float):
+def _prepare_records(folder: Path, channel, groups: list[tuple[str, list[tuple]]], rule: WindowRule):
     """Windows of examples that are parts of WFDB records: ``groups`` holds ``(record, [(example,
-    start_s, duration_s), ...])``; each record is read and preprocessed once."""
+    start_s, duration_s), ...])``; each record is read (and, under the robust profile,
+    preprocessed) once."""
     def each():
         for record, examples in groups:
             x, fs = _read_record(folder, record, channel)
             x = np.asarray(x, np.float64)
+            if rule.preprocess == "anyppg":
+                for example, a, d in examples:
+                    yield example, example_windows(x, fs, a, d, rule)
+                continue
             prepared = preprocess_record(x, fs, PPG, "ppg")[:2]
             for example, a, d in examples:
-                yield example, _cut(len(x), fs, a, d, prepared, max_invalid, min_seconds)
+                yield example, _cut(len(x), fs, a, d, prepared, rule)
     return _collect(each())
 
 
@@ -222,9 +285,9 @@ def _collect(results):
     return kept, stacked, counts, reasons
 
 
-def dataset_key(folder: Path, spec: dict, df: pl.DataFrame, max_invalid: float, min_seconds: float) -> str:
+def dataset_key(folder: Path, spec: dict, df: pl.DataFrame, rule: WindowRule) -> str:
     """What identifies a dataset's windows: its files and the window rule (see the module's text)."""
-    parts = [PREPROCESSING, max_invalid, min_seconds, (folder / "dataset.toml").read_text(),
+    parts = [PREPROCESSING, asdict(rule), (folder / "dataset.toml").read_text(),
              file_sha256(folder / "labels.csv")]
     signals = [folder / "windows.npy"] if "window" in df.columns else \
         [folder / f"{r}{ext}" for r in df["record"].unique(maintain_order=True).to_list() for ext in (".hea", ".dat")]
@@ -234,22 +297,22 @@ def dataset_key(folder: Path, spec: dict, df: pl.DataFrame, max_invalid: float, 
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
-def load_probe_dataset(folder, *, max_invalid: float = 0.25, min_seconds: float = 5.0, cache=None,
-                       workers: int = 1) -> ProbeDataset:
-    """Read a dataset folder (see the module's description) and its preprocessed windows: from the
-    cache folder (default ``DATASET/cache``) when they are there, else preprocessed now and
-    written there."""
+def load_probe_dataset(folder, *, rule: WindowRule | None = None, cache=None, workers: int = 1) -> ProbeDataset:
+    """Read a dataset folder (see the module's description) and its windows by ``rule`` (default
+    :class:`WindowRule`'s): from the cache folder (default ``DATASET/cache``) when they are
+    there, else preprocessed now and written there."""
+    rule = rule or WindowRule()
     folder = Path(folder)
     spec = read_spec(folder)
     tasks = {n: t["kind"] for n, t in spec["tasks"].items()}
     df = read_labels(folder, tasks)
     if "window" in df.columns:
         _check_window_rows(folder, spec, df)
-    key = dataset_key(folder, spec, df, max_invalid, min_seconds)
+    key = dataset_key(folder, spec, df, rule)
     cache = Path(cache) if cache is not None else folder / "cache"
     stem = cache / f"windows-{key}"
     if not (stem.with_suffix(".npy").is_file() and stem.with_suffix(".parquet").is_file()):
-        _prepare(folder, spec, df, stem, max_invalid, min_seconds, workers)
+        _prepare(folder, spec, df, stem, rule, workers)
     index = pl.read_parquet(stem.with_suffix(".parquet"))
     meta = json.loads(stem.with_suffix(".json").read_text())
     kept = index["example"].unique(maintain_order=True).to_list()
@@ -277,22 +340,21 @@ def _check_window_rows(folder: Path, spec: dict, df: pl.DataFrame) -> None:
                          row=int(bad["i"][0]) + 2, column="window")
 
 
-def _prepare(folder: Path, spec: dict, df: pl.DataFrame, stem: Path, max_invalid: float, min_seconds: float,
-             workers: int) -> None:
+def _prepare(folder: Path, spec: dict, df: pl.DataFrame, stem: Path, rule: WindowRule, workers: int) -> None:
     """Preprocess every example and write the cache files ``stem.npy/.parquet/.json``, atomically."""
     start = df["start_s"].to_list() if "start_s" in df.columns else [None] * df.height
     duration = df["duration_s"].to_list() if "duration_s" in df.columns else [None] * df.height
     if "window" in df.columns:
         rows = list(zip(range(df.height), df["window"].cast(pl.Int64).to_list(), start, duration))
-        tasks = [delayed(_prepare_rows)(folder / "windows.npy", float(spec["fs"]), rows[i:i + ROWS_PER_TASK],
-                                        max_invalid, min_seconds) for i in range(0, len(rows), ROWS_PER_TASK)]
+        tasks = [delayed(_prepare_rows)(folder / "windows.npy", float(spec["fs"]), rows[i:i + ROWS_PER_TASK], rule)
+                 for i in range(0, len(rows), ROWS_PER_TASK)]
     else:
         groups: dict[str, list] = {}
         for i, (record, a, d) in enumerate(zip(df["record"].to_list(), start, duration)):
             groups.setdefault(record, []).append((i, a, d))
         items = list(groups.items())
-        tasks = [delayed(_prepare_records)(folder, spec.get("channel"), items[i:i + RECORDS_PER_TASK], max_invalid,
-                                           min_seconds) for i in range(0, len(items), RECORDS_PER_TASK)]
+        tasks = [delayed(_prepare_records)(folder, spec.get("channel"), items[i:i + RECORDS_PER_TASK], rule)
+                 for i in range(0, len(items), RECORDS_PER_TASK)]
     try:
         stem.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

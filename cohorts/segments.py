@@ -34,6 +34,8 @@ from phewas.base.progress import progress
 from phewas.base.settings import check_settings, setting
 
 from .preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
+from .profiles import DEFAULT_PROFILE, PROFILES
+from .profiles import anyppg as release
 from .splits import PRETRAIN_SPLITS
 from .store import STORE, SegmentStore, assemble, open_segments, write_part
 
@@ -47,6 +49,9 @@ class SegmentConfig:
     """Settings of ``extract-segments``: each field with help text is a flag of the same name,
     every field a key of ``run-all``'s ``[extract_segments]`` table."""
 
+    preprocess: str = setting(DEFAULT_PROFILE, "anyppg: the AnyPPG release's processing, window by window; "
+                              "robust: per-record filtering, gap bridging, polarity vote (docs/methods.md)",
+                              choices=PROFILES)
     per_stay: int = setting(20, "PPG windows sampled per stay")
     max_pairs_per_stay: int = setting(100, "PPG-ECG pairs kept per stay")
     seed: int = setting(0, "seed of the windows' sampling")
@@ -59,6 +64,7 @@ class SegmentConfig:
         n = self.notch_hz
         check_settings(
             self,
+            (self.preprocess in PROFILES, "preprocess", f"one of {', '.join(PROFILES)}"),
             (self.per_stay >= 1, "per_stay", "at least 1"),
             (self.max_pairs_per_stay >= 0, "max_pairs_per_stay", "0 or more"),
             (0 <= self.max_invalid <= 1, "max_invalid", "a share between 0 and 1"),
@@ -121,6 +127,8 @@ class StaySegments:
 def process_stay(job: dict, root: str, cfg: SegmentConfig) -> StaySegments:
     """Windows of one stay. ``job``: ``stay_id``, ``split``, ``pairs`` (bool), ``records`` (list of
     dicts with ``channel``, ``record``, ``n_samples``, ``start_us``)."""
+    if cfg.preprocess == "anyppg":
+        return _process_stay_anyppg(job, root, cfg)
     ppg_spec, ecg_spec = cfg.specs()
     out = StaySegments(job["stay_id"])
     loaded = {}
@@ -143,17 +151,11 @@ def process_stay(job: dict, root: str, cfg: SegmentConfig) -> StaySegments:
         for w, f, s in zip(win, frac, kept):
             t = None if rec["start_us"] is None else rec["start_us"] + int(round(s / ppg_spec.fs * 1e6))
             cands.append((w, Window(name, t, float(f))))
-    out.n_candidates = len(cands)
-    rng = _stay_rng(cfg.seed, job["stay_id"])
-    if cands:
-        pick = np.sort(rng.choice(len(cands), size=min(cfg.per_stay, len(cands)), replace=False))
-        out.ppg = np.stack([cands[i][0] for i in pick]).astype(np.float16)
-        out.windows = [cands[i][1] for i in pick]
     # Paired windows on a common clock where a Pleth and an II record overlap
+    pairs = []
     if job["pairs"]:
         ppgs = [v for v in loaded.values() if v[0]["channel"] == "ppg" and v[0]["start_us"] is not None]
         ecgs = [v for v in loaded.values() if v[0]["channel"] == "ecg" and v[0]["start_us"] is not None]
-        pairs = []
         for prec, py, pbad in ppgs:
             for erec, ey, ebad in ecgs:
                 lo = max(prec["start_us"], erec["start_us"])
@@ -172,14 +174,69 @@ def process_stay(job: dict, root: str, cfg: SegmentConfig) -> StaySegments:
                 for j, a, b in zip(both, pi, ei):
                     pairs.append((pw[a], ew[b], Pair(int(t[j]), prec["record"], erec["record"], float(pf[a]),
                                                      float(ef[b]))))
-        if len(pairs) > cfg.max_pairs_per_stay:
-            keep = np.sort(rng.choice(len(pairs), cfg.max_pairs_per_stay, replace=False))
-            pairs = [pairs[i] for i in keep]
-        if pairs:
-            out.pair_ppg = np.stack([p[0] for p in pairs]).astype(np.float16)
-            out.pair_ecg = np.stack([p[1] for p in pairs]).astype(np.float16)
-            out.pairs = [p[2] for p in pairs]
+    return _sample(out, cands, pairs, job, cfg)
+
+
+def _sample(out: StaySegments, cands: list, pairs: list, job: dict, cfg: SegmentConfig) -> StaySegments:
+    """A stay's seeded draws: ``per_stay`` of its PPG windows, at most ``max_pairs_per_stay`` pairs."""
+    out.n_candidates = len(cands)
+    rng = _stay_rng(cfg.seed, job["stay_id"])
+    if cands:
+        pick = np.sort(rng.choice(len(cands), size=min(cfg.per_stay, len(cands)), replace=False))
+        out.ppg = np.stack([cands[i][0] for i in pick]).astype(np.float16)
+        out.windows = [cands[i][1] for i in pick]
+    if len(pairs) > cfg.max_pairs_per_stay:
+        keep = np.sort(rng.choice(len(pairs), cfg.max_pairs_per_stay, replace=False))
+        pairs = [pairs[i] for i in keep]
+    if pairs:
+        out.pair_ppg = np.stack([p[0] for p in pairs]).astype(np.float16)
+        out.pair_ecg = np.stack([p[1] for p in pairs]).astype(np.float16)
+        out.pairs = [p[2] for p in pairs]
     return out
+
+
+def _process_stay_anyppg(job: dict, root: str, cfg: SegmentConfig) -> StaySegments:
+    """:func:`process_stay` by the ``anyppg`` profile (:mod:`cohorts.profiles.anyppg`): each Pleth
+    record's windows from its first sample, and each overlap of a Pleth with an II record (their
+    time spans touching, as the release's extractor pairs them) cut from the overlap's start."""
+    out = StaySegments(job["stay_id"])
+    raw = {}
+    for rec in job["records"]:
+        if rec["channel"] == "ecg" and not job["pairs"]:
+            continue
+        try:
+            raw[rec["record"]] = (rec, *_read(os.path.join(root, rec["record"]), rec["n_samples"]))
+        except (OSError, ValueError, EOFError, IndexError) as err:  # unreadable: skipped and counted
+            out.bad.append((rec["record"], f"{type(err).__name__}: {err}"))
+    cands = []
+    for name, (rec, x, fs) in raw.items():
+        if rec["channel"] != "ppg":
+            continue
+        kept = release.ppg_windows(x, fs)
+        step_us = int(release.WINDOW_S * fs) / fs * 1e6
+        for w, i, f in zip(kept.ppg, kept.index, kept.flat):
+            t = None if rec["start_us"] is None else rec["start_us"] + int(round(i * step_us))
+            cands.append((w, Window(name, t, float(f))))
+    pairs = []
+    if job["pairs"]:
+        def timed(channel):
+            return [v for v in raw.values() if v[0]["channel"] == channel and v[0]["start_us"] is not None]
+        for erec, ex, efs in timed("ecg"):
+            e_end = erec["start_us"] + len(ex) / efs * 1e6
+            for prec, px, pfs in timed("ppg"):
+                p_end = prec["start_us"] + len(px) / pfs * 1e6
+                if p_end < erec["start_us"] or prec["start_us"] > e_end:
+                    continue
+                lo, hi = max(prec["start_us"], erec["start_us"]), min(p_end, e_end)
+
+                def span(rec, x, fs, lo=lo, hi=hi):
+                    a, b = (int(round((t - rec["start_us"]) / 1e6 * fs)) for t in (lo, hi))
+                    return x[a:b]
+                kept = release.pair_windows(span(prec, px, pfs), pfs, span(erec, ex, efs), efs, cfg.notch_hz or None)
+                for p, e, i, fp, fe in zip(kept.ppg, kept.ecg, kept.index, kept.flat, kept.flat_ecg):
+                    pairs.append((p, e, Pair(int(round(lo + i * release.WINDOW_S * 1e6)), prec["record"],
+                                             erec["record"], float(fp), float(fe))))
+    return _sample(out, cands, pairs, job, cfg)
 
 
 def _process_chunk(args):

@@ -107,6 +107,12 @@ class SegmentStore:
         self._ppg_rows = _row_ranges(self.index)
         self._pair_rows = _row_ranges(self.pair_index)
 
+    @property
+    def profile(self) -> str:
+        """The preprocessing profile that made the windows (:mod:`cohorts.profiles`); stores
+        made before profiles existed were made by what is now ``robust``."""
+        return self.manifest["parameters"].get("preprocess", "robust")
+
     def ppg_rows(self, stay_id: str) -> tuple[int, int]:
         return self._ppg_rows.get(str(stay_id), (0, 0))
 
@@ -133,3 +139,14 @@ def _row_ranges(index: pl.DataFrame) -> dict:
 def open_segments(cohort_dir) -> SegmentStore:
     """Open ``COHORT/segments``."""
     return SegmentStore(Path(cohort_dir) / STORE)
+
+
+def check_profiles(stores: dict[str, str]) -> str:
+    """The one preprocessing profile of ``stores`` (where -> profile: a segment store, a pair
+    store, the run a model was trained in); a :class:`PhewasError` naming two that differ."""
+    (first_where, first), *rest = stores.items()
+    for where, profile in rest:
+        if profile != first:
+            raise PhewasError(f"{where}: windows made with --preprocess {profile}, but {first_where} with "
+                              f"--preprocess {first}; a model sees one profile (rebuild one with the other's)")
+    return first

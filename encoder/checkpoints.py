@@ -70,11 +70,11 @@ def load_strict(model: nn.Module, state: dict, path) -> None:
 
 def load_anyppg(path, config=None) -> nn.Module:
     """The PPG encoder of architecture ``config`` (default AnyPPG's; a
-    :class:`~encoder.resnet1d.ResNet1DConfig` too) with the weights at ``path`` (a plain state dict,
+    :class:`~encoder.config.ResNet1DConfig` too) with the weights at ``path`` (a plain state dict,
     as AnyPPG releases it and ``pretrain`` exports it) loaded strictly."""
-    from .architecture import build_encoder
+    from .families import build
 
-    model = build_encoder(config or anyppg_config())
+    model = build(config or anyppg_config())
     load_strict(model, read_state_dict(path), path)
     return model
 
@@ -110,42 +110,47 @@ def load_ecgfounder(path, config: Net1DConfig | None = None) -> tuple[Net1D, dic
     return model, {"used": len(own), "ignored": ignored}
 
 
-def initial_encoder(cfg) -> tuple[nn.Module, str]:
-    """The PPG encoder a training run starts from (``cfg.init``: a pretraining run folder, a
-    pretraining checkpoint, AnyPPG, PaPaGei or Pulse-PPG weights, or None for random weights) and a
-    sentence on where its weights came from. A pretraining run's architecture, or a released
-    model's, replaces ``cfg.ppg``."""
-    from .architecture import architecture_from_dict, build_encoder
-    from .foundation import family_of, load_foundation
+def initial_encoder(cfg) -> tuple[nn.Module, object, str]:
+    """The PPG encoder a training run starts from (``cfg.init``, an encoder spec of
+    :mod:`encoder.specs`: a pretraining run folder, a pretraining checkpoint, released weights of a
+    family, or None for ``cfg.ppg`` with random weights), its architecture, and a sentence on
+    where its weights came from. The architecture is the run's or the released model's where
+    ``init`` names one; ``cfg`` is left as it is (the caller records the architecture)."""
+    from . import families
+    from .specs import parse_spec
 
     if cfg.init is None:
-        return build_encoder(cfg.ppg), "no --init: the encoder trains from scratch"
-    init = Path(cfg.init)
-    if init.is_dir():  # a pretrain run: its exported encoder and architecture
+        return families.build(cfg.ppg), cfg.ppg, "no --init: the encoder trains from scratch"
+    try:
+        spec = parse_spec(cfg.init)
+    except ValueError as err:
+        raise PhewasError(f"--init: {err}") from None
+    if spec.kind == "run":  # a pretrain run: its exported encoder and architecture
+        init = Path(spec.path)
         try:
-            arch = architecture_from_dict(json.loads((init / "config.json").read_text())["ppg"])
+            arch = families.architecture_from_dict(json.loads((init / "config.json").read_text())["ppg"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise InputError(init / "config.json", "--init: not a pretraining run's configuration "
                              f"({type(err).__name__}: {err})") from None
         if arch != cfg.ppg:
             log.info("--init run uses another encoder than the preset: taking the run's")
-            cfg.ppg = arch
         path = init / "ppg_encoder.pth"
         if not path.exists():
             raise PhewasError(f"{init}: no ppg_encoder.pth (has the pretraining run finished?)")
-        return load_anyppg(path, cfg.ppg), f"initialised from pretraining run {init}"
-    state = read_state_dict(init)
-    if family_of(state) is not None:  # a released PaPaGei or Pulse-PPG model
-        from .resnet1d import ResNet1DConfig
-        enc, desc = load_foundation(init, state)
-        cfg.ppg = ResNet1DConfig.from_dict(desc["architecture"])
-        return enc.train(), f"initialised from {desc['model']} weights {init} ({desc['input']})"
-    if "model" in state and isinstance(state["model"], dict):  # a pretrain checkpoint file
-        state = {k.removeprefix("ppg_encoder."): v for k, v in state["model"].items() if k.startswith("ppg_encoder.")}
-        enc = build_encoder(cfg.ppg)
-        load_strict(enc, state, init)
-        return enc, f"initialised from pretraining checkpoint {init}"
-    return load_anyppg(init, cfg.ppg), f"initialised from AnyPPG weights {init}"
+        return load_anyppg(path, arch), arch, f"initialised from pretraining run {init}"
+    if spec.kind not in ("file", "family"):
+        raise PhewasError(f"--init {cfg.init!r}: a run folder or a weights file (FAMILY:FILE or FILE)")
+    path = Path(spec.path)
+    state = read_state_dict(path)
+    nested = families.layout_of(state) == "net1d" and "first_conv.conv.weight" not in {
+        k.removeprefix("module.") for k in state}
+    if nested and spec.family in (None, "anyppg"):  # a pretraining checkpoint: its architecture is cfg.ppg's
+        enc = families.build(cfg.ppg)
+        load_strict(enc, families.network_weights(state, "net1d")[0], path)
+        return enc, cfg.ppg, f"initialised from pretraining checkpoint {path}"
+    enc, arch, desc = families.load(path, spec.family, state,
+                                    architecture=cfg.ppg if isinstance(cfg.ppg, Net1DConfig) else None)
+    return enc.train(), arch, f"initialised from {desc['model']} weights {path} ({desc['input']})"
 
 
 # Training checkpoints: a run's whole state, for --resume

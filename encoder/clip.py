@@ -15,12 +15,13 @@ MAX_LOGIT_SCALE = math.log(100.0)
 
 
 class ProjectionHead(nn.Module):
-    """Dropout(0.2) on the embedding, then Linear-BatchNorm-GELU-Linear to the shared space, L2-normalised."""
+    """Dropout on the embedding (none at 0, the AnyPPG release's), then Linear-BatchNorm-GELU-Linear to
+    the shared space, L2-normalised."""
 
     def __init__(self, in_dim: int, out_dim: int = 128, hidden: int | None = None, dropout: float = 0.2):
         super().__init__()
         hidden = hidden or in_dim
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
                                  nn.Linear(hidden, out_dim))
 
@@ -32,12 +33,12 @@ class PPGECGClip(nn.Module):
     """PPG tower (trained) and ECG tower (trained, frozen, or replaced by cached features)."""
 
     def __init__(self, ppg_encoder: nn.Module, ecg_dim: int, ecg_encoder: nn.Module | None = None,
-                 dim: int = 128, temperature: float = 0.07):
+                 dim: int = 128, temperature: float = 0.07, dropout: float = 0.2):
         super().__init__()
         self.ppg_encoder = ppg_encoder
         self.ecg_encoder = ecg_encoder
-        self.ppg_head = ProjectionHead(ppg_encoder.out_dim, dim)
-        self.ecg_head = ProjectionHead(ecg_dim, dim)
+        self.ppg_head = ProjectionHead(ppg_encoder.out_dim, dim, dropout=dropout)
+        self.ecg_head = ProjectionHead(ecg_dim, dim, dropout=dropout)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
 
     def forward(self, ppg, ecg):

@@ -25,7 +25,8 @@ class TrainConfig:
     """Settings that pretraining and fine-tuning share; each is a command-line flag."""
 
     preset: str = "study"
-    batch_size: int = setting(256, "global batch, across processes")
+    batch_size: int | None = setting(256, "global batch, across processes")
+    device_batch = None  # a batch per process instead (pretraining's --device-batch)
     lr: float = setting(3e-4, "peak learning rate")
     weight_decay: float = setting(0.05, "AdamW weight decay (weights only)")
     warmup_steps: int = setting(1000, "linear warm-up steps before the cosine decay")
@@ -40,27 +41,41 @@ class TrainConfig:
     def __post_init__(self):
         check_settings(
             self,
-            (self.batch_size >= 1, "batch_size", "at least 1"),
+            (self.batch_size is None or self.batch_size >= 1, "batch_size", "at least 1"),
             (self.lr > 0, "lr", "more than 0"),
             (self.weight_decay >= 0, "weight_decay", "0 or more"),
             (self.warmup_steps >= 0, "warmup_steps", "0 or more"),
             (self.grad_clip > 0, "grad_clip", "more than 0"),
             (self.grad_accum >= 1, "grad_accum", "at least 1"),
-            (self.batch_size % self.grad_accum == 0, "batch_size",
+            ((self.batch_size or self.device_batch or 0) % self.grad_accum == 0, "batch_size",
              f"a multiple of {setting_name(type(self), 'grad_accum')} ({self.grad_accum})"),
             (self.workers >= 0, "workers", "0 or more"),
             (self.device in DEVICES, "device", f"one of {DEVICES}"),
         )
 
 
-def from_preset(cls, presets: dict, preset: str, overrides: dict):
-    """``cls`` filled from ``presets[preset]``, then from ``overrides`` (``None`` values ignored)."""
+def from_preset(cls, presets: dict, preset: str, overrides: dict, layers: tuple[dict, ...] = ()):
+    """``cls`` filled from ``layers`` (a recipe, say), then ``presets[preset]``, then ``overrides``
+    (``None`` values ignored). Settings that say the same thing two ways (:data:`EITHER`): the
+    later layer's choice clears the other one's earlier value."""
     if preset not in presets:
         raise SettingError(f"--preset: unknown preset {preset!r}; choose from {sorted(presets)}")
-    unknown = set(overrides) - {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls)}
+    unknown = set(overrides) - known
     if unknown:
-        raise SettingError(f"unknown settings {sorted(unknown)}; known: {sorted(f.name for f in fields(cls))}")
-    return cls(preset=preset, **{**presets[preset], **{k: v for k, v in overrides.items() if v is not None}})
+        raise SettingError(f"unknown settings {sorted(unknown)}; known: {sorted(known)}")
+    values: dict = {}
+    for layer in (*layers, presets[preset], {k: v for k, v in overrides.items() if v is not None}):
+        for a, b in EITHER:
+            if a in known and b in known and (a in layer) != (b in layer):
+                values.pop(b if a in layer else a, None)
+                values[a if b in layer else b] = None
+        values.update(layer)
+    return cls(preset=preset, **values)
+
+
+# one of each pair sets a run's length or batch; whichever a later layer names wins
+EITHER = (("steps", "epochs"), ("batch_size", "device_batch"))
 
 
 @dataclass
@@ -91,6 +106,57 @@ class Net1DConfig:
 RETIRED = ("input_length",)  # never read: the network takes any length
 
 
+@dataclass
+class ResNet1DConfig:
+    """The network's shape. ``final_bn`` (BN and ReLU after the last block), ``pool`` ("mean" or
+    "max" over time), ``dense`` (a linear layer ``out -> out`` after pooling) and ``input_norm`` (an
+    instance norm of the input) are the two released models' differences."""
+
+    family: str = "papagei"  # or "pulse-ppg": the released model it follows
+    in_channels: int = 1
+    base_filters: int = 32
+    kernel_size: int = 3
+    n_block: int = 18
+    downsample_gap: int = 2
+    increasefilter_gap: int = 4
+    dropout: float = 0.5
+    final_bn: bool = True
+    pool: str = "mean"
+    dense: bool = True
+    dense_out: int | None = None  # the dense layer's width; None: as its input (PaPaGei's 512 -> 512)
+    input_norm: bool = False
+    resampling: str = "poly"  # Pulse-PPG's input: its 50 Hz by resample_poly ("poly") or the Fourier method
+
+    @property
+    def channels(self) -> int:
+        """The last block's channels."""
+        return self.base_filters * 2 ** ((self.n_block - 1) // self.increasefilter_gap)
+
+    @property
+    def out_dim(self) -> int:
+        return (self.dense_out or self.channels) if self.dense else self.channels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ResNet1DConfig:
+        """From a run's ``config.json``; a run recorded before ``resampling`` existed was fed by the
+        Fourier method."""
+        return cls(**({"resampling": "fourier"} | d))
+
+
+def papagei_config() -> ResNet1DConfig:
+    """PaPaGei-S and PaPaGei-P: 10 s at 125 Hz -> 512-d."""
+    return ResNet1DConfig()
+
+
+def pulseppg_config() -> ResNet1DConfig:
+    """Pulse-PPG: any length at 50 Hz -> 512-d."""
+    return ResNet1DConfig(family="pulse-ppg", base_filters=128, kernel_size=11, n_block=12, final_bn=False,
+                          pool="max", dense=False, input_norm=True)
+
+
 def anyppg_config() -> Net1DConfig:
     """The AnyPPG PPG encoder: 10 s at 125 Hz -> 512-d (4,044,272 parameters)."""
     return Net1DConfig()
@@ -113,34 +179,92 @@ def demo_ecg() -> Net1DConfig:
                        kernel_size=16, dropout=0.0)
 
 
+RECIPES = {
+    # The AnyPPG release's pretraining/{anyppg,simclr,byol}/run_experiment.sh with its main.py and
+    # trainer.py: 4 chunks of 512 pairs per process, the loss per process, AdamW(4e-4, betas 0.9 /
+    # 0.999, weight decay 0.01 on every parameter), 5,000 warm-up ticks of a cosine schedule that
+    # accelerate advances once per process per step, 5 epochs, heads without dropout, an unclamped
+    # temperature, seed 42, the last weights kept.
+    "anyppg": {"lr": 4e-4, "betas": (0.9, 0.999), "weight_decay": 0.01, "decay_all": True, "warmup_steps": 5000,
+               "schedule_ticks": "world", "epochs": 5, "device_batch": 2048, "chunk_size": 512,
+               "loss_scope": "device", "head_dropout": 0.0, "clamp_temperature": False, "grad_clip": 1.0,
+               "seed": 42, "keep": "last", "sync_bn": False},
+    # This toolkit's: the loss over every process's batch (open_clip's), decay on weight matrices
+    # only, a clamped temperature, dropout before the heads, the best validation loss kept.
+    "phewas": {"lr": 3e-4, "betas": (0.9, 0.98), "weight_decay": 0.05, "decay_all": False, "warmup_steps": 1000,
+               "schedule_ticks": "step", "steps": 20000, "batch_size": 256, "chunk_size": 0,
+               "loss_scope": "global", "head_dropout": 0.2, "clamp_temperature": True, "grad_clip": 1.0,
+               "seed": 0, "keep": "best", "sync_bn": None},
+}
+LOSS_SCOPES = ("global", "device")
+TICKS = ("step", "world")
+KEEP = ("best", "last")
+
+
 @dataclass
 class PretrainConfig(TrainConfig):
     """Settings of ``pretrain``: fields with help text are flags of the same name, every field a
-    key of ``run-all``'s ``[pretrain]`` table; presets fill them, flags override."""
+    key of ``run-all``'s ``[pretrain]`` table. A recipe (:data:`RECIPES`) fills them first, then
+    the preset, then flags; ``config.json`` records every value."""
 
     ppg: Net1DConfig = field(default_factory=anyppg_config)  # --ppg-config: a JSON file of them
     ecg: Net1DConfig = field(default_factory=ecgfounder_config)  # --ecg-config
     objective: str = setting("clip", "clip: the PPG encoder against the paired ECG's (AnyPPG); simclr, byol: "
                              "PPG alone, two augmented views (the paper's baselines)",
                              choices=("clip", "simclr", "byol"))
+    recipe: str = setting("anyppg", "anyppg: the AnyPPG release's training recipe (its run_experiment.sh); "
+                          "phewas: this toolkit's (docs/methods.md compares them)", choices=tuple(RECIPES))
     init: str | None = setting(None, "start the PPG encoder from these weights (AnyPPG, PaPaGei, Pulse-PPG, a "
                                "pretraining run)")
     ema_decay: float = 0.99  # BYOL's target network: decay of its moving average
     ecg_checkpoint: str | None = setting(None, "ECGFounder checkpoint: the ECG encoder is then frozen")
+    ecg_from_scratch: bool = setting(False, "train the ECG encoder from scratch when no --ecg-checkpoint is given "
+                                     "(the anyppg recipe otherwise requires a frozen ECGFounder)")
     cache_ecg: bool | None = setting(None, "precompute frozen ECG features once (default when the ECG "
                                      "encoder is frozen)", flag=("--cache-ecg", "--no-cache-ecg"))
     embed_dim: int = 128
     temperature: float = 0.07
-    steps: int = setting(20000, "optimiser steps")
+    steps: int | None = setting(None, "optimiser steps (the recipe gives a length; --epochs instead counts passes)")
+    epochs: int | None = setting(None, "passes over the training pairs (the anyppg recipe's 5); sets the steps")
+    device_batch: int | None = setting(None, "pairs per process and step (the anyppg recipe's 2,048: four chunks of "
+                                       "512); instead of --batch-size")
+    chunk_size: int = setting(0, "pairs per fixed chunk of one source, a batch drawing whole chunks (the anyppg "
+                              "recipe's 512); 0: pairs shuffled freely")
+    loss_scope: str = setting("global", "global: the contrastive loss over every process's batch; device: each "
+                              "process's own (the release's)", choices=LOSS_SCOPES)
+    betas: tuple = (0.9, 0.98)  # AdamW's
+    decay_all: bool = False  # weight decay on every parameter (the release's) or weight matrices only
+    schedule_ticks: str = "step"  # "world": the schedule advances once per process per step (accelerate's)
+    head_dropout: float = 0.2  # dropout before the projection heads
+    clamp_temperature: bool = True  # clamp the CLIP logit scale at 100 (open_clip's)
+    keep: str = "best"  # the weights exported: the best validation loss's, or the last step's
+    sync_bn: bool | None = setting(None, "batch norm over every process's batch (SyncBatchNorm) under torchrun; "
+                                   "default: on for contrastive objectives with a global loss",
+                                   flag=("--sync-bn", "--no-sync-bn"))
     eval_every: int = setting(500, "steps between validation losses")
     checkpoint_every: int = setting(500, "steps between checkpoints")
     retrieval_batch: int = setting(64, "batch size of the retrieval metrics")
 
     def __post_init__(self):
+        self.betas = tuple(self.betas)
         super().__post_init__()
         check_settings(
             self,
-            (self.steps >= 1, "steps", "at least 1"),
+            ((self.steps is None) != (self.epochs is None), "steps", "given, or --epochs instead (one of the two)"),
+            ((self.batch_size is None) != (self.device_batch is None), "batch_size",
+             "given, or --device-batch instead (one of the two)"),
+            (self.steps is None or self.steps >= 1, "steps", "at least 1"),
+            (self.epochs is None or self.epochs >= 1, "epochs", "at least 1"),
+            (self.device_batch is None or self.device_batch >= 1, "device_batch", "at least 1"),
+            (self.chunk_size >= 0, "chunk_size", "0 or more"),
+            (not self.chunk_size or (self.device_batch or self.batch_size) % self.chunk_size == 0, "chunk_size",
+             f"0 or a divisor of the batch ({self.device_batch or self.batch_size})"),
+            (self.recipe in RECIPES, "recipe", f"one of {tuple(RECIPES)}"),
+            (self.loss_scope in LOSS_SCOPES, "loss_scope", f"one of {LOSS_SCOPES}"),
+            (self.schedule_ticks in TICKS, "schedule_ticks", f"one of {TICKS}"),
+            (self.keep in KEEP, "keep", f"one of {KEEP}"),
+            (0 <= self.head_dropout < 1, "head_dropout", "between 0 and 1"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "two numbers in [0, 1)"),
             (self.eval_every >= 1, "eval_every", "at least 1"),
             (self.checkpoint_every >= 1, "checkpoint_every", "at least 1"),
             (self.retrieval_batch >= 2, "retrieval_batch", "at least 2"),
@@ -160,19 +284,24 @@ class PretrainConfig(TrainConfig):
 
 
 PRETRAIN_PRESETS = {
-    # Full-size encoders as released (AnyPPG PPG tower, ECGFounder-shaped ECG tower). Optimiser
-    # values are this toolkit's defaults for GPU runs.
+    # Full-size encoders as released (AnyPPG PPG tower, ECGFounder-shaped ECG tower); the recipe's
+    # values as they are.
     "study": {},
-    # CPU-sized: the same family, narrow; a few hundred steps.
-    "demo": {"ppg": demo_ppg(), "ecg": demo_ecg(), "batch_size": 64, "steps": 300, "lr": 5e-3,
-             "warmup_steps": 30, "eval_every": 50, "checkpoint_every": 50, "retrieval_batch": 32,
-             "workers": 0, "weight_decay": 0.01},
+    # CPU-sized: the same family, narrow; a few hundred steps of 64 pairs in chunks of 16, a
+    # larger learning rate; no ECGFounder weights exist offline, so the ECG tower trains too.
+    "demo": {"ppg": demo_ppg(), "ecg": demo_ecg(), "batch_size": 64, "chunk_size": 0, "steps": 300, "lr": 5e-3,
+             "warmup_steps": 30, "schedule_ticks": "step", "eval_every": 50, "checkpoint_every": 50,
+             "retrieval_batch": 32, "workers": 0, "weight_decay": 0.01, "ecg_from_scratch": True, "keep": "best"},
 }
 
 
 def pretrain_config(preset: str = "study", **overrides) -> PretrainConfig:
-    """A preset with overrides (``None`` values are ignored)."""
-    return from_preset(PretrainConfig, PRETRAIN_PRESETS, preset, overrides)
+    """A recipe (``overrides["recipe"]``, else the preset's, else ``anyppg``), then a preset, then
+    overrides (``None`` values are ignored)."""
+    recipe = overrides.get("recipe") or PRETRAIN_PRESETS.get(preset, {}).get("recipe") or "anyppg"
+    if recipe not in RECIPES:
+        raise SettingError(f"--recipe: unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
+    return from_preset(PretrainConfig, PRETRAIN_PRESETS, preset, overrides, layers=(RECIPES[recipe],))
 
 
 @dataclass

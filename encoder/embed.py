@@ -1,14 +1,13 @@
 """Any PPG encoder, frozen, as a function from windows to embeddings (``phewas probe``).
 
-An encoder is named by a pretraining run folder (its exported ``ppg_encoder.pth``), a
-fine-tuning run folder (the encoder of its best checkpoint), released weights (AnyPPG's ``.pth``
-or ``.safetensors``; PaPaGei-S's and PaPaGei-P's ``.pt``; Pulse-PPG's ``checkpoint_best.pkl``:
-:mod:`encoder.foundation`), a general time-series model's folder (``moment:DIR``,
-``chronos:DIR``: :mod:`encoder.tsfm`), ``random`` (AnyPPG's architecture with seeded random
-weights, the floor; ``random:papagei``, ``random:pulse-ppg`` for those families), or
-``features``: the pulse features of ``phewas features`` (:mod:`encoder.pulse`) per window, a
-hand-crafted row beside the networks. A network's example embedding is the mean of its windows';
-the features' is the median, over the windows where a beat was measured.
+An encoder is named by a spec (:mod:`encoder.specs`): a pretraining run folder (its exported
+``ppg_encoder.pth``), a fine-tuning run folder (the encoder of its best checkpoint), released
+weights of a family (:mod:`encoder.families`: AnyPPG, PaPaGei-S, PaPaGei-P, Pulse-PPG), a general
+time-series model's folder (``moment:DIR``, ``chronos:DIR``: :mod:`encoder.tsfm`), ``random``
+(AnyPPG's architecture with seeded random weights, the floor; ``random:FAMILY`` for another
+family's), or ``features``: the pulse features of ``phewas features`` (:mod:`encoder.pulse`) per
+window, a hand-crafted row beside the networks. A network's example embedding is the mean of its
+windows'; the features' is the median, over the windows where a beat was measured.
 
 Embeddings are computed once per encoder and windows, in batches, into a memory-mapped ``.npy``
 file of the cache folder (``embeddings-<encoder>-<windows>.npy``), and read from there later.
@@ -26,10 +25,9 @@ from phewas.base.errors import InputError, PhewasError
 from phewas.base.io import file_sha256, remove_stale_temporaries
 from phewas.base.progress import progress
 
-from .config import Net1DConfig, anyppg_config
+from .config import anyppg_config
+from .specs import FEATURES, RANDOM, TSFM, parse_spec  # noqa: F401 (re-exported)
 
-RANDOM, FEATURES = "random", "features"
-TSFM = ("moment", "chronos")  # general time-series foundation models: "moment:DIR", "chronos:DIR"
 FEATURES_VERSION = 1  # raise when the pulse features change: cached feature embeddings are redone
 CHUNK = 4096  # windows per write (and per features task)
 
@@ -46,49 +44,47 @@ class PulseFeatures:
 
 
 def _run_architecture(run: Path):
-    from .architecture import architecture_from_dict
+    from .families import architecture_from_dict
     try:
         return architecture_from_dict(json.loads((run / "config.json").read_text())["ppg"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(run / "config.json", f"not a run's configuration ({type(err).__name__}: {err})") from None
 
 
-def load_encoder(spec: str, *, architecture: Net1DConfig | None = None, seed: int = 0):
-    """The encoder named by ``spec`` (a network in eval mode, or :class:`PulseFeatures`) and a
-    description: ``kind``, ``path``, ``sha256``, ``key`` (what its embeddings are cached under),
-    ``aggregate`` (mean or median over an example's windows) and, for a trained network, its
-    ``architecture``. ``architecture`` is ``random``'s (default AnyPPG's) and a weights file's."""
-    if spec == FEATURES:
+def load_encoder(spec: str, *, architecture=None, seed: int = 0):
+    """The encoder named by ``spec`` (:mod:`encoder.specs`; a network in eval mode, or
+    :class:`PulseFeatures`) and a description: ``kind``, ``path``, ``sha256``, ``key`` (what its
+    embeddings are cached under), ``aggregate`` (mean or median over an example's windows) and,
+    for a trained network, its ``architecture``. ``architecture`` is plain ``random``'s and an
+    AnyPPG weights file's (default AnyPPG's released one)."""
+    try:
+        parsed = parse_spec(spec)
+    except ValueError as err:
+        raise PhewasError(str(err)) from None
+    if parsed.kind == "features":
         return PulseFeatures(), {"kind": "pulse features", "path": None, "sha256": None,
                                  "key": f"features-v{FEATURES_VERSION}", "aggregate": "median"}
     import hashlib
 
     import torch
 
-    from .architecture import build_encoder
+    from . import families
     from .checkpoints import load_anyppg, load_strict, read_state_dict
-    if spec == RANDOM:
+    if parsed.kind == "random":
         torch.manual_seed(seed)
-        arch = architecture or anyppg_config()
-        model = build_encoder(arch)
-        key = f"random-{seed}-{hashlib.sha256(repr(arch).encode()).hexdigest()[:8]}"
-        return model.eval(), {"kind": "random", "seed": seed, "path": None, "sha256": None, "key": key,
-                              "aggregate": "mean"}
-    if spec.startswith(f"{RANDOM}:"):  # another family's architecture, random weights
-        from .foundation import FAMILIES, build_foundation
-        family = spec.split(":", 1)[1]
-        if family not in FAMILIES:
-            raise PhewasError(f"encoder {spec!r}: unknown family; random:{' or random:'.join(FAMILIES)}")
-        torch.manual_seed(seed)
-        return build_foundation(family).eval(), {"kind": f"random {family}", "seed": seed, "path": None,
-                                                 "sha256": None, "key": f"random-{family}-{seed}",
-                                                 "aggregate": "mean"}
-    if spec.split(":", 1)[0] in TSFM:
+        arch = families.FAMILIES[parsed.family].released() if parsed.family else (architecture or anyppg_config())
+        model = families.build(arch)
+        digest = hashlib.sha256(repr(arch).encode()).hexdigest()[:8]
+        tag = f"{parsed.family}-{seed}-{digest}" if parsed.family else f"{seed}-{digest}"
+        return model.eval(), {"kind": f"random {parsed.family}" if parsed.family else "random", "seed": seed,
+                              "path": None, "sha256": None, "key": f"random-{tag}", "aggregate": "mean",
+                              "architecture": arch}
+    if parsed.kind == "tsfm":
         from .tsfm import load_tsfm
         model, desc = load_tsfm(spec)
         return model, desc | {"aggregate": "mean"}
-    path = Path(spec)
-    if path.is_dir():
+    path = Path(parsed.path)
+    if parsed.kind == "run":
         arch = _run_architecture(path)
         if (path / "ppg_encoder.pth").is_file():  # a pretraining run
             model = load_anyppg(path / "ppg_encoder.pth", arch)
@@ -102,7 +98,7 @@ def load_encoder(spec: str, *, architecture: Net1DConfig | None = None, seed: in
             enc = {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
             if not enc:
                 raise InputError(best, "holds no encoder weights (is this a `phewas finetune` run?)")
-            model = build_encoder(arch)
+            model = families.build(arch)
             load_strict(model, enc, best)
             sha = file_sha256(best)
             return model.eval(), {"kind": "fine-tuning run", "path": str(path.resolve()), "sha256": sha,
@@ -110,19 +106,15 @@ def load_encoder(spec: str, *, architecture: Net1DConfig | None = None, seed: in
         raise PhewasError(f"{path}: neither a pretraining run (ppg_encoder.pth) nor a fine-tuning run "
                           "(checkpoints/best.pt)")
     if not path.is_file():
-        raise InputError(path, "encoder not found: give a run folder, a weights file (AnyPPG, PaPaGei, Pulse-PPG), "
-                         "moment:DIR, chronos:DIR, 'random', 'random:FAMILY' or 'features'")
+        raise InputError(path, "encoder not found: give a run folder, a weights file (FAMILY:FILE or FILE for "
+                         "AnyPPG, PaPaGei, Pulse-PPG), moment:DIR, chronos:DIR, 'random', 'random:FAMILY' or "
+                         "'features'")
     state = read_state_dict(path)
     sha = file_sha256(path)
-    from .foundation import family_of, load_foundation
-    if family_of(state) is not None:  # PaPaGei or Pulse-PPG
-        model, desc = load_foundation(path, state)
-        return model, {"kind": desc["model"], "path": str(path.resolve()), "sha256": sha, "key": sha[:16],
-                       "aggregate": "mean", "input": desc["input"]}
-    model = build_encoder(architecture or anyppg_config())
-    load_strict(model, state, path)
-    return model.eval(), {"kind": "weights", "path": str(path.resolve()), "sha256": sha, "key": sha[:16],
-                          "aggregate": "mean"}
+    model, arch, desc = families.load(path, parsed.family, state, architecture=architecture)
+    return model, {"kind": desc["model"], "family": desc["family"], "path": str(path.resolve()), "sha256": sha,
+                   "key": f"{sha[:16]}-{desc['family']}", "aggregate": "mean", "input": desc["input"],
+                   "architecture": arch}
 
 
 def embed(model, windows: np.ndarray, *, batch: int = 256, device: str = "auto", bf16: bool = True,

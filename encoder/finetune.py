@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import polars as pl
 import torch
 
 from cohorts.splits import TRAIN_SPLITS, VAL_SPLIT, LeakageError
-from cohorts.store import open_segments
+from cohorts.store import check_profiles, open_segments
 from phewas.base.auc import auc_delong
 from phewas.base.errors import PhewasError
 from phewas.base.io import write_json, write_manifest
@@ -30,7 +30,7 @@ from .distributed import autocast
 from .heads import StayClassifier, masked_bce, predict_dataset
 from .loop import Hooks, LoopSettings, TrainState, fit, train_batches, wrap
 from .optim import param_groups, warmup_cosine
-from .runs import RunResult, check_batches, launch
+from .runs import RunResult, check_batches, init_profile, launch, write_inputs
 from .targets import target_phecodes
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,11 @@ def finetune(cohort, run, cfg: FinetuneConfig, *, resume: bool = False, overwrit
 def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     ckpt_dir = run / "checkpoints"
     torch.manual_seed(cfg.seed)
-    encoder, origin = initial_encoder(cfg)
+    encoder, arch, origin = initial_encoder(cfg)
+    cfg = replace(cfg, ppg=arch)  # the architecture trained, as config.json records it
     log.info(origin)
     store = open_segments(cohort)
+    profile = check_profiles({str(store.path): store.profile, **init_profile(cfg.init)})
     labels = pl.read_parquet(cohort / "labels.parquet")
     stays = pl.read_parquet(cohort / "stays.parquet")
     if resume and (run / "targets.json").exists():
@@ -80,6 +82,7 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_json(run / "config.json", asdict(cfg))
         write_json(run / "targets.json", targets)
+        write_inputs(run, profile, [str(store.path.resolve())])
 
     model = StayClassifier(encoder, len(targets), cfg.aggregation, cfg.head_dropout).to(d.device)
     pos_weight = None
@@ -105,7 +108,7 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
             raise LeakageError(f"{len(bad)} held-out stays in a training batch")
         return x, y, mask, distinct
 
-    def loss_fn(train_model, part):
+    def loss_fn(train_model, part, step, micro):
         x, y, mask, distinct = (t.to(d.device, non_blocking=True) for t in part)
         with autocast(d.device, cfg.bf16):
             logits = train_model(x, distinct)
@@ -122,8 +125,9 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
                             higher_is_better=True, patience=cfg.patience, desc="finetune")
     hooks = Hooks(loss=loss_fn, evaluate=evaluate, tensors=tensors,
                   after_step=lambda: {"lr_head": sched.get_last_lr()[0]})
-    out = fit(model, wrap(model, d, cfg.compile), train_batches(train, cfg, d, state.step, total), opt, sched,
-              d=d, run=run, hooks=hooks, settings=settings, state=state)
+    batches = train_batches(train, cfg.batch_size, cfg.seed, cfg.workers, d, state.step, total)
+    out = fit(model, wrap(model, d, cfg.compile), batches, opt, sched, d=d, run=run, hooks=hooks, settings=settings,
+              state=state)
     step, best, stopped_early = out.state.step, out.state.best, out.stopped_early
     if not (stopped_early or step >= total):
         return RunResult(step, finished=False, main=d.main)

@@ -37,14 +37,15 @@ def wrap(model: torch.nn.Module, d: Dist, compile_model: bool) -> torch.nn.Modul
     return torch.compile(model) if compile_model else model
 
 
-def train_batches(dataset, cfg, d: Dist, step: int, total: int) -> torch.utils.data.DataLoader:
+def train_batches(dataset, global_batch: int, seed: int, workers: int, d: Dist, step: int, total: int
+                  ) -> torch.utils.data.DataLoader:
     """Batches of ``dataset`` for this rank from global step ``step`` on (exact resume)."""
-    sampler = ResumableBatches(len(dataset), cfg.batch_size, cfg.seed, d.rank, d.world, start_step=step,
+    sampler = ResumableBatches(len(dataset), global_batch, seed, d.rank, d.world, start_step=step,
                                total_steps=total)
     # its own generator: creating the iterator must not draw from the global RNG (exact resume)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=identity_collate,
-                                       num_workers=cfg.workers, pin_memory=d.device.type == "cuda",
-                                       generator=torch.Generator().manual_seed(cfg.seed + step))
+                                       num_workers=workers, pin_memory=d.device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(seed + step))
 
 
 def in_batches(dataset, batch: int) -> Iterator[tuple]:
@@ -88,7 +89,8 @@ class TrainState:
 class Hooks:
     """What differs between the commands that use the loop.
 
-    ``loss(train_model, micro_batch)``: the loss of one micro-batch of tensors; ``evaluate()``: the
+    ``loss(train_model, micro_batch, step, micro)``: the loss of micro-batch ``micro`` of the step
+    that starts at ``step`` (steps done so far; a seed for its random draws); ``evaluate()``: the
     validation metric on rank 0; ``tensors(batch)``: a batch's tensors (it may check the batch);
     ``after_step()``: the step's extra metrics, after the optimiser step.
     """
@@ -129,8 +131,8 @@ def fit(model, train_model, batches, opt, sched, *, d: Dist, run: Path, hooks: H
         batch = hooks.tensors(batch)
         opt.zero_grad(set_to_none=True)
         loss_sum = 0.0
-        for part in zip(*(t.chunk(cfg.grad_accum) for t in batch)):  # micro-batches
-            loss = hooks.loss(train_model, part) / cfg.grad_accum
+        for micro, part in enumerate(zip(*(t.chunk(cfg.grad_accum) for t in batch))):  # micro-batches
+            loss = hooks.loss(train_model, part, step, micro) / cfg.grad_accum
             loss.backward()
             loss_sum += float(loss.detach())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))

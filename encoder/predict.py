@@ -9,17 +9,18 @@ import numpy as np
 import polars as pl
 
 from cohorts.splits import TRAIN_SPLITS
-from cohorts.store import open_segments
+from cohorts.store import check_profiles, open_segments
 from phewas.base.errors import OutputExistsError, PhewasError
 from phewas.base.io import atomic_file, file_sha256
 
-from .architecture import architecture_from_dict, build_encoder
 from .checkpoints import load_checkpoint
 from .config import FinetuneConfig, PredictConfig
 from .data import StayWindows
 from .distributed import setup_distributed
+from .families import architecture_from_dict, build
 from .heads import StayClassifier, predict_dataset
 from .predictions import predictions_frame, write_predictions_manifest
+from .runs import run_profile
 
 
 def predict(cohort, run, config: PredictConfig | None = None, *, overwrite: bool = False) -> dict:
@@ -51,11 +52,12 @@ def predict(cohort, run, config: PredictConfig | None = None, *, overwrite: bool
     trained = FinetuneConfig(**raw)
     targets = json.loads((run / "targets.json").read_text())
     d = setup_distributed(cfg.device)
-    model = StayClassifier(build_encoder(trained.ppg), len(targets), trained.aggregation, trained.head_dropout)
+    model = StayClassifier(build(trained.ppg), len(targets), trained.aggregation, trained.head_dropout)
     best = run / "checkpoints" / "best.pt"
     load_checkpoint(best, model=model)
     model.to(d.device)
     store = open_segments(cohort)
+    check_profiles({str(run): run_profile(run), str(store.path): store.profile})
     labels = pl.read_parquet(cohort / "labels.parquet")
     ds = StayWindows(store, labels, targets, [cfg.split], trained.segments_per_stay)
     probs = predict_dataset(model, ds, d.device, cfg.batch_size, trained.bf16)

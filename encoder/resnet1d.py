@@ -16,61 +16,14 @@ fourth block. The first convolution has stride 1.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ResNet1DConfig, papagei_config, pulseppg_config  # noqa: F401 (re-exported)
 from .net1d import SamePadConv1d
-
-
-@dataclass
-class ResNet1DConfig:
-    """The network's shape. ``final_bn`` (BN and ReLU after the last block), ``pool`` ("mean" or
-    "max" over time), ``dense`` (a linear layer ``out -> out`` after pooling) and ``input_norm`` (an
-    instance norm of the input) are the two released models' differences."""
-
-    family: str = "papagei"  # or "pulse-ppg": the released model it follows
-    in_channels: int = 1
-    base_filters: int = 32
-    kernel_size: int = 3
-    n_block: int = 18
-    downsample_gap: int = 2
-    increasefilter_gap: int = 4
-    dropout: float = 0.5
-    final_bn: bool = True
-    pool: str = "mean"
-    dense: bool = True
-    dense_out: int | None = None  # the dense layer's width; None: as its input (PaPaGei's 512 -> 512)
-    input_norm: bool = False
-
-    @property
-    def channels(self) -> int:
-        """The last block's channels."""
-        return self.base_filters * 2 ** ((self.n_block - 1) // self.increasefilter_gap)
-
-    @property
-    def out_dim(self) -> int:
-        return (self.dense_out or self.channels) if self.dense else self.channels
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ResNet1DConfig:
-        return cls(**d)
-
-
-def papagei_config() -> ResNet1DConfig:
-    """PaPaGei-S and PaPaGei-P: 10 s at 125 Hz -> 512-d."""
-    return ResNet1DConfig()
-
-
-def pulseppg_config() -> ResNet1DConfig:
-    """Pulse-PPG: any length at 50 Hz -> 512-d."""
-    return ResNet1DConfig(family="pulse-ppg", base_filters=128, kernel_size=11, n_block=12, final_bn=False,
-                          pool="max", dense=False, input_norm=True)
 
 
 class BasicBlock(nn.Module):
@@ -143,18 +96,62 @@ class ResNet1D(nn.Module):
 
 class Resampled(nn.Module):
     """An encoder fed at another sampling rate: each window resampled from ``from_fs`` to ``to_fs``
-    by the Fourier method (``scipy.signal.resample``'s, as the AnyPPG paper resampled the windows
-    it gave other models) before ``encoder``."""
+    before ``encoder``, by the polyphase method (``method="poly"``: ``scipy.signal.resample_poly``
+    as Pulse-PPG's own pipeline resamples) or the Fourier method (``"fourier"``:
+    ``scipy.signal.resample``, as the AnyPPG paper resampled the windows it gave other models)."""
 
-    def __init__(self, encoder: nn.Module, from_fs: float, to_fs: float):
+    def __init__(self, encoder: nn.Module, from_fs: float, to_fs: float, method: str = "poly"):
         super().__init__()
-        self.encoder, self.from_fs, self.to_fs = encoder, from_fs, to_fs
+        if method not in RESAMPLING:
+            raise ValueError(f"method must be one of {RESAMPLING}, got {method!r}")
+        self.encoder, self.from_fs, self.to_fs, self.method = encoder, from_fs, to_fs, method
         self.out_dim = encoder.out_dim
 
     def forward(self, x):
+        if self.method == "poly":
+            return self.encoder(poly_resample(x, self.from_fs, self.to_fs))
         n = x.shape[-1]
         m = int(round(n * self.to_fs / self.from_fs))
         return self.encoder(fourier_resample(x, m))
+
+
+RESAMPLING = ("poly", "fourier")
+
+
+def poly_resample(x: torch.Tensor, from_fs: float, to_fs: float) -> torch.Tensor:
+    """``scipy.signal.resample_poly(x, up, down, axis=-1)`` with its defaults (a Kaiser-windowed
+    FIR of ``20 max(up, down) + 1`` taps, beta 5, zeros beyond the ends), ``up / down`` the ratio
+    ``to_fs / from_fs`` in lowest terms, as PaPaGei's and Pulse-PPG's ``resample_batch_signal``
+    reduces it; one strided convolution."""
+    from fractions import Fraction
+
+    ratio = Fraction(to_fs).limit_denominator() / Fraction(from_fs).limit_denominator()
+    up, down = ratio.numerator, ratio.denominator
+    if up == down:
+        return x
+    h = _poly_filter(up, down).to(x.device, torch.float64)
+    n = x.shape[-1]
+    n_out = -(-n * up // down)
+    half = (len(h) - 1) // 2
+    pre = down - half % down
+    remove = (half + pre) // down
+    post = 0
+    while ((n - 1) * up + len(h) + pre + post - 1) // down + 1 < n_out + remove:
+        post += 1
+    h = torch.cat([h.new_zeros(pre), h, h.new_zeros(post)])
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, 1, n).to(torch.float64)
+    upsampled = flat.new_zeros(flat.shape[0], 1, (n - 1) * up + 1)
+    upsampled[..., ::up] = flat
+    full = F.conv1d(F.pad(upsampled, (len(h) - 1, len(h) - 1)), h.flip(0).view(1, 1, -1), stride=down)
+    return full[..., remove:remove + n_out].to(x.dtype).reshape(*lead, n_out)
+
+
+@lru_cache(maxsize=16)
+def _poly_filter(up: int, down: int) -> torch.Tensor:
+    from scipy import signal as sps
+    m = max(up, down)
+    return torch.from_numpy(sps.firwin(2 * 10 * m + 1, 1.0 / m, window=("kaiser", 5.0)) * up)
 
 
 def fourier_resample(x: torch.Tensor, num: int) -> torch.Tensor:

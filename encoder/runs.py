@@ -13,9 +13,9 @@ import torch.distributed as dist
 from phewas.base.errors import InputError, OutputExistsError, PhewasError, SettingError
 from phewas.base.io import make_parent
 
-from .architecture import architecture_from_dict
 from .config import SPEED_ONLY
 from .distributed import Dist, cleanup_distributed, setup_distributed
+from .families import architecture_from_dict
 
 
 @dataclass
@@ -89,6 +89,28 @@ def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after_
         cleanup_distributed()
 
 
+INPUTS = "inputs.json"  # a run's data: the preprocessing profile of the windows it was trained on
+
+
+def write_inputs(run: Path, profile: str, stores: list[str]) -> None:
+    """Record the windows a run trains on: their profile and the stores they came from."""
+    from phewas.base.io import write_json
+    write_json(Path(run) / INPUTS, {"preprocess": profile, "stores": stores})
+
+
+def run_profile(run: Path) -> str:
+    """The preprocessing profile of the windows ``run`` was trained on (runs made before profiles
+    existed: ``robust``)."""
+    path = Path(run) / INPUTS
+    return json.loads(path.read_text())["preprocess"] if path.exists() else "robust"
+
+
+def init_profile(init: str | None) -> dict:
+    """``{run: profile}`` when ``--init`` names a training run (whose windows a new run must share),
+    else nothing."""
+    return {init: run_profile(Path(init))} if init and Path(init).is_dir() else {}
+
+
 def check_batches(d: Dist, batch_size: int, grad_accum: int, n_train: int, n_val: int, unit: str) -> None:
     """Refuse, before any work, a batch that the processes and micro-batches cannot share, a
     training set smaller than one batch and an empty validation set."""
@@ -119,6 +141,7 @@ class MetricsLog:
     def log(self, step: int, **values) -> None:
         if not self.enabled:
             return
+        values = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}  # tensors read here
         self.file.write(json.dumps({"step": step, **values}) + "\n")
         self.file.flush()
         for k, v in values.items():

@@ -40,3 +40,50 @@ class ResumableBatches(torch.utils.data.Sampler):
 
     def __len__(self):
         return (self.total - self.start) if self.total is not None else self.per_epoch
+
+
+class ChunkBatches(torch.utils.data.Sampler):
+    """The AnyPPG release's batches, resumable at any step.
+
+    Each source's examples (``sources``: one index array per source) are shuffled once (seeded by
+    ``seed`` and the source) and cut into chunks of ``chunk`` (the last chunk of a source smaller),
+    as its ``s4_merge_segments.py`` writes them. Each epoch shuffles the chunks (seeded by the
+    epoch) and takes them ``per_batch`` at a time: one process's batch, so that a batch mixes at
+    most ``per_batch`` sources. Process ``r`` takes batches ``r, r + world, ...`` and the sequence
+    wraps round so that every process has ``ceil(N / world)`` per epoch (accelerate's even
+    batches); a resumed run continues exactly.
+    """
+
+    def __init__(self, sources: list, chunk: int, per_batch: int, seed: int, rank: int = 0, world: int = 1,
+                 start_step: int = 0, total_steps: int | None = None):
+        chunks = []
+        for k, idx in enumerate(sources):
+            idx = torch.as_tensor(idx, dtype=torch.long)
+            g = torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (k + 1))
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            chunks += [idx[a:a + chunk] for a in range(0, len(idx), chunk)]
+        if not chunks:
+            raise ValueError("no examples to batch")
+        self.chunks, self.per_batch, self.seed, self.rank, self.world = chunks, per_batch, seed, rank, world
+        self.batches = -(-len(chunks) // per_batch)  # N, as len(train_dl) before accelerate shards it
+        self.per_epoch = -(-self.batches // world)
+        self.start, self.total = start_step, total_steps
+
+    def batch(self, step: int) -> list[int]:
+        """This process's indices at ``step``."""
+        epoch, pos = divmod(step, self.per_epoch)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.chunks), generator=g)
+        b = (pos * self.world + self.rank) % self.batches
+        return torch.cat([self.chunks[c] for c in order[b * self.per_batch:(b + 1) * self.per_batch]]).tolist()
+
+    def __iter__(self):
+        step = self.start
+        while self.total is None or step < self.total:
+            yield self.batch(step)
+            step += 1
+            if self.total is None and step % self.per_epoch == 0:
+                return
+
+    def __len__(self):
+        return (self.total - self.start) if self.total is not None else self.per_epoch

@@ -139,7 +139,7 @@ def _net_config(path):
         return None
     import json
 
-    from encoder.architecture import architecture_from_dict
+    from encoder.families import architecture_from_dict
     try:
         return architecture_from_dict(json.loads(Path(path).read_text()))
     except (OSError, ValueError, TypeError) as err:

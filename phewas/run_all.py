@@ -299,12 +299,12 @@ class FinetuneModel:
 
     @classmethod
     def of(cls, table: dict, default_init: str, pretrain_run: Path, base: Path) -> FinetuneModel:
-        """``init``: "pretrain" (the pretraining run), "" (random weights) or a weights file
-        relative to the config (``base``)."""
+        """``init``: "pretrain" (the pretraining run), "" (random weights) or an encoder spec whose
+        file is relative to the config (``base``)."""
         from encoder.config import finetune_config
         table = dict(table)
         init = table.pop("init", default_init)
-        init_path = str(pretrain_run) if init == "pretrain" else (str((base / init).resolve()) if init else None)
+        init_path = str(pretrain_run) if init == "pretrain" else (encoder_spec(init, base) if init else None)
         config = finetune_config(table.pop("preset", "study"), init=init_path, **table)
         reads = ("extract_segments", "pretrain") if init == "pretrain" else ("extract_segments",)
         return cls(config, table | {"preset": config.preset, "init": init_path}, reads)
@@ -355,15 +355,19 @@ def report_stage(model: Model, cohort: Path, report_table: dict, report_cfg) -> 
 
 
 def encoder_spec(spec: str, base: Path) -> str:
-    """An encoder named in the TOML, with its file or folder made absolute (relative to the config):
-    "random", "features" and "random:FAMILY" as they are, "moment:DIR" and "chronos:DIR" with DIR
-    resolved, anything else a path."""
-    from encoder.embed import FEATURES, RANDOM, TSFM
-    if spec in (RANDOM, FEATURES) or spec.startswith(f"{RANDOM}:"):
+    """An encoder spec (:mod:`encoder.specs`) named in the TOML, with its file or folder made
+    absolute (relative to the config): "random", "features" and "random:FAMILY" as they are,
+    "FAMILY:FILE", "moment:DIR" and "chronos:DIR" with the path resolved, anything else a path.
+    An unknown prefix is an error naming the config."""
+    from encoder.specs import parse_spec
+    try:
+        parsed = parse_spec(spec)
+    except ValueError as err:
+        raise InputError(base, f"encoder {spec!r}: {err}") from None
+    if parsed.kind in ("random", "features"):
         return spec
-    kind, sep, rest = spec.partition(":")
-    if sep and kind in TSFM:
-        return f"{kind}:{(base / rest).resolve()}"
+    if parsed.kind in ("tsfm", "family"):
+        return f"{parsed.family}:{(base / parsed.path).resolve()}"
     return str((base / spec).resolve())
 
 

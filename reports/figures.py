@@ -240,9 +240,10 @@ def probe_metric(df: pl.DataFrame, task: str, out: Path) -> list[str]:
     for ax, m in zip(axes[0], metrics):
         rows = {r["encoder"]: r for r in sub.filter(pl.col("metric") == m).iter_rows(named=True)}
         x = np.arange(len(encoders))
-        v = np.array([rows[e]["value"] for e in encoders])
-        err = np.vstack([v - np.array([rows[e]["ci_low"] for e in encoders]),
-                         np.array([rows[e]["ci_high"] for e in encoders]) - v])
+        def column(key, rows=rows):  # None (no interval) as NaN
+            return np.array([rows[e][key] if e in rows else None for e in encoders], dtype=float)
+        v = column("value")
+        err = np.vstack([v - column("ci_low"), column("ci_high") - v])
         ax.bar(x, v, color=[_PALETTE[i % 20] for i in range(len(encoders))])
         ax.errorbar(x, v, yerr=np.nan_to_num(np.abs(err)), fmt="none", ecolor="0.2", lw=0.8)
         ax.set_xticks(x, encoders, rotation=30, ha="right", fontsize=7)

@@ -31,7 +31,8 @@ import numpy as np
 import polars as pl
 from scipy.stats import rankdata
 
-from cohorts.probe_data import load_probe_dataset
+from cohorts.probe_data import INPUTS, WindowRule, load_probe_dataset
+from cohorts.profiles import DEFAULT_PROFILE, PROFILES
 from phewas.base.errors import InputError, PhewasError
 from phewas.base.io import atomic_dir, write_json, write_manifest
 from phewas.base.progress import progress
@@ -40,11 +41,14 @@ from phewas.base.settings import check_settings, setting
 from . import figures
 from .compare import model_names
 from .html import write_page
-from .probe_models import MULTICLASS, fit_probe
+from .probe_models import MULTICLASS, RELEASE_BOOTSTRAP, fit_probe, release_bootstrap, release_fit, release_metrics
 
 METRICS = {"regression": ("mae", "rmse", "pearson_r"), "binary": ("auc", "macro_f1", "balanced_accuracy"),
            "multiclass": ("auc", "macro_f1", "balanced_accuracy")}
 REFERENCE = "constant"  # the reference row: the training mean, or the training prevalence
+PROTOCOLS = ("grouped", "anyppg")
+PAPER = ("anyppg", "same", "none")
+GROUPED_BOOTSTRAP = 1000
 CHUNK = 65536  # windows per chunk when examples' embeddings are pooled
 
 
@@ -57,8 +61,20 @@ class ProbeConfig:
     seed: int = setting(0, "seed of the split, the folds, the bootstrap and the random encoder")
     test_fraction: float = setting(0.2, "share of subjects (or examples) held out when there is no official split")
     folds: int = setting(5, "cross-validation folds that choose the hyperparameters on the training part")
-    bootstrap: int = setting(1000, "bootstrap resamples of the test subjects for the intervals")
-    max_invalid: float = setting(0.25, "reject windows with a larger share of invalid samples (as extract-segments)")
+    bootstrap: int | None = setting(None, "bootstrap resamples for the intervals (default: 1000 of the test "
+                                    "subjects under --protocol grouped, 500 of the test rows under anyppg)")
+    preprocess: str = setting(DEFAULT_PROFILE, "preprocessing profile: anyppg (the AnyPPG release's, window by "
+                              "window) or robust (as extract-segments --preprocess robust)", choices=PROFILES)
+    input: str = setting("windows", "windows: 10-s windows of each example, embeddings averaged; anyppg: each "
+                         "example Fourier-resampled to 1,250 samples whatever its duration (the release's)",
+                         choices=INPUTS)
+    protocol: str = setting("grouped", "grouped: inner folds and bootstrap by subject; anyppg: the release's "
+                            "linear_prob.py exactly (scaler, folds over rows, its grids, random_state=42, "
+                            "bootstrap over rows)", choices=PROTOCOLS)
+    paper: str = setting("anyppg", "paper_table.csv by anyppg (the release's input, protocol and single split), "
+                         "same (this run's settings) or none", choices=PAPER)
+    max_invalid: float = setting(0.25, "reject windows with a larger share of invalid samples (robust profile, "
+                                 "as extract-segments)")
     min_seconds: float = setting(5.0, "shortest example kept (shorter than 10 s: zero-padded)")
     multiclass: str = setting("forest", "multi-class probe: forest (the paper's random forest) or logistic",
                               choices=MULTICLASS)
@@ -76,7 +92,11 @@ class ProbeConfig:
             self,
             (0 < self.test_fraction < 1, "test_fraction", "between 0 and 1"),
             (self.folds >= 2, "folds", "at least 2"),
-            (self.bootstrap >= 0, "bootstrap", "0 or more"),
+            (self.bootstrap is None or self.bootstrap >= 0, "bootstrap", "0 or more"),
+            (self.preprocess in PROFILES, "preprocess", f"one of {PROFILES}"),
+            (self.input in INPUTS, "input", f"one of {INPUTS}"),
+            (self.protocol in PROTOCOLS, "protocol", f"one of {PROTOCOLS}"),
+            (self.paper in PAPER, "paper", f"one of {PAPER}"),
             (0 <= self.max_invalid <= 1, "max_invalid", "between 0 and 1"),
             (0 < self.min_seconds <= 10, "min_seconds", "between 0 and 10"),
             (self.multiclass in MULTICLASS, "multiclass", f"one of {MULTICLASS}"),
@@ -189,16 +209,13 @@ def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float =
 
 
 def _encoder_name(spec: str) -> str:
-    """An encoder's default name: "random", "features", "random-papagei" (for "random:papagei"),
-    "chronos-DIRNAME" (for "chronos:DIR"), a file's stem or a folder's name."""
-    from encoder.embed import FEATURES, RANDOM, TSFM  # torch-free constants
+    """An encoder's default name (:attr:`encoder.specs.EncoderSpec.name`)."""
+    from encoder.specs import parse_spec  # torch-free
 
-    if spec in (RANDOM, FEATURES):
-        return spec
-    kind, sep, rest = spec.partition(":")
-    if sep and kind in (RANDOM, *TSFM):
-        return f"{kind}-{Path(rest).name or rest}"
-    return Path(spec).stem if Path(spec).is_file() else Path(spec).resolve().name
+    try:
+        return parse_spec(spec).name
+    except ValueError as err:
+        raise PhewasError(str(err)) from None
 
 
 def _encoder_names(encoders: list[str], names: list[str] | None) -> list[str]:
@@ -258,10 +275,27 @@ def impute(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndar
     return (np.where(np.isnan(X_train), med, X_train), np.where(np.isnan(X_test), med, X_test), int(missing))
 
 
+@dataclass(frozen=True)
+class Settings:
+    """One way of probing (see :func:`probe`): the window rule, the protocol, the bootstrap's
+    size, and the name of the pass (``main``, or ``paper`` for ``paper_table.csv``)."""
+
+    rule: WindowRule
+    protocol: str
+    bootstrap: int
+    name: str = "main"
+
+    def describe(self) -> dict:
+        return {"preprocess": self.rule.preprocess, "input": self.rule.input, "protocol": self.protocol,
+                "bootstrap": self.bootstrap}
+
+
 def probe_task(name: str, task: str, kind: str, X: np.ndarray, labels: pl.DataFrame, test: np.ndarray,
-               groups: np.ndarray, cfg: ProbeConfig, workers: int) -> list[dict]:
+               groups: np.ndarray, cfg: ProbeConfig, workers: int, settings: Settings | None = None) -> list[dict]:
     """One encoder's rows of ``probe.csv`` for one task: a metric each, or a note why none; with
-    ``X`` None, the constant reference's."""
+    ``X`` None, the constant reference's. ``settings`` choose the protocol (default: ``cfg``'s)."""
+    protocol = settings.protocol if settings else cfg.protocol
+    rounds = settings.bootstrap if settings else _bootstrap_rounds(cfg)
     col = labels[task]
     have = col.is_not_null().to_numpy()
     y = col.to_numpy()
@@ -280,24 +314,48 @@ def probe_task(name: str, task: str, kind: str, X: np.ndarray, labels: pl.DataFr
             pred, hyper = np.full(te.sum(), y_tr.mean()), {"constant": float(y_tr.mean())}
         else:
             classes, counts = np.unique(y_tr, return_counts=True)
+            if protocol == "anyppg":
+                from .probe_models import release_labels
+                classes = release_labels(y_tr)[1]
+                counts = np.array([(y_tr == c).sum() for c in classes])
             pred, hyper = (np.tile(counts / counts.sum(), (te.sum(), 1)), classes), {"constant": "prevalence"}
     else:
         X_tr, X_te, imputed = impute(X[tr], X[te])
         if imputed:
             note.append(f"{imputed} examples without a measured feature, imputed with the training median")
-        fit = fit_probe(X_tr, y_tr, X_te, kind, groups=groups[tr], folds=cfg.folds, seed=cfg.seed,
-                        multiclass=cfg.multiclass, workers=workers)
+        if protocol == "anyppg":
+            fit = release_fit(X_tr, y_tr, X_te, kind, workers=workers)
+        else:
+            fit = fit_probe(X_tr, y_tr, X_te, kind, groups=groups[tr], folds=cfg.folds, seed=cfg.seed,
+                            multiclass=cfg.multiclass, workers=workers)
         pred, hyper = fit.prediction, fit.hyperparameters
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # classes a probe predicts that the test lacks
-        values = task_metrics(kind, y_te, pred)
-    ci = bootstrap_intervals(kind, y_te, pred, groups[te], cfg.bootstrap, cfg.seed)
+        values = release_metrics(kind, y_te, pred) if protocol == "anyppg" else task_metrics(kind, y_te, pred)
+    if protocol == "anyppg":
+        ci = release_bootstrap(kind, y_te, pred, rounds, cfg.seed)[0] if rounds else \
+            {m: (float("nan"), float("nan")) for m in METRICS[kind]}
+    else:
+        ci = bootstrap_intervals(kind, y_te, pred, groups[te], rounds, cfg.seed)
     if kind != "regression" and len(np.unique(y_te)) < 2:
         note.append("the test part holds one class: no AUC")
     penalty = hyper.get("C", hyper.get("alpha"))
-    return [base | {"metric": m, "value": v, "ci_low": ci[m][0], "ci_high": ci[m][1], "penalty": penalty,
-                    "hyperparameters": json.dumps(hyper), "note": "; ".join(note) or None}
+    hyper_text = json.dumps(hyper, default=_plain)
+    return [base | {"metric": m, "value": v, "ci_low": ci.get(m, (None, None))[0],
+                    "ci_high": ci.get(m, (None, None))[1], "penalty": penalty, "hyperparameters": hyper_text,
+                    "note": "; ".join(note) or None}
             for m, v in values.items()]
+
+
+def _plain(value):
+    """JSON for numpy scalars in hyperparameters."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def _bootstrap_rounds(cfg: ProbeConfig, protocol: str | None = None) -> int:
+    if cfg.bootstrap is not None:
+        return cfg.bootstrap
+    return RELEASE_BOOTSTRAP if (protocol or cfg.protocol) == "anyppg" else GROUPED_BOOTSTRAP
 
 
 TABLE_SCHEMA = {"encoder": pl.String, "task": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64,
@@ -316,79 +374,137 @@ def _cache_folder(dataset: Path, cfg: ProbeConfig):
     return Path(tmp.name), tmp
 
 
+def probe_settings(cfg: ProbeConfig) -> list[Settings]:
+    """The passes a probe runs: its own settings (``main``), and the release's for
+    ``paper_table.csv`` (``paper``) when ``cfg.paper`` asks for them and they differ."""
+    main = Settings(WindowRule(cfg.preprocess, cfg.input, cfg.max_invalid, cfg.min_seconds), cfg.protocol,
+                    _bootstrap_rounds(cfg))
+    if cfg.paper != "anyppg":
+        return [main]
+    paper = Settings(WindowRule("anyppg", "anyppg", cfg.max_invalid, cfg.min_seconds), "anyppg",
+                     _bootstrap_rounds(cfg, "anyppg"), "paper")
+    return [main] if (paper.rule, paper.protocol) == (main.rule, main.protocol) else [main, paper]
+
+
 def probe(dataset, encoders: list[str], out, names: list[str] | None = None, config: ProbeConfig | None = None,
           overwrite: bool = False) -> dict:
     """``phewas probe``: probe each encoder on each task of ``dataset``; write ``probe.csv``,
-    figures and the HTML page. Returns ``summary.json``'s content."""
-    from encoder.embed import cached_embeddings
+    figures and the HTML page. Returns ``summary.json``'s content.
 
+    ``probe.csv`` holds the run's own settings (:class:`ProbeConfig`); ``paper_table.csv`` the
+    paper's layout, by the release's input and protocol unless ``paper`` says otherwise (a second
+    pass over the same encoders, recorded in ``summary.json``)."""
     cfg = config or ProbeConfig()
     if not encoders:
         raise PhewasError("probe needs at least one --encoder")
     names = _encoder_names(encoders, names)
     workers = cfg.workers or os.cpu_count() or 1
     cache, cleanup = _cache_folder(Path(dataset), cfg)
+    passes = probe_settings(cfg)
     with cleanup:
-        data = load_probe_dataset(dataset, max_invalid=cfg.max_invalid, min_seconds=cfg.min_seconds, cache=cache,
-                                  workers=workers)
-        tasks = data.tasks if cfg.task is None else {cfg.task: data.tasks.get(cfg.task)}
-        if None in tasks.values():
-            raise InputError(Path(dataset) / "dataset.toml", f"no task {cfg.task!r}; tasks: {', '.join(data.tasks)}")
-        test, how = split_examples(data.labels, cfg.test_fraction, cfg.seed,
-                                   [t for t, k in tasks.items() if k != "regression"])
-        subject = data.labels["subject"].to_numpy()
-        groups = subject if data.labels["subject"].is_not_null().all() else \
-            np.arange(data.labels.height).astype(str)
-        rows, per_encoder = [], {}
-        for name, (model, desc) in zip(names, load_encoders(encoders, cfg.seed)):
-            emb = cached_embeddings(model, f"{desc['key']}-{data.key}", data.windows, cache,
-                                    batch=cfg.batch_size, device=cfg.device, workers=workers)
-            X = example_embeddings(emb, data.example_of, data.labels.height, desc["aggregate"])
-            per_encoder[name] = {k: v for k, v in desc.items() if k != "architecture"} | {"dim": int(emb.shape[1])}
-            for task, kind in progress(tasks.items(), desc=f"probe {name}", unit="task"):
-                rows += probe_task(name, task, kind, X, data.labels, test, groups, cfg, workers)
-            del X, emb
-        if cfg.reference:
-            for task, kind in tasks.items():
-                rows += probe_task(REFERENCE, task, kind, None, data.labels, test, groups, cfg, workers)
+        models = load_encoders(encoders, cfg.seed)
+        results = {s.name: _probe_pass(dataset, names, models, cfg, s, cache, workers) for s in passes}
+    main = results["main"]
+    paper = results.get("paper", main)
+    all_names = [*names, REFERENCE] if cfg.reference else names
+    summary = {**main["summary"], "settings": passes[0].describe(),
+               "paper_table": {**passes[-1].describe(), "split": paper["summary"]["split"]}
+               if cfg.paper != "none" else None}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_probe(tmp, main["table"], summary, all_names, main["summary"]["tasks"], main["summary"]["split"],
+                    paper=paper["table"] if cfg.paper != "none" else None)
+        write_manifest(tmp, command="probe", inputs={"dataset": str(Path(dataset).resolve()),
+                                                     "encoders": {n: main["summary"]["encoders"][n] for n in names}},
+                       parameters=asdict(cfg), counts={"examples": summary["examples"], "windows": summary["windows"]})
+    return summary | {"table": main["table"].to_dicts()}
+
+
+def _probe_pass(dataset, names: list[str], models: list[tuple], cfg: ProbeConfig, settings: Settings, cache: Path,
+                workers: int) -> dict:
+    """Every encoder on every task by one :class:`Settings`: ``{"table", "summary"}``."""
+    from encoder.embed import cached_embeddings
+
+    data = load_probe_dataset(dataset, rule=settings.rule, cache=cache, workers=workers)
+    tasks = data.tasks if cfg.task is None else {cfg.task: data.tasks.get(cfg.task)}
+    if None in tasks.values():
+        raise InputError(Path(dataset) / "dataset.toml", f"no task {cfg.task!r}; tasks: {', '.join(data.tasks)}")
+    test, how = split_examples(data.labels, cfg.test_fraction, cfg.seed,
+                               [t for t, k in tasks.items() if k != "regression"])
+    subject = data.labels["subject"].to_numpy()
+    groups = subject if data.labels["subject"].is_not_null().all() else np.arange(data.labels.height).astype(str)
+    rows, per_encoder = [], {}
+    label = "" if settings.name == "main" else f" ({settings.name})"
+    for name, (model, desc) in zip(names, models):
+        emb = cached_embeddings(model, f"{desc['key']}-{data.key}", data.windows, cache,
+                                batch=cfg.batch_size, device=cfg.device, workers=workers)
+        X = example_embeddings(emb, data.example_of, data.labels.height, desc["aggregate"])
+        per_encoder[name] = {k: v for k, v in desc.items() if k != "architecture"} | {"dim": int(emb.shape[1])}
+        for task, kind in progress(tasks.items(), desc=f"probe {name}{label}", unit="task"):
+            rows += probe_task(name, task, kind, X, data.labels, test, groups, cfg, workers, settings)
+        del X, emb
+    if cfg.reference:
+        for task, kind in tasks.items():
+            rows += probe_task(REFERENCE, task, kind, None, data.labels, test, groups, cfg, workers, settings)
     table = pl.DataFrame(rows, schema=TABLE_SCHEMA)
+    rule = settings.rule
     summary = {"dataset": data.name, "examples": data.labels.height, "windows": int(len(data.windows)),
                "rejected_examples": data.rejected, "split": how, "test_examples": int(test.sum()),
                "tasks": tasks, "encoders": per_encoder,
                "hyperparameters": {f"{r['encoder']}/{r['task']}": json.loads(r["hyperparameters"])
                                    for r in rows if r["hyperparameters"] and r["metric"] in ("mae", "auc")},
-               "window_rule": "10 s at 125 Hz as extract-segments; longer examples: non-overlapping 10-s "
-                              "windows, embeddings averaged; shorter (>= min_seconds): zero-padded",
-               "protocol": {"binary": "L2 logistic regression, C by inner-fold AUC", "regression":
-                            "ridge, alpha by inner-fold mean absolute error", "multiclass":
-                            f"{cfg.multiclass}, by inner-fold accuracy"}}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        write_probe(tmp, table, summary, [*names, REFERENCE] if cfg.reference else names, tasks, how)
-        write_manifest(tmp, command="probe", inputs={"dataset": str(Path(dataset).resolve()),
-                                                     "encoders": {n: per_encoder[n] for n in names}},
-                       parameters=asdict(cfg), counts={"examples": data.labels.height, "windows": len(data.windows)})
-    return summary | {"table": table.to_dicts()}
+               "window_rule": (f"preprocessing profile {rule.preprocess}; " + (
+                   "10-s windows of each example, embeddings averaged; shorter examples (>= min_seconds) "
+                   "zero-padded" if rule.input == "windows" else
+                   "each example as one window Fourier-resampled to 1,250 samples (the release's)")),
+               "protocol": PROTOCOL_TEXT[settings.protocol] | (
+                   {"multiclass": f"{cfg.multiclass}, by inner-fold accuracy"} if settings.protocol == "grouped"
+                   else {})}
+    return {"table": table, "summary": summary}
 
 
-def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str], tasks: dict, how: str) -> None:
-    """``probe.csv``, ``summary.json``, ``paper_table.csv`` (:func:`paper_table`), a figure per task,
-    the tasks-by-encoder figure and ``index.html`` into ``out``."""
+PROTOCOL_TEXT = {
+    "grouped": {"binary": "L2 logistic regression on standardised embeddings, C by the AUC of inner folds by "
+                "subject", "regression": "ridge, alpha by the mean absolute error of inner folds by subject",
+                "intervals": "percentile bootstrap over test subjects"},
+    "anyppg": {"binary": "StandardScaler + L2 logistic regression (lbfgs), C by GridSearchCV(cv=5, roc_auc) over "
+               "rows", "regression": "StandardScaler + ridge, alpha by GridSearchCV(cv=5, MAE) over rows",
+               "multiclass": "StandardScaler + random forest (random_state=42) by GridSearchCV(cv=5, accuracy)",
+               "intervals": "percentile bootstrap over test rows, 500 rounds (the release's linear_prob.py)"},
+}
+
+
+def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str], tasks: dict, how: str,
+                paper: pl.DataFrame | None = None) -> None:
+    """``probe.csv``, ``summary.json``, ``paper_table.csv`` (:func:`paper_table` of ``paper``, the
+    rows of the paper's settings; none when None), a figure per task, the tasks-by-encoder figure
+    and ``index.html`` into ``out``."""
     table.write_csv(out / "probe.csv")
-    paper_table(table, names).write_csv(out / "paper_table.csv")
+    if paper is not None:
+        paper_table(paper, names).write_csv(out / "paper_table.csv")
     write_json(out / "summary.json", summary)
     figs = {f"{t}": figures.probe_metric(table, t, out)[0] for t in tasks
             if table.filter((pl.col("task") == t) & pl.col("value").is_not_null()).height}
     heads = [("examples", summary["examples"]), ("test examples", summary["test_examples"]),
              ("encoders", len(names)), ("tasks", len(tasks))]
-    intro = (f"Dataset <code>{summary['dataset']}</code>; split {how}. Frozen encoders; probes by the AnyPPG "
-             "paper's protocol (L2 logistic regression, random forest, ridge), hyperparameters chosen on the "
-             "training part by inner folds; 95% bootstrap intervals over test subjects; <code>constant</code> "
-             "predicts the training mean or prevalence.")
-    paper = paper_table(table, names)
-    if paper.height:
+    st = summary["settings"]
+    intervals = "test subjects" if st["protocol"] == "grouped" else "test rows (the release's)"
+    intro = (f"Dataset <code>{summary['dataset']}</code>; split {how}. Frozen encoders; preprocessing "
+             f"<code>{st['preprocess']}</code>, input <code>{st['input']}</code>, protocol "
+             f"<code>{st['protocol']}</code> (L2 logistic regression, random forest, ridge; hyperparameters chosen "
+             f"on the training part by inner folds); 95% bootstrap intervals over {intervals}; "
+             "<code>constant</code> predicts the training mean or prevalence.")
+    own = paper_table(table, names)
+    if own.height:
         figs["Tasks by encoder"] = figures.probe_comparison(table, names, out)[0]
     extra = ("<h2>Tasks by encoder</h2><p>Each task's main metric (AUC for classification, mean absolute "
-             "error for regression) with its 95% interval; the best per task in bold.</p>" + paper_html(paper))
+             "error for regression) with its 95% interval, by this run's settings; the best per task in bold.</p>"
+             + paper_html(own))
+    released = summary.get("paper_table")
+    if paper is not None and released and {k: released[k] for k in st} != st:
+        extra += (f"<h2>The paper's table</h2><p>The same encoders by the release's settings (input "
+                  f"<code>{released['input']}</code>, protocol <code>{released['protocol']}</code>, split "
+                  f"{released['split']}), as <code>paper_table.csv</code> holds them.</p>"
+                  + paper_html(paper_table(paper, names)))
     from .explorer import table_columns
     explorer = {"kind": "probe", "main_metrics": [m for m in ("auc", "mae", "pearson_r")
                                                    if m in set(table["metric"].to_list())],

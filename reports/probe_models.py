@@ -232,3 +232,120 @@ def _multiclass(X_train, y_train, X_test, cv, model: str, seed: int, workers: in
     best = {k.split("__")[-1]: v for k, v in search.best_params_.items()}
     return ProbeFit((search.predict_proba(np.asarray(X_test)), search.classes_), {"model": model, **best},
                     scores, "accuracy")
+
+
+# The AnyPPG release's protocol (``downstream_evaluation/linear_prob.py``), exactly
+
+RELEASE_SEED = 42  # the release's random forest's random_state
+RELEASE_BOOTSTRAP = 500  # its bootstrap rounds
+RELEASE_FOLDS = 5
+
+
+def release_labels(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, classes)`` as the release's ``LabelEncoder`` makes them: the distinct labels
+    ordered as numbers when every label is one (its labels are numeric arrays), else as text;
+    ``codes`` are positions in ``classes``."""
+    labels = np.unique(np.asarray(y))
+    try:
+        order = np.argsort(labels.astype(np.float64), kind="stable")
+    except (TypeError, ValueError):
+        order = np.arange(len(labels))
+    classes = labels[order]
+    return _codes(y, classes), classes
+
+
+def _codes(y, classes: np.ndarray) -> np.ndarray:
+    position = {c: i for i, c in enumerate(classes.tolist())}
+    return np.array([position[v] for v in np.asarray(y).tolist()], dtype=np.int64)
+
+
+def release_fit(X_train, y_train, X_test, kind: str, workers: int = 1) -> ProbeFit:
+    """``run_linear_probe_solver``: a ``StandardScaler`` pipeline searched by ``GridSearchCV`` with
+    ``cv=5`` (unshuffled ``StratifiedKFold`` for classes, ``KFold`` for values, over rows): L2
+    logistic regression (lbfgs, ``max_iter=1000``) over C in (0.01, 0.1, 1, 10, 100) by ROC AUC for
+    two classes; a random forest (``random_state=42``) over the paper's grid by accuracy for more;
+    ridge over alpha in (0.1, 1, 10, 100) by mean absolute error; refit on the whole training
+    part."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, X_test = np.asarray(X_train), np.asarray(X_test)
+    if kind == "regression":
+        pipe = Pipeline([("scaler", StandardScaler()), ("reg", Ridge())])
+        grid, scoring, y = {"reg__alpha": list(ALPHAS)}, "neg_mean_absolute_error", np.asarray(y_train, np.float64)
+    else:
+        y, classes = release_labels(y_train)
+        if len(classes) > 2:
+            pipe = Pipeline([("scaler", StandardScaler()), ("rf", RandomForestClassifier(random_state=RELEASE_SEED))])
+            grid, scoring = {f"rf__{k}": v for k, v in FOREST_GRID.items()}, "accuracy"
+        else:
+            pipe = Pipeline([("scaler", StandardScaler()), ("clf", LogisticRegression(solver="lbfgs", max_iter=1000))])
+            grid, scoring = {"clf__C": list(CS)}, "roc_auc"
+    search = GridSearchCV(pipe, grid, cv=RELEASE_FOLDS, scoring=scoring, n_jobs=workers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the release silences every warning
+        search.fit(X_train, y)
+    scores = {str(p): float(s) for p, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"])}
+    best = {k.split("__")[-1]: v for k, v in search.best_params_.items()}
+    if kind == "regression":
+        return ProbeFit(search.predict(X_test), best, scores, scoring)
+    return ProbeFit((search.predict_proba(X_test), classes), best, scores, scoring)
+
+
+def release_metrics(kind: str, y: np.ndarray, pred) -> dict:
+    """The release's ``calculate_regression_metrics`` / ``calculate_classification_metrics`` in
+    this toolkit's metric names: ``pearson_r`` 0 (not undefined) when the predictions are
+    constant; a multi-class AUC only when the test part holds every class (one-vs-rest, macro,
+    as ``roc_auc_score(..., multi_class="ovr")``), else undefined; ``balanced_accuracy`` beside
+    them (the release reports accuracy, sensitivity and specificity instead)."""
+    from sklearn.metrics import (
+        balanced_accuracy_score,
+        f1_score,
+        mean_absolute_error,
+        mean_squared_error,
+        roc_auc_score,
+    )
+    if kind == "regression":
+        mse = mean_squared_error(y, pred)
+        r = float(np.corrcoef(y, pred)[0, 1]) if len(y) > 1 and np.std(pred) > 1e-9 else 0.0
+        return {"mae": float(mean_absolute_error(y, pred)), "rmse": float(np.sqrt(mse)), "pearson_r": r}
+    proba, classes = pred
+    codes, guess = _codes(y, classes), proba.argmax(1)
+    try:
+        if len(classes) == 2:
+            auc = float(roc_auc_score(codes, proba[:, 1]))
+        else:
+            auc = float(roc_auc_score(codes, proba, multi_class="ovr", average="macro"))
+    except ValueError:
+        auc = float("nan")
+    return {"auc": auc, "macro_f1": float(f1_score(codes, guess, average="macro")),
+            "balanced_accuracy": float(balanced_accuracy_score(codes, guess))}
+
+
+def release_bootstrap(kind: str, y: np.ndarray, pred, rounds: int = RELEASE_BOOTSTRAP, seed: int = 0,
+                      level: float = 0.95) -> tuple[dict, dict]:
+    """The release's ``bootstrap_ci``: resample test rows with replacement (``RandomState(seed)``,
+    the draws of ``sklearn.utils.resample`` after ``np.random.seed(seed)``), skip a class
+    resample that holds one class, keep each metric's finite values. Returns ``(intervals,
+    values)``: percentile intervals (``np.percentile``) and every round's values per metric."""
+    rng = np.random.RandomState(seed)
+    n = len(y)
+    values: dict[str, list] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(rounds):
+            idx = rng.randint(0, n, size=n)
+            if kind != "regression" and len(np.unique(y[idx])) < 2:
+                continue
+            sub = pred[idx] if kind == "regression" else (pred[0][idx], pred[1])
+            for k, v in release_metrics(kind, y[idx], sub).items():
+                values.setdefault(k, [])
+                if np.isfinite(v):
+                    values[k].append(v)
+    q = 100 * (1 - level) / 2
+    ci = {k: ((float(np.percentile(v, q)), float(np.percentile(v, 100 - q))) if v else (float("nan"), float("nan")))
+          for k, v in values.items()}
+    return ci, values

@@ -179,8 +179,8 @@ def test_resume_refuses_changed_settings(sim_store, sim_cohort, tmp_path, capsys
     assert "workers" in msg  # says which settings may change
     assert (run / "config.json").read_text() == before  # not rewritten to the refused values
     # another preset is another model
-    one_line_error(["pretrain", "--cohort", sim_cohort, "--out", run, *TINY, "--resume", "--preset", "study"],
-                   capsys, "preset: 'demo' -> 'study'")
+    one_line_error(["pretrain", "--cohort", sim_cohort, "--out", run, *TINY, "--resume", "--preset", "study",
+                    "--chunk-size", "0", "--ecg-from-scratch"], capsys, "preset: 'demo' -> 'study'")
     # speed-only settings may change
     assert run_cli(["pretrain", "--cohort", sim_cohort, "--out", run, *TINY[:-1], "1", "--resume"],
                    capsys)[0] == 0

@@ -142,10 +142,10 @@ def test_predict_writes_every_heldout_stay(sim_store, sim_cohort, tmp_path):
 def test_init_sources(sim_store, sim_cohort, tmp_path):
     enc = Net1D(SMALL)
     torch.save(enc.state_dict(), tmp_path / "weights.pth")
-    model, origin = initial_encoder(tiny(init=str(tmp_path / "weights.pth")))
-    assert "AnyPPG weights" in origin
+    model, arch, origin = initial_encoder(tiny(init=str(tmp_path / "weights.pth")))
+    assert "AnyPPG weights" in origin and arch == SMALL  # the preset's architecture
     for k, v in enc.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
-    with pytest.raises(InputError, match="does not match"):
+    with pytest.raises(InputError, match="weights.pth: not AnyPPG's network: .*of another shape"):
         initial_encoder(make_config("study", init=str(tmp_path / "weights.pth")))
-    assert "from scratch" in initial_encoder(tiny())[1]
+    assert "from scratch" in initial_encoder(tiny())[2]

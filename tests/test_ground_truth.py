@@ -32,7 +32,7 @@ eval_every = 100
 checkpoint_every = 100
 [finetune]
 preset = "demo"
-epochs = 6
+epochs = 10   # the demo preset's fine-tuning needs about 10 passes here to find every injected phecode
 min_train_positives = 10
 [report]
 min_positives = 20

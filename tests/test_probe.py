@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from cohorts.preprocess import PPG, cut_windows, preprocess_record, preprocess_rows
-from cohorts.probe_data import example_windows, load_probe_dataset
+from cohorts.probe_data import WindowRule, example_windows, load_probe_dataset
+from cohorts.profiles import anyppg
 from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset
 from encoder.config import demo_ppg
 from encoder.embed import FEATURES, cached_embeddings, embed, load_encoder
@@ -31,20 +32,45 @@ def sim_probe(tmp_path_factory):
     return out
 
 
+ROBUST = WindowRule("robust")
+
+
 def test_windows_are_cut_as_extract_segments_cuts_them():
     rng = np.random.default_rng(0)
     fs = 100.0
     t = np.arange(int(35 * fs)) / fs
     x = np.sin(2 * np.pi * 1.2 * t) + 0.1 * rng.normal(size=len(t))
-    w, why = example_windows(x, fs, None, None, 0.25, 5.0)
+    w, why = example_windows(x, fs, None, None, ROBUST)
     y, bad, _ = preprocess_record(x, fs, PPG, "ppg")
     ref, _, _ = cut_windows(y, bad, PPG, np.arange(0, len(y) - PPG.window + 1, PPG.window))
     assert why is None and w.shape == (3, PPG.window)  # 35 s: three non-overlapping 10-s windows
     np.testing.assert_allclose(w, ref.astype(np.float32))
-    w8, _ = example_windows(x, fs, 2.0, 8.0, 0.25, 5.0)  # 8 s: z-scored, zero-padded to 10 s
+    w8, _ = example_windows(x, fs, 2.0, 8.0, ROBUST)  # 8 s: z-scored, zero-padded to 10 s
     assert w8.shape == (1, PPG.window) and np.all(w8[0, 1000:] == 0) and abs(w8[0, :1000].std() - 1) < 1e-3
-    w4, why4 = example_windows(x, fs, 0.0, 4.0, 0.25, 5.0)
+    w4, why4 = example_windows(x, fs, 0.0, 4.0, ROBUST)
     assert len(w4) == 0 and why4 == "shorter than min_seconds"
+
+
+def test_anyppg_windows_are_the_release_processors_of_the_examples_own_samples():
+    rng = np.random.default_rng(1)
+    fs = 64.0
+    t = np.arange(int(35 * fs)) / fs
+    x = 500 + 20 * np.sin(2 * np.pi * 1.2 * t) + rng.normal(size=len(t))
+    w, why = example_windows(x, fs, 1.0, 30.0, WindowRule("anyppg"))
+    ref = anyppg.ppg_windows(x[64:64 + 1920], fs).ppg  # cut from the example's start, not the record's
+    assert why is None and w.shape == (3, PPG.window)
+    np.testing.assert_array_equal(w, ref)
+    w8, _ = example_windows(x, fs, 2.0, 8.0, WindowRule("anyppg"))  # one 8-s window, zero-padded
+    assert w8.shape == (1, PPG.window) and np.all(w8[0, 1000:] == 0) and abs(w8[0, :1000].std() - 1) < 1e-3
+    # the release's input: any duration Fourier-resampled to 1,250 samples
+    whole, _ = example_windows(x, fs, 2.0, 8.0, WindowRule("anyppg", "anyppg"))
+    keep, ref_whole, _ = anyppg.whole_examples(x[None, 128:128 + 512], fs)
+    assert keep[0] and whole.shape == (1, PPG.window)
+    np.testing.assert_array_equal(whole, ref_whole)
+    # a non-finite sample drops the window under anyppg; robust bridges it
+    x[200] = np.nan
+    assert example_windows(x, fs, 2.0, 8.0, WindowRule("anyppg"))[1] == "non-finite or flat"
+    assert example_windows(x, fs, 2.0, 8.0, ROBUST)[1] is None
 
 
 def test_simulated_dataset_reads_with_subjects_and_all_tasks(sim_probe):
@@ -248,7 +274,7 @@ def test_encoders_of_every_kind(tmp_path, sim_probe):
     loaded, desc = load_encoder(str(tmp_path / "w.safetensors"), architecture=demo_ppg())
     x = np.random.default_rng(0).normal(size=(3, 1250)).astype(np.float32)
     np.testing.assert_allclose(embed(loaded, x), embed(net, x), rtol=1e-5, atol=1e-6)
-    assert desc["kind"] == "weights" and len(desc["sha256"]) == 64
+    assert desc["kind"] == "AnyPPG" and len(desc["sha256"]) == 64
     r1, _ = load_encoder("random", architecture=demo_ppg(), seed=5)
     r2, _ = load_encoder("random", architecture=demo_ppg(), seed=5)
     np.testing.assert_array_equal(embed(r1, x), embed(r2, x))  # the floor is seeded
@@ -287,7 +313,7 @@ def test_probe_command_writes_table_figures_and_reuses_embeddings(tmp_path, sim_
     out = tmp_path / "out"
     cfg = ProbeConfig(bootstrap=50, folds=3)
     # a weights file of the demo architecture cannot be read as AnyPPG's: an error naming it
-    with pytest.raises(InputError, match="does not match the encoder"):
+    with pytest.raises(InputError, match="enc.pth: not AnyPPG's released network"):
         probe(sim_probe, [str(tmp_path / "enc.pth")], out, config=cfg)
     pretrain = tmp_path / "pre"
     pretrain.mkdir()
@@ -305,7 +331,13 @@ def test_probe_command_writes_table_figures_and_reuses_embeddings(tmp_path, sim_
     af = t.filter((pl.col("task") == "af") & (pl.col("encoder") == "pre"))
     assert json.loads(af["hyperparameters"][0])["C"] in CS
     cached = {p.name: p.stat().st_mtime_ns for p in (sim_probe / "cache").glob("*.npy")}
-    assert len(cached) == 3  # the windows, and each encoder's embeddings
+    # the windows and each encoder's embeddings, for this run's input and for the paper table's
+    assert len(cached) == 6
+    assert s["settings"] == {"preprocess": "anyppg", "input": "windows", "protocol": "grouped", "bootstrap": 50}
+    assert s["paper_table"] | {"split": None} == {"preprocess": "anyppg", "input": "anyppg", "protocol": "anyppg",
+                                                  "bootstrap": 50, "split": None}
+    paper = pl.read_csv(out / "paper_table.csv")
+    assert {"heart_rate", "af"} <= set(paper["task"]) and {"pre", "random", "constant"} <= set(paper.columns)
     assert main(["probe", "--dataset", str(sim_probe), "--encoder", str(pretrain), "random", "--out", str(out),
                  "--bootstrap", "50", "--folds", "3", "--task", "af", "--force", "--quiet"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (sim_probe / "cache").glob("*.npy")} == cached  # reused

@@ -85,8 +85,8 @@ def test_loss_falls_and_a_resumed_run_is_bit_exact(sim_store, sim_cohort, tmp_pa
 
 @pytest.mark.slow
 def test_pretraining_starts_from_a_released_model(sim_store, sim_cohort, tmp_path):
-    from pathlib import Path
-    papagei = Path(__file__).parent / "fixtures" / "foundation" / "papagei_p.pt"
+    from helpers import released_file
+    papagei = released_file(tmp_path, "papagei-p")
     run = tmp_path / "run"
     rc = main(["pretrain", "--cohort", str(sim_cohort), "--out", str(run), "--preset", "demo", "--steps", "2",
                "--batch-size", "16", "--objective", "simclr", "--init", str(papagei), "--quiet"])
@@ -94,4 +94,4 @@ def test_pretraining_starts_from_a_released_model(sim_store, sim_cohort, tmp_pat
     config = json.loads((run / "config.json").read_text())
     assert config["ppg"]["family"] == "papagei" and config["objective"] == "simclr"
     model, desc = __import__("encoder.embed", fromlist=["load_encoder"]).load_encoder(str(run))
-    assert desc["kind"] == "pretraining run" and model(torch.zeros(1, 1, 1250)).shape == (1, 16)
+    assert desc["kind"] == "pretraining run" and model(torch.zeros(1, 1, 1250)).shape == (1, 512)
