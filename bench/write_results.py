@@ -125,9 +125,9 @@ def main():
         lines += [f"Device: {gpu.get('device')}", "", "| figure | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in gpu.items() if k != "device"]
     else:
-        lines += ["Not measured: no GPU was lent to the sessions that wrote this file. `bench/bench_encoder.py` "
-                  "and `bench/bench_finetune.py` measure bf16 and `torch.compile` throughput when run on a GPU "
-                  "(they detect CUDA); put their output in `bench/gpu_results.json` to keep it here."]
+        lines += ["Not measured: no GPU was lent to the sessions that wrote this file. `bash bench/gpu_check.sh` "
+                  "on a GPU machine runs the `gpu` tests and measures bf16 and `torch.compile` throughput "
+                  "(`bench/gpu_throughput.py`); it writes `bench/gpu_results.json`, which this section shows."]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
 

@@ -119,6 +119,7 @@ class ProbeDataset:
     example_of: np.ndarray
     rejected: dict = field(default_factory=dict)
     key: str = ""
+    unused_rows: int = 0  # rows of windows.npy that no row of labels.csv names
 
 
 def read_spec(folder: Path) -> dict:
@@ -165,6 +166,10 @@ def read_labels(folder: Path, tasks: dict) -> pl.DataFrame:
             if bad.height:
                 raise InputError(path, f"not a number: {bad[c][0]!r}", row=int(bad["i"][0]) + 2, column=c)
             df = df.with_columns(pl.col(c).cast(pl.Float64))
+            bad = df.with_row_index("i").filter(~pl.col(c).is_finite())
+            if bad.height:  # polars reads "nan" and "inf" as numbers
+                raise InputError(path, f"{bad[c][0]} is not a finite number (leave the cell empty for no label)",
+                                 row=int(bad["i"][0]) + 2, column=c)
     if "split" in df.columns:
         bad = df.with_row_index("i").filter(pl.col("split").is_not_null() & ~pl.col("split").is_in(OFFICIAL_SPLITS))
         if bad.height:
@@ -306,8 +311,7 @@ def load_probe_dataset(folder, *, rule: WindowRule | None = None, cache=None, wo
     spec = read_spec(folder)
     tasks = {n: t["kind"] for n, t in spec["tasks"].items()}
     df = read_labels(folder, tasks)
-    if "window" in df.columns:
-        _check_window_rows(folder, spec, df)
+    unused = _check_window_rows(folder, spec, df) if "window" in df.columns else 0
     key = dataset_key(folder, spec, df, rule)
     cache = Path(cache) if cache is not None else folder / "cache"
     stem = cache / f"windows-{key}"
@@ -323,21 +327,43 @@ def load_probe_dataset(folder, *, rule: WindowRule | None = None, cache=None, wo
     example_of = np.array([position[e] for e in index["example"].to_list()], dtype=np.int64)
     return ProbeDataset(name=str(spec.get("name", folder.name)), tasks=tasks, labels=labels,
                         windows=np.load(stem.with_suffix(".npy"), mmap_mode="r"), example_of=example_of,
-                        rejected=meta["rejected"], key=key)
+                        rejected=meta["rejected"], key=key, unused_rows=unused)
 
 
-def _check_window_rows(folder: Path, spec: dict, df: pl.DataFrame) -> None:
+def check_classes(folder: Path, labels: pl.DataFrame, tasks: dict) -> None:
+    """Each class task of ``tasks`` has two classes among the labelled examples of ``labels``
+    (the examples kept); else an error naming the column of ``labels.csv``."""
+    for t in (t for t, k in tasks.items() if k != "regression"):
+        classes = labels[t].drop_nulls().unique().sort().to_list()
+        if len(classes) < 2:
+            found = f"one class ({classes[0]!r})" if classes else "no labelled example"
+            raise InputError(Path(folder) / "labels.csv", f"task {t!r} ({tasks[t]}) has {found} among the examples "
+                             "kept; a class task needs two", column=t)
+
+
+def _check_window_rows(folder: Path, spec: dict, df: pl.DataFrame) -> int:
+    """Check ``windows.npy`` (``[n, samples]`` of numbers) and that every ``window`` of
+    ``labels.csv`` is one of its rows; returns how many of its rows no example names."""
     if "fs" not in spec:
         raise InputError(folder / "dataset.toml", "fs is needed for windows.npy")
+    path = folder / "windows.npy"
     try:
-        n = np.load(folder / "windows.npy", mmap_mode="r").shape[0]
-    except (OSError, ValueError) as err:
-        raise InputError(folder / "windows.npy", f"not readable ({err})") from None
+        arr = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise InputError(path, "not found (labels.csv has a 'window' column)") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(path, f"not readable ({err})") from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[1] < 1:
+        raise InputError(path, f"has shape {getattr(arr, 'shape', '?')}; expected [windows, samples]")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(path, f"holds {arr.dtype} values; expected numbers (float32)")
+    n = arr.shape[0]
     rows = df["window"].cast(pl.Int64, strict=False)
     bad = df.with_row_index("i").filter(rows.is_null() | (rows < 0) | (rows >= n))
     if bad.height:
         raise InputError(folder / "labels.csv", f"window {bad['window'][0]!r} is not a row of windows.npy ({n} rows)",
                          row=int(bad["i"][0]) + 2, column="window")
+    return n - rows.n_unique()
 
 
 def _prepare(folder: Path, spec: dict, df: pl.DataFrame, stem: Path, rule: WindowRule, workers: int) -> None:

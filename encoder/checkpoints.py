@@ -155,29 +155,71 @@ def initial_encoder(cfg) -> tuple[nn.Module, object, str]:
 
 # Training checkpoints: a run's whole state, for --resume
 
-def save_checkpoint(path: Path, *, model, optimizer, scheduler, step: int, best: float, extra: dict) -> None:
-    """Everything a run needs to continue exactly: weights, optimiser, schedule, step, RNG state."""
+def rng_states(d=None) -> dict:
+    """Every rank's random-number states (CPU, and its own GPU's), gathered to each rank: a
+    collective under torchrun, so every rank calls it at the same steps."""
+    own = {"cpu": torch.get_rng_state(),
+           "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized()
+           else None}
+    if d is None or d.world == 1:
+        return {"rng_by_rank": [own]}
+    gathered = [None] * d.world
+    torch.distributed.all_gather_object(gathered, own)
+    return {"rng_by_rank": gathered}
+
+
+def restore_rng(state: dict, rank: int = 0, world: int = 1, reseed=None) -> str:
+    """Put back this rank's random-number states from a checkpoint, on any number of visible
+    devices: its own entry when the run has as many ranks as when it was saved (exact resume);
+    otherwise ``reseed(step)`` (a deterministic seed from the run's seed, the checkpoint's step and
+    the rank), so that a resume on another number of GPUs runs, though not bit-exact. Returns what
+    was done."""
+    by_rank = state.get("rng_by_rank")
+    if by_rank is None:  # checkpoints of earlier versions: one CPU state, every device's CUDA state
+        torch.set_rng_state(state["rng_cpu"])
+        cuda = state.get("rng_cuda") or []
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        return "restored (earlier format)"
+    if len(by_rank) != world:
+        if reseed is not None:
+            reseed(int(state.get("step", 0)))
+        return f"reseeded: saved by {len(by_rank)} processes, resumed by {world}"
+    own = by_rank[rank]
+    torch.set_rng_state(own["cpu"])
+    if own.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(own["cuda"])
+    return "restored"
+
+
+def save_checkpoint(path: Path, *, model, optimizer, scheduler, step: int, best: float, extra: dict,
+                    rng: dict | None = None) -> None:
+    """Everything a run needs to continue exactly: weights, optimiser, schedule, step, and every
+    rank's random-number states (``rng``: :func:`rng_states`, gathered by all ranks)."""
     state = {
         "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "step": step, "best": best,
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        **extra,
+        **(rng if rng is not None else rng_states()), **extra,
     }
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, *, model, optimizer=None, scheduler=None) -> dict:
+def load_checkpoint(path: Path, *, model, optimizer=None, scheduler=None, rank: int = 0, world: int = 1,
+                    restore_random: bool = True, reseed=None) -> dict:
+    """Load a training checkpoint into ``model`` (and the optimiser and schedule); on ``--resume``
+    (``restore_random``) put back this rank's random-number states (:func:`restore_rng`). Loading
+    for prediction touches no random state, whatever devices saved it."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     unwrap(model).load_state_dict(state["model"])
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng_cpu"])
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    if restore_random:
+        how = restore_rng(state, rank, world, reseed)
+        if how.startswith("reseeded"):
+            log.warning("%s: random state %s (the run continues; it is not the uninterrupted run's)", path, how)
     return state
 
 

@@ -53,11 +53,12 @@ class PPGECGClip(nn.Module):
 
 
 def gather_features(p: torch.Tensor, e: torch.Tensor):
-    """All ranks' features, with gradients flowing back to this rank's slice."""
+    """All ranks' features, with gradients flowing back to this rank's slice (torch's functional
+    collectives, whose backward is a reduce-scatter)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return p, e
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(p)), torch.cat(all_gather(e))
+    from torch.distributed._functional_collectives import all_gather_tensor_autograd
+    return (all_gather_tensor_autograd(p, 0, dist.group.WORLD), all_gather_tensor_autograd(e, 0, dist.group.WORLD))
 
 
 def clip_loss(p: torch.Tensor, e: torch.Tensor, scale: torch.Tensor, gather: bool = True) -> torch.Tensor:

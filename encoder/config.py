@@ -16,7 +16,7 @@ from phewas.base.settings import check_settings, setting, setting_name
 
 DEVICES = ("auto", "cuda", "cpu")
 # may change on --resume, and are no reason for run-all to rerun: the weights do not depend on them
-SPEED_ONLY = ("workers", "compile", "device")
+SPEED_ONLY = ("workers", "compile", "device", "log_every", "dist_timeout")
 AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
 
 
@@ -37,6 +37,11 @@ class TrainConfig:
     workers: int = setting(4, "data-loader worker processes")
     seed: int = setting(0, "seed of the weights and the batch order")
     device: str = setting("auto", "where to train", choices=DEVICES)
+    deterministic: bool = setting(False, "deterministic GPU kernels and no cuDNN autotuning: a resumed run repeats "
+                                  "the uninterrupted one exactly (slower)")
+    log_every: int = setting(10, "steps between logged metrics (the only steps at which the host waits for the "
+                             "GPU)")
+    dist_timeout: float = setting(60.0, "minutes a process waits for the others at a collective (torchrun)")
 
     def __post_init__(self):
         check_settings(
@@ -50,6 +55,8 @@ class TrainConfig:
             ((self.batch_size or self.device_batch or 0) % self.grad_accum == 0, "batch_size",
              f"a multiple of {setting_name(type(self), 'grad_accum')} ({self.grad_accum})"),
             (self.workers >= 0, "workers", "0 or more"),
+            (self.log_every >= 1, "log_every", "at least 1"),
+            (self.dist_timeout > 0, "dist_timeout", "more than 0"),
             (self.device in DEVICES, "device", f"one of {DEVICES}"),
         )
 

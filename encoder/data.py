@@ -89,7 +89,8 @@ class PairWindows(Dataset):
     def __init__(self, store: SegmentStore, splits):
         idx = store.pair_index.filter(pl.col("split").is_in(list(splits)))
         self.rows = idx["row"].to_numpy().astype(np.int64)
-        self.stay_ids = idx["stay_id"].to_list()
+        # a cohort's pairs belong to stays, a pair store's (extract-pairs) to subjects
+        self.stay_ids = idx["stay_id" if "stay_id" in idx.columns else "subject"].to_list()
         self.store = store
 
     def __len__(self):
@@ -104,6 +105,37 @@ class PairWindows(Dataset):
     def __getitem__(self, i):
         p, e = self.__getitems__([i])
         return p[0], e[0]
+
+
+class PairUnion(Dataset):
+    """Several pair datasets as one (a cohort's pairs and pair stores of other sources): item
+    ``i`` of the union is item ``i - offset`` of the dataset it falls in. ``names`` name each
+    dataset's source; :meth:`source_indices` gives each source's items (the release's chunks are
+    cut within a source)."""
+
+    def __init__(self, datasets: list, names: list[str]):
+        self.datasets, self.names = list(datasets), list(names)
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+    def source_indices(self) -> list[np.ndarray]:
+        return [np.arange(a, b) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+    def __getitems__(self, idx):
+        idx = np.asarray(idx)
+        which = np.searchsorted(self.offsets, idx, side="right") - 1
+        parts, order = [], []
+        for k in np.unique(which):
+            sel = np.flatnonzero(which == k)
+            parts.append(self.datasets[k].__getitems__(idx[sel] - self.offsets[k]))
+            order.append(sel)
+        inverse = np.argsort(np.concatenate(order), kind="stable")
+        return tuple(torch.cat([p[j] for p in parts])[inverse] for j in range(len(parts[0])))
+
+    def __getitem__(self, i):
+        return tuple(x[0] for x in self.__getitems__([i]))
 
 
 def identity_collate(batch):

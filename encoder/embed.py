@@ -142,7 +142,8 @@ def embed(model, windows: np.ndarray, *, batch: int = 256, device: str = "auto",
     model = model.to(dev).eval()
     with torch.no_grad():
         for a in progress(range(0, n, batch), desc="embed", unit="batch"):
-            x = torch.from_numpy(np.ascontiguousarray(windows[a:a + batch], dtype=np.float32)).unsqueeze(1).to(dev)
+            x = torch.from_numpy(np.ascontiguousarray(windows[a:a + batch], dtype=np.float32)).unsqueeze(1)
+            x = (x.pin_memory() if dev.type == "cuda" else x).to(dev, non_blocking=True)
             with autocast(dev, bf16):
                 out[a:a + len(x)] = model(x).float().cpu().numpy()
     return out

@@ -26,7 +26,7 @@ from phewas.base.io import write_json, write_manifest
 from .checkpoints import initial_encoder, load_checkpoint
 from .config import FinetuneConfig
 from .data import StayWindows
-from .distributed import autocast
+from .distributed import autocast, precision, seed_ranks
 from .heads import StayClassifier, masked_bce, predict_dataset
 from .loop import Hooks, LoopSettings, TrainState, fit, train_batches, wrap
 from .optim import param_groups, warmup_cosine
@@ -85,6 +85,7 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
         write_inputs(run, profile, [str(store.path.resolve())])
 
     model = StayClassifier(encoder, len(targets), cfg.aggregation, cfg.head_dropout).to(d.device)
+    seed_ranks(cfg.seed, d.rank)  # the weights start alike; each rank's dropout draws its own masks
     pos_weight = None
     if cfg.pos_weight:
         pos = train.y.sum(0) * 1.0
@@ -97,7 +98,8 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     sched = warmup_cosine(opt, cfg.warmup_steps, total)
     state = TrainState(step=0, best=-1.0)
     if resume and (ckpt_dir / "last.pt").exists():
-        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched)
+        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched, rank=d.rank,
+                                world=d.world, reseed=lambda step: seed_ranks(cfg.seed + step, d.rank))
         state = TrainState(step=saved["step"], best=saved["best"], since_best=int(saved["since_best"]))
         log.info("resumed at step %d", state.step)
 
@@ -115,14 +117,15 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
         return masked_bce(logits.float(), y, mask, pos_weight)
 
     def evaluate():
-        return macro_auc(val.y > 0.5, val.mask, predict_dataset(model, val, d.device, cfg.batch_size, cfg.bf16))[0]
+        probs = predict_dataset(model, val, d.device, cfg.batch_size, cfg.bf16, cfg.workers)
+        return macro_auc(val.y > 0.5, val.mask, probs)[0]
 
     eval_every = max(1, per_epoch // cfg.evals_per_epoch)
     model.train()
     end = total if stop_after_steps is None else min(total, state.step + stop_after_steps)
     settings = LoopSettings(total=total, end=end, eval_every=eval_every, checkpoint_every=eval_every,
                             grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, metric="val_macro_auc",
-                            higher_is_better=True, patience=cfg.patience, desc="finetune")
+                            higher_is_better=True, patience=cfg.patience, desc="finetune", log_every=cfg.log_every)
     hooks = Hooks(loss=loss_fn, evaluate=evaluate, tensors=tensors,
                   after_step=lambda: {"lr_head": sched.get_last_lr()[0]})
     batches = train_batches(train, cfg.batch_size, cfg.seed, cfg.workers, d, state.step, total)
@@ -136,6 +139,7 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     summary = {"step": step, "finished": True, "stopped_early": stopped_early, "best_val_macro_auc": best,
                "targets": len(targets), "train_stays": len(train), "val_stays": len(val),
                "stays_without_windows_dropped": train.dropped + val.dropped, "init": origin,
+               "processes": d.world, "precision": precision(d.device, cfg.bf16),
                "windows_per_s_last_session": out.windows_per_s}
     write_manifest(run, command="finetune", inputs={"cohort": str(cohort.resolve()), "init": cfg.init},
                    parameters=asdict(cfg), summary=summary)

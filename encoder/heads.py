@@ -1,5 +1,9 @@
 """The fine-tuning model: the encoder applied to each window, its windows' logits aggregated
-per stay; and the loss over labelled entries only."""
+per stay; and the loss over labelled entries only.
+
+The encoder runs under the caller's autocast (bf16 on a GPU); the head, the aggregation and the
+loss run in float32 outside it, so that a stay's probabilities are not rounded to bf16's few
+hundred distinct values per phecode."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import unwrap
-from .distributed import autocast
+from .distributed import autocast, no_autocast
 from .loop import in_batches
 from .net1d import Net1D
 
@@ -34,6 +38,11 @@ class StayClassifier(nn.Module):
     def forward(self, x, distinct=None):  # x: [B, W, 1, L]; distinct: [B, W] bool, or all windows
         b, w = x.shape[:2]
         emb = self.encoder(x.reshape(b * w, *x.shape[2:])).reshape(b, w, -1)
+        with no_autocast(emb.device):
+            return self._aggregate(emb.float(), distinct)
+
+    def _aggregate(self, emb, distinct):
+        b, w = emb.shape[:2]
         if distinct is None:
             weight = torch.full((b, w, 1), 1.0 / w, dtype=emb.dtype, device=emb.device)
         else:
@@ -58,13 +67,15 @@ def masked_bce(logits, y, mask, pos_weight=None):
 
 
 @torch.no_grad()
-def predict_dataset(model, dataset, device, batch: int, bf16: bool) -> np.ndarray:
+def predict_dataset(model, dataset, device, batch: int, bf16: bool, workers: int = 0) -> np.ndarray:
+    """Each stay's probabilities (float32 ``[stays, phecodes]``), batches read by ``workers``
+    processes into pinned memory on a GPU."""
     m = unwrap(model)
     was = m.training
     m.eval()
     out = []
-    for _, x, _, _, distinct in in_batches(dataset, batch):
+    for _, x, _, _, distinct in in_batches(dataset, batch, workers, pin=device.type == "cuda"):
         with autocast(device, bf16):
-            out.append(torch.sigmoid(m(x.to(device), distinct.to(device)).float()).cpu().numpy())
+            out.append(torch.sigmoid(m(x.to(device, non_blocking=True), distinct.to(device))).cpu().numpy())
     m.train(was)
     return np.concatenate(out) if out else np.zeros((0, m.head.out_features), np.float32)

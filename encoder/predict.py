@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from phewas.base.io import atomic_file, file_sha256
 from .checkpoints import load_checkpoint
 from .config import FinetuneConfig, PredictConfig
 from .data import StayWindows
-from .distributed import setup_distributed
+from .distributed import precision, setup_distributed
 from .families import architecture_from_dict, build
 from .heads import StayClassifier, predict_dataset
 from .predictions import predictions_frame, write_predictions_manifest
@@ -54,13 +55,13 @@ def predict(cohort, run, config: PredictConfig | None = None, *, overwrite: bool
     d = setup_distributed(cfg.device)
     model = StayClassifier(build(trained.ppg), len(targets), trained.aggregation, trained.head_dropout)
     best = run / "checkpoints" / "best.pt"
-    load_checkpoint(best, model=model)
+    load_checkpoint(best, model=model, restore_random=False)  # a checkpoint of any number of GPUs
     model.to(d.device)
     store = open_segments(cohort)
     check_profiles({str(run): run_profile(run), str(store.path): store.profile})
     labels = pl.read_parquet(cohort / "labels.parquet")
     ds = StayWindows(store, labels, targets, [cfg.split], trained.segments_per_stay)
-    probs = predict_dataset(model, ds, d.device, cfg.batch_size, trained.bf16)
+    probs = predict_dataset(model, ds, d.device, cfg.batch_size, trained.bf16, workers=min(4, os.cpu_count() or 1))
     train = StayWindows(store, labels, targets, TRAIN_SPLITS, 1)
     prior = (train.y * train.mask).sum(0) / np.maximum(train.mask.sum(0), 1)
     stays = pl.read_parquet(cohort / "stays.parquet").filter(pl.col("split") == cfg.split)["stay_id"].to_list()
@@ -75,4 +76,5 @@ def predict(cohort, run, config: PredictConfig | None = None, *, overwrite: bool
     return write_predictions_manifest(
         run, command="predict", cohort=cohort, split=cfg.split, stays=len(ids), phecodes=len(targets),
         stays_without_windows=len(missing), checkpoint={"path": str(best.resolve()), "sha256": file_sha256(best)},
-        windows_per_stay=trained.segments_per_stay, run_finished=finished, allow_unfinished=cfg.allow_unfinished)
+        windows_per_stay=trained.segments_per_stay, run_finished=finished, allow_unfinished=cfg.allow_unfinished,
+        device=str(d.device), precision=precision(d.device, trained.bf16), preprocess=run_profile(run))

@@ -14,21 +14,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
 
+from cohorts.corpus import open_pairs
 from cohorts.store import check_profiles, open_segments
 from phewas.base.errors import PhewasError, SettingError
-from phewas.base.io import atomic_file, file_sha256, write_json, write_manifest
+from phewas.base.io import file_sha256, write_json, write_manifest
 from phewas.base.progress import progress
 
 from .checkpoints import initial_encoder, load_checkpoint, load_ecgfounder, save_anyppg, unwrap
 from .clip import retrieval_metrics
 from .config import PretrainConfig
-from .data import PairWindows, identity_collate, read_rows
-from .distributed import autocast
+from .data import PairUnion, PairWindows, identity_collate, read_rows
+from .distributed import autocast, precision, seed_ranks
 from .loop import Hooks, LoopSettings, TrainState, fit, in_batches, train_batches, wrap
 from .net1d import Net1D
 from .objectives import OBJECTIVES
@@ -56,32 +60,50 @@ def ecg_feature_cache(store, encoder: Net1D, key: str, device, batch: int = 256,
                       ) -> np.ndarray:
     """ECG-encoder features of every pair, computed once and kept beside the segment store.
 
-    Under torchrun (``d`` with several processes) rank 0 computes and writes while the others
-    wait at a barrier, then every rank maps the finished file: concurrent writers could corrupt
-    it, and a rank could map a half-written one. The temporary name carries the process id.
+    Under torchrun (``d`` with several processes) every rank computes its share of the rows:
+    rank 0 creates the file under a temporary name, each rank writes its own rows into it, and
+    rank 0 gives it its name once all have (barriers between); then every rank maps the finished
+    file. No rank waits on another's whole pass, and none maps a half-written file.
     """
     folder = store.path / "ecg_cache"
     path = folder / f"{key}.npy"
     n = store.pairs_ecg_array.shape[0]
+    world, rank = (d.world, d.rank) if d is not None else (1, 0)
 
     def valid() -> bool:
         return path.exists() and np.load(path, mmap_mode="r").shape == (n, encoder.out_dim)
 
-    if (d is None or d.main) and not valid():
-        folder.mkdir(exist_ok=True)
+    def barrier():
+        if world > 1:
+            torch.distributed.barrier()
+
+    done = valid()
+    if not done:
+        tmp = folder / f".{key}.npy.tmp-shared"
+        if rank == 0:
+            folder.mkdir(exist_ok=True)
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, encoder.out_dim)).flush()
+        barrier()
+        out = np.load(tmp, mmap_mode="r+")
         encoder = encoder.to(device).eval()
-        out = np.zeros((n, encoder.out_dim), np.float16)
+        share = -(-n // world)
+        lo, hi = rank * share, min(n, (rank + 1) * share)
         with torch.no_grad():
-            for a in progress(range(0, n, batch), desc="ECG feature cache", unit="batch"):
-                x = torch.from_numpy(np.asarray(store.pairs_ecg_array[a:a + batch], np.float32))[:, None].to(device)
+            for a in progress(range(lo, hi, batch), desc="ECG feature cache", unit="batch",
+                              disable=None if rank == 0 else True):
+                rows = np.asarray(store.pairs_ecg_array[a:min(a + batch, hi)], np.float32)
+                x = torch.from_numpy(rows)[:, None]
+                x = (x.pin_memory() if device.type == "cuda" else x).to(device, non_blocking=True)
                 with autocast(device, bf16):
-                    out[a:a + batch] = encoder(x).float().cpu().numpy()
-        with atomic_file(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save would append .npy
-            np.save(f, out)
-    if d is not None and d.world > 1:
-        torch.distributed.barrier()
+                    out[a:a + len(rows)] = encoder(x).float().cpu().numpy()
+        out.flush()
+        del out
+        barrier()
+        if rank == 0:
+            os.replace(tmp, path)
+        barrier()
     if not valid():
-        raise PhewasError(f"{path}: ECG feature cache missing or of the wrong shape after rank 0 wrote it")
+        raise PhewasError(f"{path}: ECG feature cache missing or of the wrong shape after it was written")
     return np.load(path, mmap_mode="r")
 
 
@@ -106,20 +128,23 @@ def batches(dataset, cfg: PretrainConfig, d, step: int, total: int | None):
     is set (:class:`~encoder.sampler.ChunkBatches`), else pairs shuffled each epoch."""
     if not cfg.chunk_size:
         return train_batches(dataset, process_batch(cfg, d.world) * d.world, cfg.seed, cfg.workers, d, step, total)
-    sampler = ChunkBatches([np.arange(len(dataset))], cfg.chunk_size, process_batch(cfg, d.world) // cfg.chunk_size,
+    sources = dataset.source_indices() if hasattr(dataset, "source_indices") else [np.arange(len(dataset))]
+    sampler = ChunkBatches(sources, cfg.chunk_size, process_batch(cfg, d.world) // cfg.chunk_size,
                            cfg.seed, d.rank, d.world, start_step=step, total_steps=total)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=identity_collate,
                                        num_workers=cfg.workers, pin_memory=d.device.type == "cuda",
                                        generator=torch.Generator().manual_seed(cfg.seed + step))
 
 
-def steps_per_epoch(n: int, cfg: PretrainConfig, world: int) -> tuple[int, int]:
-    """``(optimiser steps per epoch, batches per epoch before sharing out)`` of ``n`` pairs."""
+def steps_per_epoch(n, cfg: PretrainConfig, world: int) -> tuple[int, int]:
+    """``(optimiser steps per epoch, batches per epoch before sharing out)`` of ``n`` pairs (a
+    count, or a list of counts per source: chunks are cut within each)."""
     per = process_batch(cfg, world)
+    sizes = list(n) if isinstance(n, (list, tuple)) else [n]
     if cfg.chunk_size:
-        probe = ChunkBatches([np.arange(n)], cfg.chunk_size, per // cfg.chunk_size, 0, 0, world)
+        probe = ChunkBatches([np.arange(k) for k in sizes], cfg.chunk_size, per // cfg.chunk_size, 0, 0, world)
         return probe.per_epoch, probe.batches
-    return n // (per * world), n // per
+    return sum(sizes) // (per * world), sum(sizes) // per
 
 
 def schedule(opt, cfg: PretrainConfig, total: int, batches_per_epoch: int, world: int):
@@ -138,24 +163,79 @@ def evaluate_loss(model, dataset, cfg, device, max_batches: int = 50) -> float:
     m = unwrap(model)
     m.eval()
     b = min(process_batch(cfg, 1) if cfg.device_batch else cfg.batch_size, len(dataset))
+    n = min(len(dataset) // b, max_batches)
     # validation's augmentations: draws of their own (2 ** 32 is never a training step)
-    losses = [float(objective.loss(m, batch, cfg, device, False, (cfg.seed, 2 ** 32, i, 0)))
-              for batch, i in zip(in_batches(dataset, b), range(min(len(dataset) // b, max_batches)))]
+    losses = [objective.loss(m, batch, cfg, device, False, (cfg.seed, 2 ** 32, i, 0))
+              for batch, i in zip(in_batches(_first(dataset, n * b), b, cfg.workers, device.type == "cuda"),
+                                  range(n))]
+    losses = [float(x) for x in losses]  # read once, after the last batch
     m.train()
     _freeze_bn_if_frozen(m, cfg)
     return float(np.mean(losses)) if losses else float("nan")
 
 
+class _First(torch.utils.data.Dataset):
+    """The first ``n`` items of a dataset that reads whole batches (``__getitems__``)."""
+
+    def __init__(self, dataset, n: int):
+        self.dataset, self.n = dataset, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitems__(self, idx):
+        return self.dataset.__getitems__(idx)
+
+
+def _first(dataset, n: int):
+    return _First(dataset, min(n, len(dataset)))
+
+
 @torch.no_grad()
-def embed_pairs(model, dataset, device, batch: int = 256):
+def embed_pairs(model, dataset, device, batch: int = 256, workers: int = 0):
     m = unwrap(model)
     m.eval()
     ps, es = [], []
-    for ppg, ecg in in_batches(dataset, batch):
-        p, e, _ = m(ppg.to(device), ecg.to(device))
+    for ppg, ecg in in_batches(dataset, batch, workers, device.type == "cuda"):
+        p, e, _ = m(ppg.to(device, non_blocking=True), ecg.to(device, non_blocking=True))
         ps.append(p.float().cpu().numpy())
         es.append(e.float().cpu().numpy())
     return np.concatenate(ps), np.concatenate(es)
+
+
+RETRIEVAL_COLUMNS = {"source": pl.String, "split": pl.String, "n": pl.Int64, "batch_size": pl.Int64,
+                     "recall@1": pl.Float64, "recall@5": pl.Float64, "recall@10": pl.Float64, "mrr": pl.Float64}
+
+
+def retrieval_table(model, tests: dict, cfg, device) -> tuple[pl.DataFrame, dict]:
+    """PPG-to-ECG retrieval on each source's test pairs, as the AnyPPG paper's Table 2 lays it out:
+    a row per source (``n`` pairs; R@1, R@5, R@10 and MRR within batches of ``retrieval_batch``
+    pairs, the release's evaluation batch), then, with several sources, ``all`` (the
+    sample-weighted average, weights ``n``) and ``macro`` (the sources' plain mean). Returns the
+    table and the summary's figures (one source's, or the weighted average's)."""
+    rows, first = [], None
+    for name, dataset in tests.items():
+        if len(dataset) == 0:
+            continue
+        p, e = embed_pairs(model, dataset, device, workers=cfg.workers)
+        r = retrieval_metrics(p, e, min(cfg.retrieval_batch, len(p)))
+        first = first or r
+        rows.append({"source": name, "split": "pretrain_test", "n": len(p), "batch_size": r["batch_size"],
+                     **{k: r[k] for k in ("recall@1", "recall@5", "recall@10", "mrr")}})
+    if len(rows) > 1:
+        n = np.array([r["n"] for r in rows], np.float64)
+        for label, w in (("all", n / n.sum()), ("macro", np.full(len(rows), 1 / len(rows)))):
+            rows.append({"source": label, "split": "pretrain_test", "n": int(n.sum()), "batch_size": None,
+                         **{k: float(np.dot(w, [r[k] for r in rows[:len(n)]]))
+                            for k in ("recall@1", "recall@5", "recall@10", "mrr")}})
+    table = pl.DataFrame(rows, schema=RETRIEVAL_COLUMNS)
+    if len(rows) <= 1:
+        return table, (first or {}) | {"split": "pretrain_test"}
+    batch = min(r["batch_size"] for r in rows if r["batch_size"])
+    weighted = rows[-2]
+    return table, {k: weighted[k] for k in ("recall@1", "recall@5", "recall@10", "mrr")} | {
+        "batch_size": batch, "chance_recall@1": 1.0 / batch, "split": "pretrain_test", "average": "sample-weighted",
+        "sources": len(rows) - 2}
 
 
 def _freeze_bn_if_frozen(model, cfg):
@@ -164,24 +244,43 @@ def _freeze_bn_if_frozen(model, cfg):
 
 
 def pretrain(cohort, run, cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False,
-             stop_after_steps: int | None = None) -> RunResult:
-    """``phewas pretrain``: train. ``stop_after_steps`` ends this invocation (resumably) after that
-    many steps, for time-limited job schedulers."""
+             stop_after_steps: int | None = None, pairs=()) -> RunResult:
+    """``phewas pretrain``: train on the pairs of ``cohort``'s segment store and of the pair stores
+    ``pairs`` (``extract-pairs``; ``cohort`` may be None when they are given). ``stop_after_steps``
+    ends this invocation (resumably) after that many steps, for time-limited job schedulers."""
+    if cohort is None and not pairs:
+        raise SettingError("--cohort or --pairs: pretraining needs a cohort's pairs, pair stores, or both")
     if cfg.objective == "clip" and not cfg.ecg_frozen and not cfg.ecg_from_scratch:
         raise SettingError("--ecg-checkpoint: CLIP pretraining aligns the PPG encoder with a frozen ECGFounder; "
                            "give its checkpoint, or pass --ecg-from-scratch to train the ECG encoder too")
     if cfg.chunk_size and cfg.loss_scope == "global":
         raise SettingError("--chunk-size: chunked batches differ in size across processes; use them with "
                            "--loss-scope device (as the anyppg recipe does)")
-    return launch(lambda *a: _pretrain(cfg, *a), cohort, run, cfg, resume=resume, overwrite=overwrite,
+    return launch(lambda c, *a: _pretrain(cfg, None if cohort is None else c, [Path(p) for p in pairs], *a),
+                  cohort if cohort is not None else ".", run, cfg, resume=resume, overwrite=overwrite,
                   stop_after_steps=stop_after_steps)
 
 
-def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
+def open_stores(cohort, pairs) -> dict:
+    """Source name -> store: the cohort's segment store (``mcmed``) and each pair store (its
+    source; a second store of one source is numbered)."""
+    stores = {}
+    if cohort is not None:
+        stores["mcmed"] = open_segments(cohort)
+    for path in pairs:
+        store = open_pairs(path)
+        name, k = store.source, 2
+        while name in stores:
+            name, k = f"{store.source}-{k}", k + 1
+        stores[name] = store
+    return stores
+
+
+def _pretrain(cfg, cohort, pair_paths, run, d, resume, stop_after_steps, started):
     ckpt_dir = run / "checkpoints"
     torch.manual_seed(cfg.seed)
-    store = open_segments(cohort)
-    profile = check_profiles({str(store.path): store.profile, **init_profile(cfg.init)})
+    stores = open_stores(cohort, pair_paths)
+    profile = check_profiles({str(st.path): st.profile for st in stores.values()} | init_profile(cfg.init))
     objective = OBJECTIVES[cfg.objective]
 
     # Model
@@ -202,23 +301,38 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
         if cfg.use_cache:
             if not cfg.ecg_frozen:
                 raise PhewasError("--cache-ecg needs a frozen ECG encoder (--ecg-checkpoint)")
-            features = ecg_feature_cache(store, ecg_encoder, _cache_key(cfg, d.device), d.device, d=d, bf16=cfg.bf16)
+            key = _cache_key(cfg, d.device)
+            features = {name: ecg_feature_cache(st, ecg_encoder, key, d.device, d=d, bf16=cfg.bf16)
+                        for name, st in stores.items()}
             ecg_encoder = None
     model = objective.build(ppg_encoder, cfg, ecg_encoder, cfg.ecg.out_dim).to(d.device)
     _freeze_bn_if_frozen(model, cfg)
+    seed_ranks(cfg.seed, d.rank)  # the weights start alike; each rank's dropout draws its own masks
+    gather = cfg.loss_scope == "global"
+    # batch norm over every rank's batch when the loss sees every rank's features (SimCLR's global
+    # BN): else positives share their rank's statistics, and results depend on the world size.
+    # torch's SyncBatchNorm runs on GPUs only.
+    sync_bn = cfg.sync_bn if cfg.sync_bn is not None else (gather and d.world > 1 and d.device.type == "cuda")
+    if sync_bn and d.world > 1 and d.device.type != "cuda":
+        raise SettingError("--sync-bn: torch's SyncBatchNorm needs GPUs; leave it off on CPU processes")
 
-    # Data
+    # Data: every store's pairs of a split as one dataset; the release's chunks are cut per source
+    def source_pairs(name, split):
+        st = stores[name]
+        return CachedPairs(st, [split], features[name]) if features is not None else PairWindows(st, [split])
+
     def pairs(split):
-        return CachedPairs(store, [split], features) if features is not None else PairWindows(store, [split])
-    train, val, test = pairs("pretrain_train"), pairs("pretrain_val"), pairs("pretrain_test")
-    per_epoch, batches_per_epoch = steps_per_epoch(len(train), cfg, d.world)
+        return PairUnion([source_pairs(name, split) for name in stores], list(stores))
+    train, val = pairs("pretrain_train"), pairs("pretrain_val")
+    tests = {name: source_pairs(name, "pretrain_test") for name in stores}
+    per_epoch, batches_per_epoch = steps_per_epoch([len(x) for x in train.datasets], cfg, d.world)
     total = cfg.steps or cfg.epochs * per_epoch
     check_batches(d, process_batch(cfg, d.world) * d.world, cfg.grad_accum, len(train), len(val), "pairs")
     started()  # set-up worked: the run folder appears (or replaces the old one, with --force)
     if d.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_json(run / "config.json", asdict(cfg))
-        write_inputs(run, profile, [str(store.path.resolve())])
+        write_inputs(run, profile, [str(st.path.resolve()) for st in stores.values()])
 
     # Optimiser, schedule, resume
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, base_lr=cfg.lr, decay_all=cfg.decay_all),
@@ -226,13 +340,13 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
     sched = schedule(opt, cfg, total, batches_per_epoch, d.world)
     state = TrainState(step=0, best=float("inf"))
     if resume and (ckpt_dir / "last.pt").exists():
-        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched)
+        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched, rank=d.rank,
+                                world=d.world, reseed=lambda step: seed_ranks(cfg.seed + step, d.rank))
         state = TrainState(step=saved["step"], best=saved["best"])
         log.info("resumed at step %d", state.step)
 
     # Training loop: each micro-batch brings its own negatives; its augmentations are seeded by
     # (seed, step, micro-batch, rank), so a resumed run draws what the uninterrupted one would
-    gather = cfg.loss_scope == "global"
 
     def loss_fn(train_model, part, step, micro):
         return objective.loss(train_model, part, cfg, d.device, gather, (cfg.seed, step, micro, d.rank))
@@ -245,9 +359,9 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
     end = total if stop_after_steps is None else min(total, state.step + stop_after_steps)
     settings = LoopSettings(total=total, end=end, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
                             grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, metric="val_loss",
-                            higher_is_better=False, desc="pretrain")
+                            higher_is_better=False, desc="pretrain", log_every=cfg.log_every)
     hooks = Hooks(loss=loss_fn, evaluate=lambda: evaluate_loss(model, val, cfg, d.device), after_step=after_step)
-    out = fit(model, wrap(model, d, cfg.compile), batches(train, cfg, d, state.step, total), opt, sched,
+    out = fit(model, wrap(model, d, cfg.compile, sync_bn), batches(train, cfg, d, state.step, total), opt, sched,
               d=d, run=run, hooks=hooks, settings=settings, state=state, extra={"config": json.dumps(asdict(cfg))})
     step, best = out.state.step, out.state.best
     if step < total:
@@ -257,19 +371,23 @@ def _pretrain(cfg, cohort, run, d, resume, stop_after_steps, started):
 
     # Final: the kept checkpoint, its PPG encoder in AnyPPG format, and the retrieval test
     if cfg.keep == "best" and (ckpt_dir / "best.pt").exists():
-        load_checkpoint(ckpt_dir / "best.pt", model=model)
+        load_checkpoint(ckpt_dir / "best.pt", model=model, restore_random=False)
     save_anyppg(model.ppg_encoder, run / "ppg_encoder.pth")
     retrieval = None
-    if objective.uses_ecg:  # PPG-to-ECG retrieval: what ECG guidance teaches
-        p, e = embed_pairs(model, test, d.device)
-        retrieval = retrieval_metrics(p, e, min(cfg.retrieval_batch, len(p)))
-        retrieval["split"] = "pretrain_test"
-        write_json(run / "retrieval.json", retrieval)
+    if objective.uses_ecg:  # PPG-to-ECG retrieval per source: what ECG guidance teaches (Table 2)
+        table, retrieval = retrieval_table(model, tests, cfg, d.device)
+        table.write_csv(run / "retrieval.csv")
+        write_json(run / "retrieval.json", retrieval | {"table": table.to_dicts()})
     summary = {"step": step, "finished": True, "objective": cfg.objective, "recipe": cfg.recipe,
-               "kept": cfg.keep, "best_val_loss": best, "retrieval": retrieval,
-               "train_pairs": len(train), "val_pairs": len(val), "test_pairs": len(test),
+               "kept": cfg.keep, "sync_bn": sync_bn, "processes": d.world,
+               "precision": precision(d.device, cfg.bf16), "best_val_loss": best, "retrieval": retrieval,
+               "train_pairs": len(train), "val_pairs": len(val), "test_pairs": sum(len(t) for t in tests.values()),
+               "pairs_by_source": {name: {"train": len(train.datasets[k]), "val": len(val.datasets[k]),
+                                          "test": len(tests[name])} for k, name in enumerate(stores)},
                "windows_per_s_last_session": out.windows_per_s}
-    write_manifest(run, command="pretrain", inputs={"cohort": str(cohort.resolve()),
-                                                    "ecg_checkpoint": cfg.ecg_checkpoint, "preprocess": profile},
+    write_manifest(run, command="pretrain",
+                   inputs={"cohort": None if cohort is None else str(cohort.resolve()),
+                           "pairs": [str(p.resolve()) for p in pair_paths],
+                           "ecg_checkpoint": cfg.ecg_checkpoint, "preprocess": profile},
                    parameters=asdict(cfg), summary=summary)
     return RunResult(step, finished=True, summary=summary)

@@ -14,7 +14,7 @@ from phewas.base.errors import InputError, OutputExistsError, PhewasError, Setti
 from phewas.base.io import make_parent
 
 from .config import SPEED_ONLY
-from .distributed import Dist, cleanup_distributed, setup_distributed
+from .distributed import Dist, cleanup_distributed, configure_backends, setup_distributed
 from .families import architecture_from_dict
 
 
@@ -57,7 +57,8 @@ def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after_
     if run.exists() and not resume and not overwrite and any(run.iterdir()):
         raise OutputExistsError(f"{run}: exists already (pass --resume to continue it or --force to restart)")
     make_parent(run)
-    d = setup_distributed(cfg.device)
+    d = setup_distributed(cfg.device, cfg.dist_timeout)
+    configure_backends(cfg.deterministic)
 
     def started() -> Path:
         if resume and (run / "config.json").exists():

@@ -11,9 +11,13 @@ Layers, lowest first (``tests/test_layers.py`` checks that imports only go down)
   (every stage from one file), ``phewas.commands``.
 """
 
-from importlib import metadata
-
-try:  # one place for the version: pyproject.toml, through the installed package's metadata
-    __version__ = metadata.version("phewas")
-except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "unknown"
+def __getattr__(name: str):
+    # the version is read on demand: ``import phewas`` stays instant (the executable catches Ctrl-C
+    # only after it), and pyproject.toml stays its one home, through the installed metadata
+    if name == "__version__":
+        from importlib import metadata
+        try:
+            return metadata.version("phewas")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            return "unknown"
+    raise AttributeError(f"module 'phewas' has no attribute {name!r}")

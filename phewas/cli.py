@@ -77,6 +77,25 @@ def cmd_extract_segments(args) -> None:
              counts["pairs"], counts["bad_records"]["count"])
 
 
+def cmd_extract_pairs(args) -> None:
+    from cohorts.corpus import PairsConfig, extract_pairs, merge_pairs
+    if args.merge:
+        manifest = merge_pairs(args.out, args.merge, overwrite=args.force)
+    else:
+        if args.format is None or args.source is None:
+            raise PhewasError("--format and --source are required unless --merge is given")
+        cfg = PairsConfig(**from_args(args, PairsConfig))
+        manifest = extract_pairs(args.format, args.source, args.out, cfg, shard=args.shard, workers=args.workers,
+                                 overwrite=args.force, strict=args.strict)
+    counts = manifest["counts"]
+    state = "up to date" if manifest.get("up_to_date") else "written"
+    log.info("pair store %s: %d pairs (%.1f h) from %d files; by split %s; %d files skipped", state,
+             counts["pairs"], counts["hours"], counts["files"], counts["pairs_by_split"], counts["files_skipped"])
+    if counts["files_skipped"]:
+        log.warning("%d files could not be converted (listed with the reason in %s/manifest.json; --strict makes "
+                    "this an error)", counts["files_skipped"], args.out)
+
+
 def cmd_report(args) -> None:
     from reports.report import ReportConfig, make_report
     cfg = ReportConfig(**from_args(args, ReportConfig))
@@ -119,6 +138,9 @@ def cmd_probe(args) -> None:
                     overwrite=args.force)
     log.info("probed %d encoders on %d tasks of %s (%d examples, split %s): %s", len(summary["encoders"]),
              len(summary["tasks"]), summary["dataset"], summary["examples"], summary["split"], args.out / "probe.csv")
+    if summary.get("unused_window_rows"):
+        log.warning("%d rows of windows.npy are named by no row of labels.csv and were not probed",
+                    summary["unused_window_rows"])
 
 
 def cmd_simulate_probe(args) -> None:
@@ -130,8 +152,15 @@ def cmd_simulate_probe(args) -> None:
 
 def cmd_convert_dataset(args) -> None:
     from cohorts.converters import convert_dataset
-    manifest = convert_dataset(args.format, args.source, args.out, overwrite=args.force)
-    log.info("converted %s: %s examples in %s", args.format, manifest["counts"]["examples"], args.out)
+    manifest = convert_dataset(args.format, args.source, args.out, overwrite=args.force, strict=args.strict)
+    counts = manifest["counts"]
+    log.info("converted %s: %s examples in %s", args.format, counts["examples"], args.out)
+    if counts["files_skipped"]:
+        log.warning("%d damaged files skipped (listed in %s/manifest.json; --strict makes this an error)",
+                    counts["files_skipped"], args.out)
+    if counts["non_finite_samples"]:
+        log.warning("%d samples are NaN or infinite (kept as missing; counted per record in manifest.json)",
+                    counts["non_finite_samples"])
 
 
 def _net_config(path):
@@ -152,7 +181,7 @@ def cmd_pretrain(args) -> None:
     cfg = pretrain_config(args.preset, ppg=_net_config(args.ppg_config), ecg=_net_config(args.ecg_config),
                           **from_args(args, PretrainConfig))
     result = pretrain(args.cohort, args.out, cfg, resume=args.resume, overwrite=args.force,
-                      stop_after_steps=args.stop_after_steps)
+                      stop_after_steps=args.stop_after_steps, pairs=args.pairs or ())
     if not result.main:  # other torchrun ranks: rank 0 reports
         return
     if not result.finished:
@@ -274,6 +303,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      default=(0, 1)),
                        _arg("--merge", "join N finished shards into the store", type=int, required=False,
                             metavar="N", default=0)])
+    from cohorts.corpus import FORMATS as PAIR_FORMATS
+    from cohorts.corpus import PairsConfig
+    _subcommand(sub, "extract-pairs", cmd_extract_pairs, "a pretraining source (PulseDB, MESA, CFS, HSP) as "
+                "published -> a pair store of preprocessed PPG-ECG pairs",
+                _arg("--format", type=str, choices=PAIR_FORMATS, required=False, default=None),
+                _arg("--source", "the source's folder as distributed", required=False, default=None),
+                _arg("--out", "the pair store to write"), config=PairsConfig,
+                after=[workers, _arg("--shard", "i/n: convert one n-th of the files", type=_shard, required=False,
+                                     default=(0, 1)),
+                       _arg("--merge", "join N finished shards into the store", type=int, required=False,
+                            metavar="N", default=0),
+                       ("--strict", {"action": "store_true",
+                                     "help": "a file that cannot be converted is an error (default: skipped and "
+                                             "listed)"})])
     _subcommand(sub, "report", cmd_report, "per-phenotype and per-chapter AUC, adjusted association, figures, HTML",
                 cohort, _arg("--predictions", "predictions.parquet from `phewas predict`"), _arg("--out"),
                 config=ReportConfig)
@@ -298,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "effects) in the probe format", _arg("--out"), config=SimulateProbeConfig)
     _subcommand(sub, "convert-dataset", cmd_convert_dataset, "a public PPG dataset's own layout -> the probe format",
                 _arg("--format", type=str, choices=FORMATS), _arg("--source", "the dataset's folder as distributed"),
-                _arg("--out"))
+                _arg("--out"), ("--strict", {"action": "store_true",
+                                             "help": "a damaged file is an error (default: skipped and listed)"}))
     training = [_arg("--cohort", "cohort folder with its segment store"), _arg("--out", "run folder"),
                 _arg("--preset", "study: the released encoders' size; demo: a narrow one for CPU runs", type=str,
                      choices=("study", "demo"), required=False, default="study"),
@@ -306,8 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
                 _arg("--stop-after-steps", "end this invocation after N steps (resume later), for time-limited "
                      "jobs", type=int, required=False, default=None),
                 _arg("--ppg-config", "JSON of Net1D settings for the PPG encoder", required=False)]
+    pairs_inputs = [_arg("--cohort", "cohort folder with its segment store (optional with --pairs)", required=False,
+                         default=None),
+                    _arg("--pairs", "pair stores of other sources (extract-pairs), trained on with the cohort's",
+                         nargs="+", required=False, default=None)]
     pretrain = _subcommand(sub, "pretrain", cmd_pretrain, "ECG-guided contrastive (CLIP) pretraining of the PPG "
-                           "encoder", *training, common=False)
+                           "encoder", *pairs_inputs, *training[1:], common=False)
     add_flags(pretrain, PretrainConfig, preset=True)  # None: the preset's value
     pretrain.add_argument("--ecg-config", type=Path, help="JSON of Net1D settings for the ECG encoder")
     _common(pretrain)
@@ -324,7 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:  # building the parser imports every command's settings: an interrupt there is one too
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("phewas: interrupted", file=sys.stderr)
+        return 130
     quiet = getattr(args, "quiet", False)
     set_quiet(quiet)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,

@@ -13,7 +13,9 @@ pulse-feature baseline (``kind = "features"``). Each is trained and predicted in
 ``[compare]``) ends the run over the main model (named ``finetune``) and every other. A model's
 stages depend on the segment store (and the pretraining run, where it starts from it), not on the
 other models. A ``[probe]`` table probes the pretraining run and random weights on a labelled PPG
-dataset after pretraining (``WORK/probe/``).
+dataset after pretraining (``WORK/probe/``). Each ``[pairs.NAME]`` table converts a pretraining
+source (``format``, ``source``: PulseDB, MESA, CFS or HSP as published) into a pair store in
+``WORK/pairs/NAME/``, and pretraining trains on them with the cohort's pairs.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from .pipeline import RunRecord, Stage, execute
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
-KNOWN = {"paths", *STAGES, "models", "compare", "probe"}
+KNOWN = {"paths", *STAGES, "models", "compare", "probe", "pairs"}
 MAIN_MODEL = "finetune"  # the main model's name in compare
 MODEL_KINDS = ("finetune", "features")
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
-SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays", "cache"}
+# the device is not among them: a GPU computes in bf16 where a CPU computes in fp32
+SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays", "cache"} - {"device"}
 # keys of earlier versions, renamed to their flags' names: still read, with a warning
 RENAMED = {"build_cohort": {"min_ppg_s": "min_ppg_seconds", "min_overlap_s": "min_overlap_seconds"}}
 
@@ -91,6 +94,32 @@ def _check_models(path: Path, models) -> None:
                              f"{', '.join(sorted(_model_keys(kind)))}")
 
 
+def _pair_keys() -> set:
+    from cohorts.corpus import PairsConfig
+    return _names(PairsConfig) | {"format", "source", "workers", "strict"}
+
+
+def _check_pairs(path: Path, pairs) -> None:
+    from cohorts.corpus import FORMATS
+    from reports.compare import NAME
+    if not isinstance(pairs, dict):
+        raise InputError(path, "[pairs] must hold tables, [pairs.NAME]")
+    for name, table in pairs.items():
+        where = f"[pairs.{name}]"
+        if not isinstance(table, dict):
+            raise InputError(path, f"{where} must be a table")
+        if not NAME.match(name):
+            raise InputError(path, f"{where}: a source name is letters, digits, _ . + -")
+        bad = sorted(set(table) - _pair_keys())
+        if bad:
+            raise InputError(path, f"{where} unknown key {bad[0]!r}; known keys: {', '.join(sorted(_pair_keys()))}")
+        for key in ("format", "source"):
+            if key not in table:
+                raise InputError(path, f"{where} needs {key!r}")
+        if table["format"] not in FORMATS:
+            raise InputError(path, f"{where} format {table['format']!r}: one of {', '.join(FORMATS)}")
+
+
 def load_config(path) -> dict:
     """The TOML file, checked: known tables and keys, old keys renamed, paths made absolute."""
     path = Path(path)
@@ -108,6 +137,7 @@ def load_config(path) -> dict:
         if bad:
             raise InputError(path, f"[{table}] unknown key {bad[0]!r}; known keys: {', '.join(sorted(known))}")
     _check_models(path, cfg.get("models", {}))
+    _check_pairs(path, cfg.get("pairs", {}))
     for key in ("data", "work"):
         if key not in cfg.get("paths", {}):
             raise InputError(path, f"[paths] needs {key!r}")
@@ -186,6 +216,10 @@ def _train(fn, cohort: Path, run: Path, cfg, resume: bool):
     return fn(cohort, run, cfg, resume=resume, overwrite=not resume)
 
 
+def _pretrain(fn, cohort: Path, run: Path, cfg, pairs: list, resume: bool):
+    return fn(cohort, run, cfg, resume=resume, overwrite=not resume, pairs=pairs)
+
+
 def calls(fn, *args, **kwargs):
     """``run(resume)`` of a stage that never resumes: ``fn(*args, **kwargs)``."""
     return partial(_call, fn, args, kwargs)
@@ -243,15 +277,19 @@ def plan(cfg: dict, config_path: Path) -> Plan:
                         calls(extract_segments, data, cohort, SegmentConfig(**segment_table), workers=workers,
                               overwrite=True),
                         params=segment_table, reads=("build_cohort",)))
+    pair_stages = [pairs_stage(name, table, base, work / "pairs" / name)
+                   for name, table in cfg.get("pairs", {}).items()]
+    stages += pair_stages
     pretrains = "pretrain" in cfg  # (a [pretrain] table holding only `preset` pretrains too)
     if pretrains:
         table = dict(cfg["pretrain"])
         pretrain_cfg = pretrain_config(table.pop("preset", "study"), **table)
         from encoder.pretrain import pretrain
+        pair_stores = [st.writes.parent for st in pair_stages]
         stages.append(Stage("pretrain", pretrain_run / "manifest.json",
-                            partial(_train, pretrain, cohort, pretrain_run, pretrain_cfg),
-                            params=table | {"preset": pretrain_cfg.preset}, reads=("extract_segments",),
-                            resumable=True))
+                            partial(_pretrain, pretrain, cohort, pretrain_run, pretrain_cfg, pair_stores),
+                            params=table | {"preset": pretrain_cfg.preset, "pairs": [str(p) for p in pair_stores]},
+                            reads=("extract_segments", *(st.name for st in pair_stages)), resumable=True))
     if "probe" in cfg:  # the pretraining run (and the random floor) probed before fine-tuning
         stages.append(probe_stage(cfg["probe"], config_path, pretrain_run if pretrains else None, work / "probe"))
 
@@ -352,6 +390,27 @@ def report_stage(model: Model, cohort: Path, report_table: dict, report_cfg) -> 
                  calls(make_report, cohort, model.run / "predictions.parquet", model.report, report_cfg,
                        overwrite=True),
                  params=report_table, reads=(model.predictions_stage,))
+
+
+def _source_identity(source: Path) -> list:
+    """A pretraining source's files, sizes and modification times: a changed source reruns."""
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else []
+    return [[str(p.relative_to(source)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def pairs_stage(name: str, table: dict, base: Path, out: Path) -> Stage:
+    """``[pairs.NAME]``: ``format``, ``source`` (relative to the config), ``workers``, ``strict`` and
+    ``extract-pairs``' settings; the pair store is written to ``WORK/pairs/NAME`` and pretraining
+    reads it with the cohort's pairs."""
+    from cohorts.corpus import PairsConfig, extract_pairs
+    table = dict(table)
+    fmt, source = table.pop("format"), (base / table.pop("source")).resolve()
+    workers, strict = table.pop("workers", None), table.pop("strict", False)
+    cfg = PairsConfig(**table)
+    return Stage(f"pairs:{name}", out / "manifest.json",
+                 calls(extract_pairs, fmt, source, out, cfg, workers=workers, overwrite=True, strict=strict),
+                 params=asdict(cfg) | {"format": fmt, "source": str(source), "strict": strict},
+                 external=partial(_source_identity, source))
 
 
 def encoder_spec(spec: str, base: Path) -> str:

@@ -1,50 +1,43 @@
 """``phewas probe``: probes of frozen PPG encoders on labelled PPG datasets (the AnyPPG paper's
 first stage), several encoders side by side.
 
-Per example, the mean embedding of its windows (an example of 30 s has three; the pulse
-features take the median); per task a probe chosen on the training part only, by the paper's
-protocol (:mod:`reports.probe_models`): L2 logistic regression for binary tasks (AUC, macro-F1,
-balanced accuracy), a random forest for multi-class ones (AUC one-vs-rest macro, macro-F1,
-balanced accuracy), ridge regression for continuous ones (MAE, RMSE, Pearson r); the chosen
-hyperparameters are recorded per task. Inner folds by subject where subjects are known. Split:
-the dataset's official one where ``labels.csv`` has ``split``; otherwise 8:2 by subject, or by
-example when subjects are unknown, seeded. Each metric has a 95% percentile-bootstrap interval
-over test subjects (examples when unknown). Beside the encoders, a constant reference: the
-training mean (regression) or the training prevalence (classes).
-
-Preprocessed windows and embeddings are cached (``DATASET/cache`` unless ``--cache`` says
-otherwise; :mod:`cohorts.probe_data`, :mod:`encoder.embed`), so a second probe of the same dataset
-embeds only the encoders it has not seen.
+Reads top to bottom: the settings (:class:`ProbeConfig`), the passes (this run's settings, and the
+release's for ``paper_table.csv``), and per pass: the dataset's windows by the window rule
+(:mod:`cohorts.probe_data`), each encoder's cached embeddings pooled per example, the evaluation's
+folds (:mod:`reports.probe_split`), a probe fitted on each fold's training part
+(:mod:`reports.probe_models`), the metrics over the folds with their intervals and the paired
+differences between encoders (:mod:`reports.probe_metrics`); then the files and the page
+(:mod:`reports.probe_page`). Beside the encoders, a constant reference: the training mean
+(regression) or the training prevalence (classes).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
 import warnings
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
 
-from cohorts.probe_data import INPUTS, WindowRule, load_probe_dataset
+from cohorts.probe_data import INPUTS, WindowRule, check_classes, load_probe_dataset
 from cohorts.profiles import DEFAULT_PROFILE, PROFILES
 from phewas.base.errors import InputError, PhewasError
-from phewas.base.io import atomic_dir, write_json, write_manifest
+from phewas.base.io import atomic_dir, check_output, write_manifest
 from phewas.base.progress import progress
 from phewas.base.settings import check_settings, setting
 
-from . import figures
 from .compare import model_names
-from .html import write_page
-from .probe_models import MULTICLASS, RELEASE_BOOTSTRAP, fit_probe, release_bootstrap, release_fit, release_metrics
+from .probe_metrics import MAIN_METRIC, METRICS, FoldResult, summarise
+from .probe_models import MULTICLASS, RELEASE_BOOTSTRAP, fit_probe, release_fit, release_labels
+from .probe_page import PROTOCOL_TEXT, write_probe
+from .probe_split import EVALUATIONS, plan
 
-METRICS = {"regression": ("mae", "rmse", "pearson_r"), "binary": ("auc", "macro_f1", "balanced_accuracy"),
-           "multiclass": ("auc", "macro_f1", "balanced_accuracy")}
 REFERENCE = "constant"  # the reference row: the training mean, or the training prevalence
 PROTOCOLS = ("grouped", "anyppg")
 PAPER = ("anyppg", "same", "none")
@@ -58,11 +51,16 @@ class ProbeConfig:
     ``[probe]`` table."""
 
     task: str | None = setting(None, "probe this task only (default: every task of dataset.toml)")
-    seed: int = setting(0, "seed of the split, the folds, the bootstrap and the random encoder")
+    seed: int = setting(0, "seed of the splits, the folds, the bootstrap and the random encoder")
+    evaluation: str = setting("auto", "split: one 8:2 split (the paper's); repeated: --splits subject splits; "
+                              "loso: leave one subject out; auto: repeated where one split's test part would "
+                              "hold fewer than 10 subjects, else split", choices=EVALUATIONS)
+    splits: int = setting(10, "subject splits of --evaluation repeated")
     test_fraction: float = setting(0.2, "share of subjects (or examples) held out when there is no official split")
     folds: int = setting(5, "cross-validation folds that choose the hyperparameters on the training part")
     bootstrap: int | None = setting(None, "bootstrap resamples for the intervals (default: 1000 of the test "
-                                    "subjects under --protocol grouped, 500 of the test rows under anyppg)")
+                                    "subjects; 50 of all subjects, each refitted, under --evaluation repeated; "
+                                    "500 of the test rows under --protocol anyppg)")
     preprocess: str = setting(DEFAULT_PROFILE, "preprocessing profile: anyppg (the AnyPPG release's, window by "
                               "window) or robust (as extract-segments --preprocess robust)", choices=PROFILES)
     input: str = setting("windows", "windows: 10-s windows of each example, embeddings averaged; anyppg: each "
@@ -91,6 +89,8 @@ class ProbeConfig:
         check_settings(
             self,
             (0 < self.test_fraction < 1, "test_fraction", "between 0 and 1"),
+            (self.evaluation in EVALUATIONS, "evaluation", f"one of {EVALUATIONS}"),
+            (self.splits >= 2, "splits", "at least 2"),
             (self.folds >= 2, "folds", "at least 2"),
             (self.bootstrap is None or self.bootstrap >= 0, "bootstrap", "0 or more"),
             (self.preprocess in PROFILES, "preprocess", f"one of {PROFILES}"),
@@ -105,107 +105,48 @@ class ProbeConfig:
         )
 
 
-DRAWS = 100  # seeded splits tried until every class task has two classes on each side
+@dataclass(frozen=True)
+class Settings:
+    """One way of probing (see :func:`probe`): the window rule, the protocol, the evaluation, the
+    bootstrap's size, and the name of the pass (``main``, or ``paper`` for ``paper_table.csv``)."""
+
+    rule: WindowRule
+    protocol: str
+    evaluation: str
+    bootstrap: int | None  # None: the evaluation's and protocol's default (:func:`bootstrap_rounds`)
+    name: str = "main"
+
+    def describe(self) -> dict:
+        return {"preprocess": self.rule.preprocess, "input": self.rule.input, "protocol": self.protocol,
+                "evaluation": self.evaluation, "bootstrap": self.bootstrap}
 
 
-def split_examples(labels: pl.DataFrame, test_fraction: float, seed: int, class_tasks=()) -> tuple[np.ndarray, str]:
-    """Boolean test mask over examples and how it was made. Without an official split, the
-    first of :data:`DRAWS` seeded draws in which each of ``class_tasks`` (label columns) has at
-    least two classes among the labelled training and test examples (else the first draw): a
-    test part holding one class has no AUC."""
-    if labels["split"].is_not_null().all():
-        return (labels["split"] == "test").to_numpy(), "official"
-    rng = np.random.default_rng(seed)
-    by_subject = labels["subject"].is_not_null().all()
-    units = np.unique(labels["subject"].to_numpy()) if by_subject else np.arange(labels.height)
-    n_test = max(1, int(round(test_fraction * len(units))))
-
-    def draw():
-        chosen = rng.choice(units, n_test, replace=False)
-        return (labels["subject"].is_in(list(chosen)).to_numpy() if by_subject
-                else np.isin(np.arange(labels.height), chosen))
-
-    def both_sides(mask):
-        for t in class_tasks:
-            col = labels[t]
-            have = col.is_not_null().to_numpy()
-            for side in (mask, ~mask):
-                if col.filter(pl.Series(have & side)).n_unique() < 2:
-                    return False
-        return True
-    first = draw()
-    mask, k = first, 1
-    while not both_sides(mask) and k < DRAWS:
-        mask, k = draw(), k + 1
-    if not both_sides(mask):
-        mask, k = first, 0
-    unit = "subject" if by_subject else "example"
-    return mask, (f"by {unit} (8:2, seeded" + (f"; draw {k}: every class task has two classes on each side)"
-                                                if k else ")"))
+REFITS = 50  # --evaluation repeated: subject resamples, each evaluated anew (its probes refitted)
+REFIT_SPLITS = 5  # splits of each resample's evaluation
 
 
-def _auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney with mid-ranks for ties), as ``roc_auc_score``."""
-    n1 = int(positive.sum())
-    n0 = len(positive) - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+def bootstrap_rounds(given: int | None, evaluation: str, protocol: str) -> int:
+    """The bootstrap's resamples: ``given``, else 50 refitted subject resamples for repeated
+    splits, 500 test rows under the release's protocol (its own), 1,000 test subjects otherwise."""
+    if given is not None:
+        return given
+    if evaluation == "repeated":
+        return REFITS
+    return RELEASE_BOOTSTRAP if protocol == "anyppg" else GROUPED_BOOTSTRAP
 
 
-def task_metrics(kind: str, y, pred) -> dict:
-    """The task's metrics for one set of test examples, computed from counts and ranks (equal to
-    scikit-learn's ``roc_auc_score``, ``f1_score(average="macro")`` and
-    ``balanced_accuracy_score``, checked in ``tests/test_probe.py``; a thousand bootstrap
-    resamples need them fast)."""
-    if kind == "regression":
-        err = pred - y
-        r = float(np.corrcoef(pred, y)[0, 1]) if np.std(pred) > 0 and np.std(y) > 0 else float("nan")
-        return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2))), "pearson_r": r}
-    proba, classes = pred
-    predicted = classes[np.argmax(proba, axis=1)]
-    present = np.unique(y)
-    if len(present) < 2:
-        auc = float("nan")
-    elif len(classes) == 2:
-        auc = _auc(y == classes[1], proba[:, 1])
-    else:  # one-vs-rest, macro, over the classes the test part holds (renormalised)
-        keep = np.isin(classes, present)
-        p = proba[:, keep] / proba[:, keep].sum(1, keepdims=True)
-        auc = (float(np.mean([_auc(y == c, p[:, j]) for j, c in enumerate(classes[keep])])) if keep.sum() > 2
-               else _auc(y == classes[keep][1], p[:, 1]))
-    labels, codes = np.unique(np.concatenate([y, predicted]), return_inverse=True)
-    truth, guess = codes[:len(y)], codes[len(y):]
-    k = len(labels)
-    tp = np.bincount(truth[truth == guess], minlength=k).astype(np.float64)
-    n_true, n_guess = np.bincount(truth, minlength=k), np.bincount(guess, minlength=k)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(n_true + n_guess > 0, 2 * tp / (n_true + n_guess), 0.0)
-        recall = tp[n_true > 0] / n_true[n_true > 0]
-    return {"auc": auc, "macro_f1": float(f1.mean()), "balanced_accuracy": float(recall.mean())}
-
-
-def bootstrap_intervals(kind, y, pred, groups, n: int, seed: int, level: float = 0.95) -> dict:
-    """Percentile intervals of each metric over resamples of the test groups (subjects)."""
-    if n == 0:
-        return {m: (float("nan"), float("nan")) for m in METRICS[kind]}
-    rng = np.random.default_rng(seed)
-    uniq, inv = np.unique(groups, return_inverse=True)
-    order = np.argsort(inv, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(inv, minlength=len(uniq)))[:-1])
-    draws = {m: [] for m in METRICS[kind]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(n):
-            rows = np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])
-            sub = pred[rows] if kind == "regression" else (pred[0][rows], pred[1])
-            for m, v in task_metrics(kind, y[rows], sub).items():
-                draws[m].append(v)
-    q = (1 - level) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined in every resample stays NaN
-        return {m: (float(np.nanquantile(v, q)), float(np.nanquantile(v, 1 - q))) for m, v in draws.items()}
+def probe_settings(cfg: ProbeConfig) -> list[Settings]:
+    """The passes a probe runs: its own settings (``main``), and the release's for
+    ``paper_table.csv`` (``paper``: its input, protocol and single split) when ``cfg.paper`` asks
+    for them and they differ."""
+    main = Settings(WindowRule(cfg.preprocess, cfg.input, cfg.max_invalid, cfg.min_seconds), cfg.protocol,
+                    cfg.evaluation, cfg.bootstrap)
+    if cfg.paper != "anyppg":
+        return [main]
+    paper = Settings(WindowRule("anyppg", "anyppg", cfg.max_invalid, cfg.min_seconds), "anyppg", "split",
+                     cfg.bootstrap, "paper")
+    same = (paper.rule, paper.protocol, paper.evaluation) == (main.rule, main.protocol, main.evaluation)
+    return [main] if same else [main, paper]
 
 
 def _encoder_name(spec: str) -> str:
@@ -275,76 +216,60 @@ def impute(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndar
     return (np.where(np.isnan(X_train), med, X_train), np.where(np.isnan(X_test), med, X_test), int(missing))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """One way of probing (see :func:`probe`): the window rule, the protocol, the bootstrap's
-    size, and the name of the pass (``main``, or ``paper`` for ``paper_table.csv``)."""
-
-    rule: WindowRule
-    protocol: str
-    bootstrap: int
-    name: str = "main"
-
-    def describe(self) -> dict:
-        return {"preprocess": self.rule.preprocess, "input": self.rule.input, "protocol": self.protocol,
-                "bootstrap": self.bootstrap}
-
-
-def probe_task(name: str, task: str, kind: str, X: np.ndarray, labels: pl.DataFrame, test: np.ndarray,
-               groups: np.ndarray, cfg: ProbeConfig, workers: int, settings: Settings | None = None) -> list[dict]:
-    """One encoder's rows of ``probe.csv`` for one task: a metric each, or a note why none; with
-    ``X`` None, the constant reference's. ``settings`` choose the protocol (default: ``cfg``'s)."""
-    protocol = settings.protocol if settings else cfg.protocol
-    rounds = settings.bootstrap if settings else _bootstrap_rounds(cfg)
-    col = labels[task]
-    have = col.is_not_null().to_numpy()
-    y = col.to_numpy()
-    if kind != "regression":
-        y = y.astype(str)
-    tr, te = have & ~test, have & test
-    base = {"encoder": name, "task": task, "kind": kind, "n_train": int(tr.sum()), "n_test": int(te.sum())}
-    empty = {"metric": None, "value": None, "ci_low": None, "ci_high": None, "penalty": None, "hyperparameters": None}
-    if tr.sum() < 2 * cfg.folds or te.sum() < 2 or (kind != "regression" and len(np.unique(y[tr])) < 2):
-        return [base | empty | {"note": "too few labelled examples"}]
-    y_tr = y[tr].astype(np.float64) if kind == "regression" else y[tr]
-    y_te = y[te].astype(np.float64) if kind == "regression" else y[te]
-    note = []
-    if X is None:  # the constant reference
+def fit_fold(X: np.ndarray | None, y: np.ndarray, kind: str, train: np.ndarray, test: np.ndarray, groups: np.ndarray,
+             cfg: ProbeConfig, protocol: str, workers: int, name: str = "split") -> tuple[FoldResult, list[str]]:
+    """One fold: a probe fitted on the ``train`` rows predicts the ``test`` rows (``X`` None: the
+    constant reference). Returns the fold's predictions and notes."""
+    y_tr, notes = y[train], []
+    if X is None:
         if kind == "regression":
-            pred, hyper = np.full(te.sum(), y_tr.mean()), {"constant": float(y_tr.mean())}
+            pred, hyper = np.full(test.sum(), y_tr.mean()), {"constant": float(y_tr.mean())}
         else:
-            classes, counts = np.unique(y_tr, return_counts=True)
-            if protocol == "anyppg":
-                from .probe_models import release_labels
-                classes = release_labels(y_tr)[1]
-                counts = np.array([(y_tr == c).sum() for c in classes])
-            pred, hyper = (np.tile(counts / counts.sum(), (te.sum(), 1)), classes), {"constant": "prevalence"}
+            classes = release_labels(y_tr)[1] if protocol == "anyppg" else np.unique(y_tr)
+            counts = np.array([(y_tr == c).sum() for c in classes])
+            pred, hyper = (np.tile(counts / counts.sum(), (test.sum(), 1)), classes), {"constant": "prevalence"}
     else:
-        X_tr, X_te, imputed = impute(X[tr], X[te])
+        X_tr, X_te, imputed = impute(X[train], X[test])
         if imputed:
-            note.append(f"{imputed} examples without a measured feature, imputed with the training median")
+            notes.append(f"{imputed} examples without a measured feature, imputed with the training median")
         if protocol == "anyppg":
             fit = release_fit(X_tr, y_tr, X_te, kind, workers=workers)
         else:
-            fit = fit_probe(X_tr, y_tr, X_te, kind, groups=groups[tr], folds=cfg.folds, seed=cfg.seed,
+            fit = fit_probe(X_tr, y_tr, X_te, kind, groups=groups[train], folds=cfg.folds, seed=cfg.seed,
                             multiclass=cfg.multiclass, workers=workers)
         pred, hyper = fit.prediction, fit.hyperparameters
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # classes a probe predicts that the test lacks
-        values = release_metrics(kind, y_te, pred) if protocol == "anyppg" else task_metrics(kind, y_te, pred)
-    if protocol == "anyppg":
-        ci = release_bootstrap(kind, y_te, pred, rounds, cfg.seed)[0] if rounds else \
-            {m: (float("nan"), float("nan")) for m in METRICS[kind]}
-    else:
-        ci = bootstrap_intervals(kind, y_te, pred, groups[te], rounds, cfg.seed)
-    if kind != "regression" and len(np.unique(y_te)) < 2:
-        note.append("the test part holds one class: no AUC")
-    penalty = hyper.get("C", hyper.get("alpha"))
-    hyper_text = json.dumps(hyper, default=_plain)
-    return [base | {"metric": m, "value": v, "ci_low": ci.get(m, (None, None))[0],
-                    "ci_high": ci.get(m, (None, None))[1], "penalty": penalty, "hyperparameters": hyper_text,
-                    "note": "; ".join(note) or None}
-            for m, v in values.items()]
+    return FoldResult(name, np.flatnonzero(test), y[test], pred, groups[test], int(train.sum()), hyper), notes
+
+
+def fit_task(X, labels: pl.DataFrame, task: str, kind: str, folds, groups: np.ndarray, cfg: ProbeConfig,
+             protocol: str, workers: int) -> tuple[list[FoldResult] | None, list[str]]:
+    """Every fold of one task: the fold results (None when a fold has too few labelled examples
+    to probe) and notes."""
+    col = labels[task]
+    have = col.is_not_null().to_numpy()
+    y = col.to_numpy().astype(np.float64) if kind == "regression" else col.to_numpy().astype(str)
+    out, notes = [], []
+    for fold in folds:
+        tr, te = have & ~fold.test, have & fold.test
+        if te.sum() == 0 and len(folds) > 1:
+            continue  # a held-out subject without this task's label
+        if tr.sum() < 2 * cfg.folds or te.sum() < 1 or (kind != "regression" and len(np.unique(y[tr])) < 2):
+            return None, [f"too few labelled examples ({fold.name}: {int(tr.sum())} to train, {int(te.sum())} to "
+                          "test)"]
+        result, more = fit_fold(X, y, kind, tr, te, groups, cfg, protocol, workers, fold.name)
+        out.append(result)
+        notes += [n for n in more if n not in notes]
+    return (out or None), notes
+
+
+TABLE_SCHEMA = {"encoder": pl.String, "task": pl.String, "kind": pl.String, "evaluation": pl.String,
+                "metric": pl.String, "value": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+                "interval": pl.String, "n_train": pl.Int64, "n_test": pl.Int64, "n_subjects": pl.Int64,
+                "penalty": pl.Float64, "hyperparameters": pl.String, "note": pl.String}
+FOLD_SCHEMA = {"encoder": pl.String, "task": pl.String, "fold": pl.String, "metric": pl.String, "value": pl.Float64}
+PAIR_SCHEMA = {"task": pl.String, "kind": pl.String, "evaluation": pl.String, "metric": pl.String,
+               "encoder_a": pl.String, "encoder_b": pl.String, "difference": pl.Float64, "ci_low": pl.Float64,
+               "ci_high": pl.Float64, "includes_zero": pl.Boolean, "interval": pl.String}
 
 
 def _plain(value):
@@ -352,15 +277,104 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def _bootstrap_rounds(cfg: ProbeConfig, protocol: str | None = None) -> int:
-    if cfg.bootstrap is not None:
-        return cfg.bootstrap
-    return RELEASE_BOOTSTRAP if (protocol or cfg.protocol) == "anyppg" else GROUPED_BOOTSTRAP
+def task_rows(name: str, task: str, kind: str, results, notes, settings: Settings, plan_label: str,
+              evaluation: str, seed: int, refits: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """An encoder's rows of ``probe.csv`` for a task (a metric each, or a note why none) and of
+    ``probe_folds.csv``; ``refits``: the intervals of a repeated evaluation (:func:`refit_bootstrap`)."""
+    base = {"encoder": name, "task": task, "kind": kind, "evaluation": plan_label}
+    if results is None:
+        return [base | {"note": "; ".join(notes)}], []
+    s = summarise(kind, evaluation, [results], rounds=0 if refits else settings.bootstrap, seed=seed,
+                  protocol=settings.protocol)
+    if refits is not None:
+        s.intervals, s.interval = refits["intervals"], refits["interval"]
+    first = results[0].hyper
+    hyper = first if len(results) == 1 else [r.hyper for r in results]
+    penalty = first.get("C", first.get("alpha")) if len(results) == 1 else None
+    counts = {"n_train": int(round(np.mean([r.n_train for r in results]))),
+              "n_test": int(sum(len(r.y) for r in results)) if evaluation == "loso"
+              else int(round(np.mean([len(r.y) for r in results]))), "n_subjects": s.subjects}
+    if kind != "regression" and evaluation != "loso" and any(len(np.unique(r.y)) < 2 for r in results):
+        notes = [*notes, "a test part holds one class: no AUC there"]
+    if kind != "regression" and evaluation == "loso":
+        notes = [*notes, "AUC pooled over the held-out subjects' predictions: biased low with few subjects "
+                         "(docs/methods.md)"]
+    rows = [base | counts | {"metric": m, "value": v, "ci_low": s.intervals[m][0], "ci_high": s.intervals[m][1],
+                             "interval": s.interval, "penalty": penalty,
+                             "hyperparameters": json.dumps(hyper, default=_plain), "note": "; ".join(notes) or None}
+            for m, v in s.values.items()]
+    folds = [{"encoder": name, "task": task, "fold": r.name, "metric": m, "value": v}
+             for r, per in zip(results, s.per_fold) for m, v in per.items()] if len(results) > 1 else []
+    return rows, folds
 
 
-TABLE_SCHEMA = {"encoder": pl.String, "task": pl.String, "kind": pl.String, "metric": pl.String, "value": pl.Float64,
-                "ci_low": pl.Float64, "ci_high": pl.Float64, "n_train": pl.Int64, "n_test": pl.Int64,
-                "penalty": pl.Float64, "hyperparameters": pl.String, "note": pl.String}
+def pair_rows(task: str, kind: str, fits: dict, settings: Settings, plan_label: str, evaluation: str,
+              seed: int, refits: dict | None = None) -> list[dict]:
+    """``probe_pairs.csv``'s rows of a task: the main metric's difference between every two
+    encoders (``a`` minus ``b``) on the same folds and subjects, with its interval (from the same
+    resamples for both: paired)."""
+    metric = MAIN_METRIC[kind]
+    rows = []
+    for a, b in itertools.combinations([n for n, f in fits.items() if f is not None], 2):
+        s = summarise(kind, evaluation, [fits[a], fits[b]], rounds=0 if refits else settings.bootstrap, seed=seed,
+                      protocol="grouped")
+        if refits is not None:
+            s.intervals = {metric: refits["pairs"].get((a, b), (float("nan"), float("nan")))}
+            s.interval = refits["interval"]
+        lo, hi = s.intervals[metric]
+        rows.append({"task": task, "kind": kind, "evaluation": plan_label, "metric": metric, "encoder_a": a,
+                     "encoder_b": b, "difference": s.values[metric], "ci_low": lo, "ci_high": hi,
+                     "includes_zero": bool(lo <= 0 <= hi) if np.isfinite(lo) and np.isfinite(hi) else None,
+                     "interval": s.interval})
+    return rows
+
+
+def refit_bootstrap(Xs: dict, labels: pl.DataFrame, task: str, kind: str, cfg: ProbeConfig, protocol: str,
+                    rounds: int, seed: int, workers: int, level: float = 0.95, keep_draws: bool = False) -> dict:
+    """Intervals of a repeated evaluation that hold for the skill on new people: the subjects
+    resampled with replacement ``rounds`` times (a subject drawn twice counts as two), each
+    resample evaluated anew by :data:`REFIT_SPLITS` repeated splits with every probe refitted,
+    and the percentiles of the mean metric over those evaluations (Efron's bootstrap of the whole
+    procedure). ``Xs``: encoder name -> example embeddings (None: the constant). The same
+    resamples serve every encoder, so a difference between two is paired. Returns
+    ``{"intervals": {name: {metric: (low, high)}}, "pairs": {(a, b): (low, high)}, "interval": text}``
+    (the pairs of the task's main metric), and ``"draws"``, each resample's metrics per encoder,
+    with ``keep_draws``."""
+    subject = labels["subject"].to_numpy()
+    subjects = np.unique(subject)
+    members = {s: np.flatnonzero(subject == s) for s in subjects}
+    rng = np.random.default_rng([seed, 2027])
+    draws: dict = {name: [] for name in Xs}
+    class_tasks = [task] if kind != "regression" else []
+    for _ in progress(range(rounds), desc=f"refit bootstrap {task}", unit="resample"):
+        picked = rng.choice(subjects, len(subjects), replace=True)
+        rows = np.concatenate([members[s] for s in picked])
+        names = np.concatenate([np.full(len(members[s]), f"{s}#{i}") for i, s in enumerate(picked)])
+        sub = labels[rows].with_columns(pl.Series("subject", names), pl.lit(None, pl.String).alias("split"))
+        folds = plan(sub, "repeated", test_fraction=cfg.test_fraction, seed=int(rng.integers(1 << 30)),
+                     splits=min(cfg.splits, REFIT_SPLITS), class_tasks=class_tasks).folds
+        for name, X in Xs.items():
+            results, _ = fit_task(None if X is None else X[rows], sub, task, kind, folds, names, cfg, protocol,
+                                  workers)
+            values = summarise(kind, "repeated", [results], rounds=0, seed=0, protocol=protocol).values \
+                if results is not None else None
+            draws[name].append(values)
+    q = 100 * (1 - level) / 2
+
+    def interval(values):
+        v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+        return (float(np.percentile(v, q)), float(np.percentile(v, 100 - q))) if len(v) >= 10 else \
+            (float("nan"), float("nan"))
+    intervals = {name: {m: interval([d[m] if d else None for d in ds]) for m in METRICS[kind]}
+                 for name, ds in draws.items()}
+    metric = MAIN_METRIC[kind]
+    pairs = {(a, b): interval([da[metric] - db[metric] if da and db else None
+                               for da, db in zip(draws[a], draws[b])])
+             for a, b in itertools.combinations(Xs, 2)}
+    return {"intervals": intervals, "pairs": pairs,
+            "interval": f"bootstrap of {rounds} subject resamples, each evaluated anew "
+                        f"({min(cfg.splits, REFIT_SPLITS)} splits, probes refitted)"} | (
+        {"draws": draws} if keep_draws else {})
 
 
 def _cache_folder(dataset: Path, cfg: ProbeConfig):
@@ -374,29 +388,19 @@ def _cache_folder(dataset: Path, cfg: ProbeConfig):
     return Path(tmp.name), tmp
 
 
-def probe_settings(cfg: ProbeConfig) -> list[Settings]:
-    """The passes a probe runs: its own settings (``main``), and the release's for
-    ``paper_table.csv`` (``paper``) when ``cfg.paper`` asks for them and they differ."""
-    main = Settings(WindowRule(cfg.preprocess, cfg.input, cfg.max_invalid, cfg.min_seconds), cfg.protocol,
-                    _bootstrap_rounds(cfg))
-    if cfg.paper != "anyppg":
-        return [main]
-    paper = Settings(WindowRule("anyppg", "anyppg", cfg.max_invalid, cfg.min_seconds), "anyppg",
-                     _bootstrap_rounds(cfg, "anyppg"), "paper")
-    return [main] if (paper.rule, paper.protocol) == (main.rule, main.protocol) else [main, paper]
-
-
 def probe(dataset, encoders: list[str], out, names: list[str] | None = None, config: ProbeConfig | None = None,
           overwrite: bool = False) -> dict:
     """``phewas probe``: probe each encoder on each task of ``dataset``; write ``probe.csv``,
-    figures and the HTML page. Returns ``summary.json``'s content.
+    ``probe_folds.csv``, ``probe_pairs.csv``, ``paper_table.csv``, figures and the HTML page.
+    Returns ``summary.json``'s content.
 
     ``probe.csv`` holds the run's own settings (:class:`ProbeConfig`); ``paper_table.csv`` the
-    paper's layout, by the release's input and protocol unless ``paper`` says otherwise (a second
-    pass over the same encoders, recorded in ``summary.json``)."""
+    paper's layout, by the release's input, protocol and single split unless ``paper`` says
+    otherwise (a second pass over the same encoders, recorded in ``summary.json``)."""
     cfg = config or ProbeConfig()
     if not encoders:
         raise PhewasError("probe needs at least one --encoder")
+    check_output(out, overwrite=overwrite)  # before any work
     names = _encoder_names(encoders, names)
     workers = cfg.workers or os.cpu_count() or 1
     cache, cleanup = _cache_folder(Path(dataset), cfg)
@@ -407,12 +411,10 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
     main = results["main"]
     paper = results.get("paper", main)
     all_names = [*names, REFERENCE] if cfg.reference else names
-    summary = {**main["summary"], "settings": passes[0].describe(),
-               "paper_table": {**passes[-1].describe(), "split": paper["summary"]["split"]}
+    summary = {**main["summary"], "paper_table": {**paper["summary"]["settings"], "split": paper["summary"]["split"]}
                if cfg.paper != "none" else None}
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        write_probe(tmp, main["table"], summary, all_names, main["summary"]["tasks"], main["summary"]["split"],
-                    paper=paper["table"] if cfg.paper != "none" else None)
+        write_probe(tmp, main, summary, all_names, paper=paper if cfg.paper != "none" else None)
         write_manifest(tmp, command="probe", inputs={"dataset": str(Path(dataset).resolve()),
                                                      "encoders": {n: main["summary"]["encoders"][n] for n in names}},
                        parameters=asdict(cfg), counts={"examples": summary["examples"], "windows": summary["windows"]})
@@ -421,37 +423,67 @@ def probe(dataset, encoders: list[str], out, names: list[str] | None = None, con
 
 def _probe_pass(dataset, names: list[str], models: list[tuple], cfg: ProbeConfig, settings: Settings, cache: Path,
                 workers: int) -> dict:
-    """Every encoder on every task by one :class:`Settings`: ``{"table", "summary"}``."""
+    """Every encoder on every task by one :class:`Settings`: ``{"table", "folds", "pairs",
+    "summary"}``."""
     from encoder.embed import cached_embeddings
 
     data = load_probe_dataset(dataset, rule=settings.rule, cache=cache, workers=workers)
     tasks = data.tasks if cfg.task is None else {cfg.task: data.tasks.get(cfg.task)}
     if None in tasks.values():
         raise InputError(Path(dataset) / "dataset.toml", f"no task {cfg.task!r}; tasks: {', '.join(data.tasks)}")
-    test, how = split_examples(data.labels, cfg.test_fraction, cfg.seed,
-                               [t for t, k in tasks.items() if k != "regression"])
+    check_classes(dataset, data.labels, tasks)
+    try:
+        evaluation = plan(data.labels, settings.evaluation, test_fraction=cfg.test_fraction, seed=cfg.seed,
+                          splits=cfg.splits, class_tasks=[t for t, k in tasks.items() if k != "regression"])
+    except ValueError as err:
+        raise InputError(Path(dataset) / "labels.csv", str(err)) from None
     subject = data.labels["subject"].to_numpy()
     groups = subject if data.labels["subject"].is_not_null().all() else np.arange(data.labels.height).astype(str)
-    rows, per_encoder = [], {}
+    fits: dict = {t: {} for t in tasks}
+    notes: dict = {t: {} for t in tasks}
+    kept: dict = {}  # example embeddings, kept for the refit bootstrap of repeated splits
+    per_encoder = {}
     label = "" if settings.name == "main" else f" ({settings.name})"
+    settings = replace(settings, bootstrap=bootstrap_rounds(settings.bootstrap, evaluation.kind, settings.protocol))
+    refit = evaluation.kind == "repeated" and settings.bootstrap > 0
+
+    def run(name, X):
+        for task, kind in progress(tasks.items(), desc=f"probe {name}{label}", unit="task"):
+            fits[task][name], notes[task][name] = fit_task(X, data.labels, task, kind, evaluation.folds, groups, cfg,
+                                                           settings.protocol, workers)
+        if refit:
+            kept[name] = X
+
     for name, (model, desc) in zip(names, models):
         emb = cached_embeddings(model, f"{desc['key']}-{data.key}", data.windows, cache,
                                 batch=cfg.batch_size, device=cfg.device, workers=workers)
-        X = example_embeddings(emb, data.example_of, data.labels.height, desc["aggregate"])
         per_encoder[name] = {k: v for k, v in desc.items() if k != "architecture"} | {"dim": int(emb.shape[1])}
-        for task, kind in progress(tasks.items(), desc=f"probe {name}{label}", unit="task"):
-            rows += probe_task(name, task, kind, X, data.labels, test, groups, cfg, workers, settings)
-        del X, emb
+        run(name, example_embeddings(emb, data.example_of, data.labels.height, desc["aggregate"]))
+        del emb
     if cfg.reference:
-        for task, kind in tasks.items():
-            rows += probe_task(REFERENCE, task, kind, None, data.labels, test, groups, cfg, workers, settings)
-    table = pl.DataFrame(rows, schema=TABLE_SCHEMA)
+        run(REFERENCE, None)
+    rows, fold_rows, pairs = [], [], []
+    for task, kind in tasks.items():
+        refits = refit_bootstrap(kept, data.labels, task, kind, cfg, settings.protocol, settings.bootstrap, cfg.seed,
+                                 workers) if refit else None
+        for name in fits[task]:
+            r, f = task_rows(name, task, kind, fits[task][name], notes[task][name], settings, evaluation.label,
+                             evaluation.kind, cfg.seed,
+                             None if refits is None else {"intervals": refits["intervals"][name],
+                                                          "interval": refits["interval"]})
+            rows += r
+            fold_rows += f
+        pairs += pair_rows(task, kind, fits[task], settings, evaluation.label, evaluation.kind, cfg.seed, refits)
     rule = settings.rule
-    summary = {"dataset": data.name, "examples": data.labels.height, "windows": int(len(data.windows)),
-               "rejected_examples": data.rejected, "split": how, "test_examples": int(test.sum()),
+    summary = {"settings": settings.describe() | {"evaluation": evaluation.label},
+               "dataset": data.name, "examples": data.labels.height, "windows": int(len(data.windows)),
+               "rejected_examples": data.rejected, "unused_window_rows": data.unused_rows,
+               "split": evaluation.how, "evaluation": evaluation.label,
+               "subjects": int(len(np.unique(groups))),
+               "test_examples": int(np.mean([f.test.sum() for f in evaluation.folds])),
                "tasks": tasks, "encoders": per_encoder,
                "hyperparameters": {f"{r['encoder']}/{r['task']}": json.loads(r["hyperparameters"])
-                                   for r in rows if r["hyperparameters"] and r["metric"] in ("mae", "auc")},
+                                   for r in rows if r.get("hyperparameters") and r["metric"] in ("mae", "auc")},
                "window_rule": (f"preprocessing profile {rule.preprocess}; " + (
                    "10-s windows of each example, embeddings averaged; shorter examples (>= min_seconds) "
                    "zero-padded" if rule.input == "windows" else
@@ -459,104 +491,8 @@ def _probe_pass(dataset, names: list[str], models: list[tuple], cfg: ProbeConfig
                "protocol": PROTOCOL_TEXT[settings.protocol] | (
                    {"multiclass": f"{cfg.multiclass}, by inner-fold accuracy"} if settings.protocol == "grouped"
                    else {})}
-    return {"table": table, "summary": summary}
+    return {"table": pl.DataFrame(rows, schema=TABLE_SCHEMA), "folds": pl.DataFrame(fold_rows, schema=FOLD_SCHEMA),
+            "pairs": pl.DataFrame(pairs, schema=PAIR_SCHEMA), "summary": summary}
 
 
-PROTOCOL_TEXT = {
-    "grouped": {"binary": "L2 logistic regression on standardised embeddings, C by the AUC of inner folds by "
-                "subject", "regression": "ridge, alpha by the mean absolute error of inner folds by subject",
-                "intervals": "percentile bootstrap over test subjects"},
-    "anyppg": {"binary": "StandardScaler + L2 logistic regression (lbfgs), C by GridSearchCV(cv=5, roc_auc) over "
-               "rows", "regression": "StandardScaler + ridge, alpha by GridSearchCV(cv=5, MAE) over rows",
-               "multiclass": "StandardScaler + random forest (random_state=42) by GridSearchCV(cv=5, accuracy)",
-               "intervals": "percentile bootstrap over test rows, 500 rounds (the release's linear_prob.py)"},
-}
-
-
-def write_probe(out: Path, table: pl.DataFrame, summary: dict, names: list[str], tasks: dict, how: str,
-                paper: pl.DataFrame | None = None) -> None:
-    """``probe.csv``, ``summary.json``, ``paper_table.csv`` (:func:`paper_table` of ``paper``, the
-    rows of the paper's settings; none when None), a figure per task, the tasks-by-encoder figure
-    and ``index.html`` into ``out``."""
-    table.write_csv(out / "probe.csv")
-    if paper is not None:
-        paper_table(paper, names).write_csv(out / "paper_table.csv")
-    write_json(out / "summary.json", summary)
-    figs = {f"{t}": figures.probe_metric(table, t, out)[0] for t in tasks
-            if table.filter((pl.col("task") == t) & pl.col("value").is_not_null()).height}
-    heads = [("examples", summary["examples"]), ("test examples", summary["test_examples"]),
-             ("encoders", len(names)), ("tasks", len(tasks))]
-    st = summary["settings"]
-    intervals = "test subjects" if st["protocol"] == "grouped" else "test rows (the release's)"
-    intro = (f"Dataset <code>{summary['dataset']}</code>; split {how}. Frozen encoders; preprocessing "
-             f"<code>{st['preprocess']}</code>, input <code>{st['input']}</code>, protocol "
-             f"<code>{st['protocol']}</code> (L2 logistic regression, random forest, ridge; hyperparameters chosen "
-             f"on the training part by inner folds); 95% bootstrap intervals over {intervals}; "
-             "<code>constant</code> predicts the training mean or prevalence.")
-    own = paper_table(table, names)
-    if own.height:
-        figs["Tasks by encoder"] = figures.probe_comparison(table, names, out)[0]
-    extra = ("<h2>Tasks by encoder</h2><p>Each task's main metric (AUC for classification, mean absolute "
-             "error for regression) with its 95% interval, by this run's settings; the best per task in bold.</p>"
-             + paper_html(own))
-    released = summary.get("paper_table")
-    if paper is not None and released and {k: released[k] for k in st} != st:
-        extra += (f"<h2>The paper's table</h2><p>The same encoders by the release's settings (input "
-                  f"<code>{released['input']}</code>, protocol <code>{released['protocol']}</code>, split "
-                  f"{released['split']}), as <code>paper_table.csv</code> holds them.</p>"
-                  + paper_html(paper_table(paper, names)))
-    from .explorer import table_columns
-    explorer = {"kind": "probe", "main_metrics": [m for m in ("auc", "mae", "pearson_r")
-                                                   if m in set(table["metric"].to_list())],
-                "encoders": list(names),
-                "columns": table_columns(table, ["task", "kind", "encoder", "metric", "value", "ci_low", "ci_high",
-                                                 "n_test", "hyperparameters"])}
-    write_page(out, title="phewas probe", heading="What do the encoders' embeddings know?", intro=intro,
-               heads=heads, figures=figs, table=table.drop("note", "hyperparameters"),
-               table_title="Tasks, metrics, encoders", explorer=explorer, extra=extra)
-
-
-MAIN_METRIC = {"binary": "auc", "multiclass": "auc", "regression": "mae"}
-HIGHER_IS_BETTER = {"auc": True, "mae": False}
-
-
-def paper_table(table: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """The AnyPPG paper's layout: one row per task, one column per encoder holding the task's main
-    metric (:data:`MAIN_METRIC`) as ``value [low, high]``, and ``best``, the encoder with the best
-    value (highest AUC, lowest error; tied encoders joined by " = ")."""
-    rows = []
-    for task in dict.fromkeys(table["task"].to_list()):
-        sub = table.filter(pl.col("task") == task)
-        metric = MAIN_METRIC.get(sub["kind"][0])
-        cells = {r["encoder"]: r for r in sub.filter(pl.col("metric") == metric).iter_rows(named=True)
-                 if r["value"] is not None}
-        if not cells:
-            continue
-        pick = max if HIGHER_IS_BETTER[metric] else min
-        top = pick(r["value"] for r in cells.values())
-        best = " = ".join(e for e in names if e in cells and cells[e]["value"] == top)  # ties share it
-        row = {"task": task, "metric": metric, "best": best}
-        for name in names:
-            r = cells.get(name)
-            row[name] = None if r is None else (f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-                                                if r["ci_low"] is not None else f"{r['value']:.3f}")
-        rows.append(row)
-    return pl.DataFrame(rows) if rows else pl.DataFrame()
-
-
-def paper_html(paper: pl.DataFrame) -> str:
-    """:func:`paper_table` as an HTML table, the best per row in bold."""
-    import html as html_
-
-    if not paper.height:
-        return ""
-    encoders = [c for c in paper.columns if c not in ("task", "metric", "best")]
-    head = "".join(f"<th>{html_.escape(e)}</th>" for e in ["task", "metric", *encoders])
-    body = ""
-    for r in paper.iter_rows(named=True):
-        best = r["best"].split(" = ")
-        cells = "".join(f"<td>{'<b>' if e in best else ''}{html_.escape(r[e] or '')}"
-                        f"{'</b>' if e in best else ''}</td>" for e in encoders)
-        body += f"<tr><td>{html_.escape(r['task'])}</td><td>{r['metric']}</td>{cells}</tr>"
-    return f'<table class="paper"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
+__all__ = ["METRICS", "ProbeConfig", "probe", "example_embeddings"]

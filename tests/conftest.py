@@ -5,6 +5,24 @@ from phewas.base.progress import set_quiet
 set_quiet(True)
 
 
+@pytest.fixture(autouse=True)
+def cpu_unless_gpu(request, monkeypatch):
+    """The suite runs on the CPU wherever it runs: ``device="auto"`` would otherwise switch to a GPU
+    (and bf16) on a machine that has one. Tests marked ``gpu`` see the GPU, and are skipped
+    without one; subprocesses (torchrun) get no GPU either."""
+    if request.node.get_closest_marker("gpu"):
+        import torch
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU")
+        return
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    try:
+        import torch
+    except ImportError:
+        return
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def sim_data(tmp_path_factory):
     """A small simulated MC-MED folder shared by the tests (reading only)."""

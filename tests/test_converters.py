@@ -2,26 +2,27 @@
 layout (with each version's quirks), and a one-line error naming the file where a file is not what
 the layout says. The real files, where they are here, are read in ``tests/test_real_data.py``."""
 
-import datetime as dt
 import pickle
 
 import numpy as np
 import polars as pl
 import pytest
 import scipy.io
+from helpers import (
+    but_v1_record,
+    but_v2_record,
+    dalia_pickle,
+    deepbeat_part,
+    gyro_subject,
+    pulse,
+    uci_record,
+    write_mat73,
+)
 
 from cohorts.converters import FORMATS, convert_dataset
 from cohorts.probe_data import load_probe_dataset
 from phewas.base.errors import InputError
 from phewas.cli import main
-
-
-def pulse(seconds: float, fs: float, bpm: float, seed: int = 0) -> np.ndarray:
-    """A pulse-like wave with a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * fs)) / fs
-    phase = 2 * np.pi * bpm / 60 * t
-    return np.sin(phase) + 0.4 * np.sin(2 * phase + 0.7) + 0.05 * rng.normal(size=len(t))
 
 
 def labels(folder) -> pl.DataFrame:
@@ -34,17 +35,6 @@ def test_every_format_has_a_converter():
 
 
 # ---------------------------------------------------------------- PPG-DaLiA
-
-def dalia_pickle(path, seconds=40, hr=75.0, seed=0):
-    t = np.arange(int(seconds * 64)) / 64
-    bvp = (pulse(seconds, 64, hr, seed) * 50)[:, None]
-    n_labels = int((seconds - 8) / 2) + 1
-    d = {"signal": {"wrist": {"BVP": bvp, "ACC": np.zeros((len(t) // 2, 3))}},
-         "label": np.full(n_labels, hr), "activity": np.r_[np.zeros(20), np.full(seconds * 4 - 20, 3)][:, None],
-         "subject": path.stem}
-    path.parent.mkdir(parents=True)
-    path.write_bytes(pickle.dumps(d, protocol=2))
-
 
 def test_ppg_dalia(tmp_path):
     src = tmp_path / "PPG_FieldStudy"
@@ -75,25 +65,6 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------- BUT PPG, both versions
-
-def but_v2_record(folder, rid, bpm, seed):
-    import wfdb
-    (folder / rid).mkdir(parents=True)
-    x = pulse(10, 30, bpm, seed)
-    sig = np.stack([x * c for c in (3, 2, 1)], 1)
-    wfdb.wrsamp(f"{rid}_PPG", fs=30, units=["NU"] * 3, sig_name=["PPG_R", "PPG_G", "PPG_B"], p_signal=sig,
-                fmt=["16"] * 3, adc_gain=[1000.0] * 3, baseline=[0] * 3, write_dir=str(folder / rid))
-
-
-def but_v1_record(folder, rid, bpm, seed):
-    """Version 1.0.0's header: 300 signals of one sample, each value carried by its gain and
-    baseline, the .dat all zeros."""
-    (folder / rid).mkdir(parents=True)
-    x = 250 + pulse(10, 30, bpm, seed)
-    lines = [f"{rid}_PPG 300 30 1"] + [f"{rid}_PPG.dat 16 {32767 / v:.4f}(-32767)/a.u. 0 0 0 0 0" for v in x]
-    (folder / rid / f"{rid}_PPG.hea").write_text("\n".join(lines) + "\n")
-    (folder / rid / f"{rid}_PPG.dat").write_bytes(bytes(600))
-
 
 def test_but_ppg_2_0_0(tmp_path):
     src = tmp_path / "butppg"
@@ -160,39 +131,6 @@ def test_but_ppg_errors_name_the_file(tmp_path, fault, needle):
 
 # ---------------------------------------------------------------- UCI-BP
 
-def arterial(seconds, sbp, dbp, bpm, fs=125):
-    """A pressure wave between ``dbp`` and ``sbp`` (mmHg)."""
-    t = np.arange(int(seconds * fs)) / fs
-    phase = (t * bpm / 60) % 1
-    shape = np.exp(-((phase - 0.2) / 0.08) ** 2) + 0.3 * np.exp(-((phase - 0.55) / 0.1) ** 2)
-    shape = (shape - shape.min()) / (shape.max() - shape.min())
-    return dbp + (sbp - dbp) * shape
-
-
-def uci_record(seconds, sbp, dbp, seed):
-    ppg = pulse(seconds, 125, 75, seed)
-    return np.vstack([ppg, arterial(seconds, sbp, dbp, 75), np.zeros_like(ppg)])  # 3 x N: PPG, ABP, ECG
-
-
-def write_mat73(path, name, records):
-    """A MATLAB 7.3 file as MATLAB writes one: a 512-byte user block opening with MATLAB's header,
-    then HDF5 with the cell array as references to datasets in #refs#, each stored transposed."""
-    import h5py
-    with h5py.File(path, "w", userblock_size=512) as f:
-        refs = f.create_group("#refs#")
-        handles = []
-        for i, rec in enumerate(records):
-            refs.create_dataset(f"r{i}", data=np.asarray(rec).T)
-            handles.append(refs[f"r{i}"].ref)
-        cell = f.create_dataset(name, shape=(len(records), 1), dtype=h5py.ref_dtype)
-        for i, h in enumerate(handles):
-            cell[i, 0] = h
-        cell.attrs["MATLAB_class"] = np.bytes_("cell")
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2015 HDF5 schema 1.00 ."
-    with open(path, "r+b") as f:
-        f.write(header.ljust(116) + bytes(8) + b"\x00\x02" + b"IM")
-
-
 def test_uci_bp_mat73_and_mat5(tmp_path):
     pytest.importorskip("h5py")
     src = tmp_path / "uci"
@@ -232,15 +170,6 @@ def test_uci_bp_errors(tmp_path):
 
 # ---------------------------------------------------------------- Gyro-Acc-PPG
 
-def gyro_subject(path, bpm, seconds=40):
-    n = int(seconds * 50)
-    ppg = (30000 + 2000 * pulse(seconds, 50, bpm)).astype(np.uint16)
-    beats = np.arange(0.4, seconds, 60 / bpm)[:, None]
-    scipy.io.savemat(path, {"sigPPG": np.vstack([ppg, ppg, ppg]), "sigAcc": np.full((3, n), 32768, np.uint16),
-                            "sigGyro": np.full((3, n), 32768, np.uint16), "timeECG": beats,
-                            "bpmECG": np.full_like(beats, bpm)})
-
-
 def test_gyro_acc_ppg(tmp_path):
     src = tmp_path / "gyro"
     src.mkdir()
@@ -252,24 +181,14 @@ def test_gyro_acc_ppg(tmp_path):
     np.testing.assert_allclose(lab["heart_rate"].cast(float).to_numpy(), [90] * 4 + [140] * 4)
     assert load_probe_dataset(tmp_path / "ds").windows.shape[0] == 8
     scipy.io.savemat(src / "Subject_3.mat", {"sigPPG": np.zeros((3, 100))})
+    m = convert_dataset("gyro-acc-ppg", src, tmp_path / "ds2")  # the damaged file skipped and listed
+    assert m["counts"]["files_skipped"] == 1 and m["counts"]["examples"] == 8
+    assert m["skipped"][0]["file"].endswith("Subject_3.mat") and "no variable 'timeECG'" in m["skipped"][0]["reason"]
     with pytest.raises(InputError, match="Subject_3.mat.*no variable 'timeECG'"):
-        convert_dataset("gyro-acc-ppg", src, tmp_path / "ds2")
+        convert_dataset("gyro-acc-ppg", src, tmp_path / "ds3", strict=True)
 
 
 # ---------------------------------------------------------------- DeepBeat
-
-def deepbeat_part(path, n, af_every, ids, compressed):
-    rng = np.random.default_rng(len(ids))
-    signal = np.stack([(pulse(25, 32, 60 + k, k) + 1) / 2 for k in range(n)])[:, :, None]
-    rhythm = np.zeros((n, 2))
-    rhythm[np.arange(n), (np.arange(n) % af_every == 0).astype(int)] = 1
-    quality = np.eye(3)[rng.integers(0, 3, n)]
-    params = np.empty((n, 3), dtype=object)
-    for i in range(n):
-        params[i] = [dt.datetime(2017, 1, 1) + dt.timedelta(minutes=i), "a", ids[i % len(ids)]]
-    (np.savez_compressed if compressed else np.savez)(path, signal=signal, rhythm=rhythm, qa_label=quality,
-                                                      parameters=params)
-
 
 def test_deepbeat_official_parts_streamed(tmp_path, monkeypatch):
     src = tmp_path / "deepbeat"
@@ -342,7 +261,8 @@ def test_wesad_four_states(tmp_path):
     (src / "S4").mkdir()
     (src / "S4" / "S4.pkl").write_bytes(pickle.dumps({"signal": {}, "label": np.zeros(3)}, protocol=2))
     with pytest.raises(InputError, match="S4.pkl: missing 'wrist'"):
-        convert_dataset("wesad", src, tmp_path / "ds2")
+        convert_dataset("wesad", src, tmp_path / "ds2", strict=True)
+    assert convert_dataset("wesad", src, tmp_path / "ds3")["counts"]["files_skipped"] == 1
 
 
 # ---------------------------------------------------------------- Real-World PPG
@@ -368,7 +288,9 @@ def test_real_world_ppg_workbooks(tmp_path):
     sheet.cell(row=3, column=1, value="n/a")
     book.save(src / "test8.xlsx")
     with pytest.raises(InputError, match="test8.xlsx.*column 1 holds text"):
-        convert_dataset("real-world-ppg", src, tmp_path / "ds2")
+        convert_dataset("real-world-ppg", src, tmp_path / "ds2", strict=True)
+    m = convert_dataset("real-world-ppg", src, tmp_path / "ds3")  # the training workbook alone
+    assert m["counts"]["files_skipped"] == 1 and m["counts"]["examples"] == 6
 
 
 # ---------------------------------------------------------------- TROIKA
@@ -388,4 +310,6 @@ def test_troika_both_reference_names(tmp_path):
     assert lab["subject"].unique().sort().to_list() == ["01", "02"]
     (src / "REF_01_TYPE01.mat").unlink()
     with pytest.raises(InputError, match="DATA_01_TYPE01.mat: no reference heart rate"):
-        convert_dataset("troika", src, tmp_path / "ds2")
+        convert_dataset("troika", src, tmp_path / "ds2", strict=True)
+    m = convert_dataset("troika", src, tmp_path / "ds3")
+    assert m["counts"]["files_skipped"] == 1 and m["counts"]["examples"] == 12

@@ -32,7 +32,6 @@ and exit status 2, nothing lost, nothing half-written.
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -367,41 +366,6 @@ def test_checkpoint_with_objects_is_refused_without_advising_unsafe_loading(tmp_
 
 
 # ---------------------------------------------------------------- distributed and packaging
-def _cache_worker(rank, store_path, rdv, out):
-    import torch.distributed as dist
-
-    from cohorts.store import SegmentStore
-    from encoder.config import demo_ecg
-    from encoder.distributed import Dist
-    from encoder.net1d import Net1D
-    from encoder.pretrain import ecg_feature_cache
-
-    dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=2)
-    torch.manual_seed(0)
-    enc = Net1D(demo_ecg())
-    calls = []
-    forward = enc.forward
-    enc.forward = lambda x: (calls.append(1), forward(x))[1]
-    d = Dist(rank=rank, world=2, local_rank=rank, device=torch.device("cpu"))
-    feats = ecg_feature_cache(SegmentStore(store_path), enc, "ddptest", torch.device("cpu"), d=d)
-    np.save(f"{out}/rank{rank}.npy", np.asarray(feats))
-    (out / f"rank{rank}.calls").write_text(str(len(calls)))
-    dist.destroy_process_group()
-
-
-@pytest.mark.slow
-def test_ddp_ecg_cache_is_written_by_rank_0_only(sim_store, tmp_path):
-    import torch.multiprocessing as mp
-
-    store = tmp_path / "segments"  # a copy: the session's store stays read-only
-    shutil.copytree(sim_store.path, store, ignore=shutil.ignore_patterns("ecg_cache"))
-    mp.spawn(_cache_worker, args=(str(store), str(tmp_path / "rdv"), tmp_path), nprocs=2, join=True)
-    assert int((tmp_path / "rank0.calls").read_text()) > 0
-    assert int((tmp_path / "rank1.calls").read_text()) == 0
-    np.testing.assert_array_equal(np.load(tmp_path / "rank0.npy"), np.load(tmp_path / "rank1.npy"))
-    assert [p.name for p in (store / "ecg_cache").iterdir()] == ["ddptest.npy"]  # no temporary left
-
-
 NO_TORCH = """
 import sys
 class NoTorch:  # as if torch were not installed

@@ -21,7 +21,7 @@ SMALL = Net1DConfig(base_filters=16, filter_list=[16, 32], m_blocks_list=[1, 1],
 
 def tiny(**kw):
     base = dict(ppg=SMALL, segments_per_stay=4, min_train_positives=3, batch_size=8, epochs=2, warmup_steps=2,
-                evals_per_epoch=2, patience=10)
+                evals_per_epoch=2, patience=10, log_every=1)
     return make_config("demo", **{**base, **kw})
 
 

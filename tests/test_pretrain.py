@@ -20,7 +20,8 @@ def losses(run):
 
 
 def tiny(**kw):
-    base = dict(steps=6, batch_size=16, eval_every=3, checkpoint_every=3, retrieval_batch=8, warmup_steps=2)
+    base = dict(steps=6, batch_size=16, eval_every=3, checkpoint_every=3, retrieval_batch=8, warmup_steps=2,
+                log_every=1)  # every step's loss logged: the resume tests compare them
     return make_config("demo", **{**base, **kw})
 
 

@@ -21,8 +21,10 @@ from encoder.embed import FEATURES, cached_embeddings, embed, load_encoder
 from encoder.net1d import Net1D
 from phewas.base.errors import InputError
 from phewas.cli import main
-from reports.probe import ProbeConfig, example_embeddings, probe, split_examples, task_metrics
+from reports.probe import ProbeConfig, example_embeddings, probe
+from reports.probe_metrics import task_metrics
 from reports.probe_models import ALPHAS, CS, fit_probe, inner_folds, logistic_search
+from reports.probe_split import split_examples
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +135,11 @@ def test_split_by_subject_is_disjoint_and_seeded(sim_probe):
     af = d.labels["af"]
     assert af.filter(pl.Series(c)).n_unique() == 2 and af.filter(pl.Series(~c)).n_unique() == 2
     assert "two classes on each side" in how and not set(subj[c]) & set(subj[~c])
-    # one subject with heart failure: no draw can put it on both sides; the first draw stands
+    # one subject with heart failure: no draw can put it on both sides; the first draw that serves
+    # the other class task stands (not the first draw, which would leave AF without an AUC too)
     e, how = split_examples(d.labels, 0.25, seed=3, class_tasks=["af", "heart_failure"])
-    assert (e == a).all() and how == "by subject (8:2, seeded)"
+    assert af.filter(pl.Series(e)).n_unique() == 2 and af.filter(pl.Series(~e)).n_unique() == 2
+    assert how.endswith("1 of 2 class tasks have two classes on each side)")
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -329,13 +333,16 @@ def test_probe_command_writes_table_figures_and_reuses_embeddings(tmp_path, sim_
     assert s["encoders"]["random"]["dim"] == s["encoders"]["pre"]["dim"]  # random takes the run's architecture
     assert set(s["hyperparameters"]) >= {"pre/heart_rate", "pre/af", "random/stiffness"}
     af = t.filter((pl.col("task") == "af") & (pl.col("encoder") == "pre"))
-    assert json.loads(af["hyperparameters"][0])["C"] in CS
+    # 16 subjects: one split's test part would hold 3, so the splits are repeated (each its own C)
+    assert s["evaluation"] == "repeated:10" and set(t["evaluation"]) == {"repeated:10"}
+    assert all(h["C"] in CS for h in json.loads(af["hyperparameters"][0]))
     cached = {p.name: p.stat().st_mtime_ns for p in (sim_probe / "cache").glob("*.npy")}
     # the windows and each encoder's embeddings, for this run's input and for the paper table's
     assert len(cached) == 6
-    assert s["settings"] == {"preprocess": "anyppg", "input": "windows", "protocol": "grouped", "bootstrap": 50}
+    assert s["settings"] == {"preprocess": "anyppg", "input": "windows", "protocol": "grouped",
+                             "evaluation": "repeated:10", "bootstrap": 50}
     assert s["paper_table"] | {"split": None} == {"preprocess": "anyppg", "input": "anyppg", "protocol": "anyppg",
-                                                  "bootstrap": 50, "split": None}
+                                                  "evaluation": "split", "bootstrap": 50, "split": None}
     paper = pl.read_csv(out / "paper_table.csv")
     assert {"heart_rate", "af"} <= set(paper["task"]) and {"pre", "random", "constant"} <= set(paper.columns)
     assert main(["probe", "--dataset", str(sim_probe), "--encoder", str(pretrain), "random", "--out", str(out),
@@ -366,7 +373,7 @@ def test_bootstrap_over_subjects_is_calibrated_where_examples_cluster():
     MAE known): 200 test parts of 30 subjects x 5 examples. The interval from resampling
     subjects covers the true MAE in >= 90% (measured 93.5%; 86.5% with 12 subjects, README);
     resampling examples, blind to subjects, covers far less (measured 66%)."""
-    from reports.probe import bootstrap_intervals
+    from reports.probe_metrics import FoldResult, subject_bootstrap
     rng = np.random.default_rng(0)
     true = np.sqrt(2 / np.pi) * np.sqrt(1.0 + 0.25)
     hit_subjects = hit_examples = 0
@@ -375,9 +382,12 @@ def test_bootstrap_over_subjects_is_calibrated_where_examples_cluster():
         g = np.repeat(np.arange(30), 5)
         err = rng.normal(size=30)[g] + 0.5 * rng.normal(size=len(g))
         y = np.zeros(len(g))
-        lo, hi = bootstrap_intervals("regression", y, err, g, 300, int(rng.integers(1 << 30)))["mae"]
-        hit_subjects += lo <= true <= hi
-        lo, hi = bootstrap_intervals("regression", y, err, np.arange(len(g)), 300, int(rng.integers(1 << 30)))["mae"]
-        hit_examples += lo <= true <= hi
+        for groups, hits in ((g, "subjects"), (np.arange(len(g)), "examples")):
+            fold = FoldResult("split", np.arange(len(g)), y, err, groups, 100)
+            lo, hi = subject_bootstrap("regression", [fold], 300, int(rng.integers(1 << 30)))["mae"]
+            if hits == "subjects":
+                hit_subjects += lo <= true <= hi
+            else:
+                hit_examples += lo <= true <= hi
     assert hit_subjects / n >= 0.90
     assert hit_examples / n < 0.80

@@ -17,9 +17,10 @@ FORMATS = tuple(MODULES)
 __all__ = ["FORMATS", "convert_dataset", "read_pickle_arrays"]
 
 
-def convert_dataset(fmt: str, source, out, *, overwrite: bool = False) -> dict:
+def convert_dataset(fmt: str, source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
     """``phewas convert-dataset``: read ``source`` in format ``fmt``, write the dataset folder ``out``;
-    returns its manifest."""
+    returns its manifest. A damaged file among several is skipped and listed in the manifest
+    (``skipped``), or, with ``strict``, ends the conversion with its error."""
     if fmt not in MODULES:
         raise ValueError(f"format must be one of {FORMATS}")
-    return import_module(f"{__name__}.{MODULES[fmt]}").convert(source, out, overwrite=overwrite)
+    return import_module(f"{__name__}.{MODULES[fmt]}").convert(source, out, overwrite=overwrite, strict=strict)

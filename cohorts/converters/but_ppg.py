@@ -35,6 +35,7 @@ from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir
 
 from .common import DatasetWriter
+from .validate import signal
 
 TASKS = {"quality": "binary", "heart_rate": "regression", "sbp": "regression", "dbp": "regression",
          "age": "regression"}
@@ -59,7 +60,7 @@ def read_ppg(hea: Path) -> np.ndarray:
     import wfdb
     try:
         header = wfdb.rdheader(str(hea.with_suffix("")))
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - wfdb raises many kinds on a damaged header
         raise InputError(hea, f"unreadable WFDB header ({err})") from None
     n_sig, n = header.n_sig, header.sig_len
     if n == 1 and n_sig > 1:  # 1.0.0's layout: one sample per signal, the value in gain and baseline
@@ -73,7 +74,7 @@ def read_ppg(hea: Path) -> np.ndarray:
                          f"of 1 sample), found {n_sig} signals of {n} samples")
     try:
         rec = wfdb.rdrecord(str(hea.with_suffix("")))
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - and on a damaged signal file
         raise InputError(hea.with_suffix(".dat"), f"unreadable WFDB signal ({err})") from None
     names = list(rec.sig_name or [])
     j = names.index("PPG_R") if "PPG_R" in names else 0
@@ -99,7 +100,7 @@ def _number(text: str, path: Path, row: int, column: str) -> float | None:
         raise InputError(path, f"not a number: {text!r}", row=row, column=column) from None
 
 
-def convert(source, out, *, overwrite: bool = False) -> dict:
+def convert(source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
     source = Path(source)
     quality_csv, info_csv = source / "quality-hr-ann.csv", source / "subject-info.csv"
     quality = read_csv_rows(quality_csv, ("ID", "Quality", "HR"))
@@ -109,7 +110,7 @@ def convert(source, out, *, overwrite: bool = False) -> dict:
     bp_column = "Blood pressure [mmHg]" if info_rows and "Blood pressure [mmHg]" in info_rows[0] else None
     missing, version = 0, "2.0.0" if bp_column else "1.0.0"
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        writer = DatasetWriter(tmp, "but-ppg", TASKS, channel="PPG")
+        writer = DatasetWriter(tmp, "but-ppg", TASKS, channel="PPG", strict=strict)
         for row, q in enumerate(quality, start=2):
             rid = q["ID"].zfill(6)
             if not re.fullmatch(r"\d{6}", rid):
@@ -118,9 +119,11 @@ def convert(source, out, *, overwrite: bool = False) -> dict:
             if not hea.is_file():
                 missing += 1
                 continue
-            x = read_ppg(hea)
-            if len(x) < FS * 5:
-                raise InputError(hea, f"{len(x)} samples; expected about {FS * SECONDS:.0f} (10 s at 30 Hz)")
+            x = None
+            with writer.each_file(hea):  # a damaged record: skipped and listed (an error with strict)
+                x = signal(hea, "the PPG", read_ppg(hea), fs=FS, min_seconds=5, what="about 10 s at 30 Hz")
+            if x is None:
+                continue
             quality_value = _number(q["Quality"], quality_csv, row, "Quality")
             if quality_value not in (0.0, 1.0, None):
                 raise InputError(quality_csv, f"quality {q['Quality']!r} is not 0 or 1", row=row, column="Quality")
@@ -132,7 +135,7 @@ def convert(source, out, *, overwrite: bool = False) -> dict:
             writer.add(record=writer.record(rid, x, FS), subject=rid[:3],
                        quality=None if quality_value is None else int(quality_value),
                        heart_rate=_number(q["HR"], quality_csv, row, "HR"), sbp=sbp, dbp=dbp, age=age)
-        if not writer.rows:
+        if not writer.rows and not writer.skipped:
             raise InputError(source, f"none of the {len(quality)} records of quality-hr-ann.csv has <ID>/<ID>_PPG.hea")
         return writer.close(source=source, fmt="but-ppg", counts={"records_missing": missing},
                             notes={"version": version})

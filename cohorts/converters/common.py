@@ -12,12 +12,16 @@ import csv
 import io
 import pickle
 import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from phewas.base.errors import InputError
 from phewas.base.io import write_manifest
+
+from .validate import label
 
 OFFICIAL = {"train", "test"}
 
@@ -31,37 +35,89 @@ class DatasetWriter:
     """
 
     def __init__(self, folder: Path, name: str, tasks: dict[str, str], *, fs: float | None = None,
-                 channel: str | None = None):
+                 channel: str | None = None, strict: bool = False):
         self.folder, self.name, self.tasks, self.fs, self.channel = Path(folder), name, tasks, fs, channel
+        self.strict = strict
         self.rows: list[dict] = []
+        self.skipped: list[dict] = []  # files not converted, and why
+        self.non_finite: dict[str, int] = {}  # record or window row -> samples that are NaN or infinite
+        self.non_finite_labels = dict.fromkeys(tasks, 0)
+        self._records: list[str] = []
         self._windows = None
 
     def record(self, name: str, x: np.ndarray, fs: float, sig_name: str = "PPG") -> str:
-        """Write one signal as a WFDB record under ``records/``; returns its path for ``labels.csv``."""
+        """Write one signal as a WFDB record under ``records/``; returns its path for ``labels.csv``.
+        Non-finite samples are written as WFDB's invalid value (read back as NaN) and counted."""
         import wfdb
         (self.folder / "records").mkdir(exist_ok=True)
-        x = np.nan_to_num(np.asarray(x, dtype=np.float64).reshape(-1))
-        span = float(np.max(np.abs(x))) if len(x) else 0.0
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        finite = np.isfinite(x)
+        if not finite.all():
+            self.non_finite[f"records/{name}"] = int((~finite).sum())
+            x = np.where(finite, x, np.nan)
+        span = float(np.max(np.abs(x[finite]))) if finite.any() else 0.0
         wfdb.wrsamp(name, fs=fs, units=["NU"], sig_name=[sig_name], p_signal=x[:, None], fmt=["16"],
                     adc_gain=[30000.0 / (span or 1.0)], baseline=[0], write_dir=str(self.folder / "records"))
+        self._records.append(name)
         return f"records/{name}"
 
     def open_windows(self, n: int, width: int) -> np.ndarray:
-        """``windows.npy`` (float32 ``[n, width]`` at the dataset's ``fs``), memory-mapped for writing."""
+        """``windows.npy`` (float32 ``[n, width]`` at the dataset's ``fs``), memory-mapped for writing;
+        fill it with :meth:`put_windows`."""
         self._windows = np.lib.format.open_memmap(self.folder / "windows.npy", mode="w+", dtype=np.float32,
                                                   shape=(n, width))
         return self._windows
 
+    def put_windows(self, first: int, rows: np.ndarray) -> None:
+        """Rows ``first, first + 1, ...`` of ``windows.npy``; non-finite samples kept as NaN and counted."""
+        rows = np.asarray(rows, dtype=np.float32)
+        bad = ~np.isfinite(rows)
+        if bad.any():
+            per = bad.reshape(len(rows), -1).sum(axis=1)
+            for i in np.flatnonzero(per):
+                self.non_finite[f"window {first + int(i)}"] = int(per[i])
+            rows = np.where(bad, np.float32("nan"), rows)
+        self._windows[first:first + len(rows), :rows.shape[1]] = rows
+
     def add(self, **row) -> None:
         """One example: ``record`` (with optional ``start_s``, ``duration_s``) or ``window``;
-        ``subject``, ``split``; a value (or None) per task."""
+        ``subject``, ``split``; a value (or None) per task. A task value that is NaN or infinite is
+        unlabelled, and counted."""
+        for task in self.tasks:
+            if task in row:
+                value = label(row[task])
+                if value is None and row[task] is not None:
+                    self.non_finite_labels[task] += 1
+                row[task] = value
         self.rows.append(row)
+
+    @contextmanager
+    def each_file(self, path: Path):
+        """Converts one file of several: an :class:`InputError` inside skips the file (recorded with
+        its reason in the manifest) unless ``strict``, where it ends the conversion."""
+        rows, records, labels = len(self.rows), len(self._records), dict(self.non_finite_labels)
+        try:
+            yield
+        except InputError as err:
+            if self.strict:
+                raise
+            del self.rows[rows:]
+            for name in self._records[records:]:  # nothing of a skipped file stays behind
+                for ext in (".hea", ".dat"):
+                    (self.folder / "records" / f"{name}{ext}").unlink(missing_ok=True)
+                self.non_finite.pop(f"records/{name}", None)
+            del self._records[records:]
+            self.non_finite_labels = labels
+            self.skipped.append({"file": str(path), "reason": str(err)})
 
     def close(self, *, source: Path, fmt: str, counts: dict | None = None, notes: dict | None = None) -> dict:
         """Write ``labels.csv``, ``dataset.toml`` and ``manifest.json``; returns the manifest."""
         if self._windows is not None:
             self._windows.flush()
         if not self.rows:
+            if self.skipped:  # every file damaged: the first one's reason
+                raise InputError(source, f"no file could be converted ({len(self.skipped)} skipped); the first: "
+                                 f"{self.skipped[0]['reason']}")
             raise InputError(source, f"no example found to convert ({fmt})")
         empty = [t for t in self.tasks if all(r.get(t) is None for r in self.rows)]
         if empty:  # a task the source holds no label of (blood pressure in BUT PPG 1.0.0, say)
@@ -85,12 +141,16 @@ class DatasetWriter:
         splits = {s: sum(r.get("split") == s for r in self.rows) for s in OFFICIAL}
         return write_manifest(
             self.folder, command="convert-dataset", inputs={"source": str(Path(source).resolve())},
-            parameters={"format": fmt},
+            parameters={"format": fmt, "strict": self.strict},
             counts={"examples": len(self.rows),
                     "subjects": len({r.get("subject") for r in self.rows if r.get("subject") is not None}),
                     **({"official_split": splits} if any(splits.values()) else {}),
                     **{f"labelled_{t}": sum(r.get(t) is not None for r in self.rows) for t in self.tasks},
+                    **{f"non_finite_labels_{t}": n for t, n in self.non_finite_labels.items() if n},
+                    "files_skipped": len(self.skipped),
+                    "non_finite_samples": sum(self.non_finite.values()),
                     **(counts or {})},
+            skipped=self.skipped, non_finite_samples=self.non_finite,
             **({"notes": notes} if notes else {}))
 
 
@@ -106,7 +166,8 @@ class _ArraysOnly(pickle.Unpickler):
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
                ("numpy", "ndarray"), ("numpy", "dtype"),
-               ("_codecs", "encode")}  # how protocol-2 pickles written by Python 3 carry bytes
+               ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 carry bytes
+               ("__builtin__", "bytes"), ("builtins", "bytes")}  # ... and empty bytes (an empty array's data)
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -115,9 +176,20 @@ class _ArraysOnly(pickle.Unpickler):
         if module == "_codecs":
             import codecs
             return codecs.encode
+        if name == "bytes":
+            return _bytes
         if name in ("_reconstruct", "scalar"):
             return getattr(multiarray, name)
         return getattr(np, name)
+
+
+def _bytes(*args):
+    """``bytes()`` and ``bytes(b"...")`` only: ``bytes(10 ** 12)`` would allocate a terabyte."""
+    if not args:
+        return b""
+    if len(args) == 1 and isinstance(args[0], (bytes, bytearray)):
+        return bytes(args[0])
+    raise pickle.UnpicklingError("refused to call bytes() with other arguments")
 
 
 def read_pickle_arrays(path: Path, what: str = "pickle of arrays"):
@@ -128,8 +200,10 @@ def read_pickle_arrays(path: Path, what: str = "pickle of arrays"):
             return _ArraysOnly(f, encoding="latin1").load()
     except FileNotFoundError:
         raise InputError(path, "not found") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise InputError(path, f"not a {what} ({err})") from None
+    except IsADirectoryError:
+        raise InputError(path, f"is a folder; expected a {what}") from None
+    except Exception as err:  # noqa: BLE001 - whatever a damaged pickle raises is the same user error
+        raise InputError(path, f"not a {what} ({type(err).__name__}: {err})") from None
 
 
 class _Stub:
@@ -180,6 +254,13 @@ def _npy_header(f):
 def npz_rows(path: Path, name: str, chunk: int = 16384):
     """Yield ``(first_row, rows)`` of array ``name`` of an ``.npz`` file in chunks, streamed from the
     zip member (compressed or not): a 3 GB array is never held whole. Object arrays are refused."""
+    try:
+        yield from _npz_rows(path, name, chunk)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
+        raise InputError(path, f"array {name!r} cannot be read: truncated or damaged ({type(err).__name__})") from None
+
+
+def _npz_rows(path: Path, name: str, chunk: int):
     with zipfile.ZipFile(path) as z, z.open(f"{name}.npy") as f:
         shape, fortran, dtype = _npy_header(f)
         if dtype.hasobject:
@@ -198,12 +279,16 @@ def npz_rows(path: Path, name: str, chunk: int = 16384):
 def npz_objects(path: Path, name: str) -> np.ndarray:
     """An object array of an ``.npz`` file (strings, timestamps) read without running its pickle:
     classes it names become inert stubs."""
-    with zipfile.ZipFile(path) as z, z.open(f"{name}.npy") as f:
-        _npy_header(f)
-        try:
-            return np.asarray(_Inert(io.BytesIO(f.read()), encoding="latin1").load())
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
-            raise InputError(path, f"array {name!r} is not a readable object array ({err})") from None
+    try:
+        with zipfile.ZipFile(path) as z, z.open(f"{name}.npy") as f:
+            _npy_header(f)
+            data = f.read()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as err:
+        raise InputError(path, f"array {name!r} cannot be read: truncated or damaged ({type(err).__name__})") from None
+    try:
+        return np.asarray(_Inert(io.BytesIO(data), encoding="latin1").load())
+    except Exception as err:  # noqa: BLE001 - whatever a damaged pickle raises is the same user error
+        raise InputError(path, f"array {name!r} is not a readable object array ({type(err).__name__})") from None
 
 
 def load_mat5(path: Path, required: tuple[str, ...]) -> dict:
@@ -212,8 +297,12 @@ def load_mat5(path: Path, required: tuple[str, ...]) -> dict:
     import scipy.io
     try:
         variables = scipy.io.loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as err:
-        raise InputError(path, f"not a readable MATLAB file ({err})") from None
+    except FileNotFoundError:
+        raise InputError(path, "not found") from None
+    except NotImplementedError:
+        raise InputError(path, "is a MATLAB 7.3 (HDF5) file; expected MATLAB 5 (as published)") from None
+    except Exception as err:  # noqa: BLE001 - scipy raises many kinds on a damaged file (IndexError on a short one)
+        raise InputError(path, f"not a readable MATLAB file ({type(err).__name__}: {err})") from None
     missing = [k for k in required if k not in variables]
     if missing:
         found = [k for k in variables if not k.startswith("__")]
@@ -232,10 +321,10 @@ def mat_cells(path: Path, names: tuple[str, ...]):
         return _mat73_cells(path, names)
     except FileNotFoundError:
         raise InputError(path, "not found") from None
-    except (ValueError, TypeError, OSError) as err:
+    except Exception as err:  # noqa: BLE001 - scipy raises many kinds on a damaged file
         if _is_hdf5(path):  # HDF5 without MATLAB's header (written by another tool)
             return _mat73_cells(path, names)
-        raise InputError(path, f"not a readable MATLAB file ({err})") from None
+        raise InputError(path, f"not a readable MATLAB file ({type(err).__name__}: {err})") from None
     for name in names:
         if name in variables:
             return name, (np.asarray(c) for c in np.asarray(variables[name], dtype=object).reshape(-1, order="F"))
@@ -254,7 +343,10 @@ def _mat73_cells(path: Path, names):
     except ModuleNotFoundError:
         raise InputError(path, "is a MATLAB 7.3 (HDF5) file: reading it needs h5py "
                          "(pip install 'phewas[datasets]')") from None
-    f = h5py.File(path, "r")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(path, f"not a readable MATLAB 7.3 (HDF5) file: truncated or damaged ({err})") from None
     name = next((n for n in names if n in f), None)
     if name is None:
         found = [k for k in f if not k.startswith("#")]
@@ -267,8 +359,17 @@ def _mat73_cells(path: Path, names):
 
     def cells():
         with f:
-            for ref in np.asarray(node).reshape(-1, order="F"):
-                yield np.asarray(f[ref]).T  # HDF5 holds MATLAB's arrays transposed
+            try:
+                refs = np.asarray(node).reshape(-1, order="F")
+            except OSError as err:
+                raise InputError(path, f"variable {name!r} cannot be read: truncated or damaged ({err})") from None
+            for i, ref in enumerate(refs):
+                try:
+                    cell = np.asarray(f[ref])
+                except (OSError, ValueError, KeyError) as err:
+                    raise InputError(path, f"cell {i + 1} of {name!r} cannot be read: truncated or damaged "
+                                     f"({type(err).__name__})") from None
+                yield cell.T  # HDF5 holds MATLAB's arrays transposed
     return name, cells()
 
 

@@ -27,6 +27,7 @@ from phewas.base.io import atomic_dir
 from phewas.base.progress import progress
 
 from .common import DatasetWriter, npz_members, npz_objects, npz_rows
+from .validate import identifier, one_hot
 
 FS, SAMPLES = 32.0, 800
 PARTS = {"validate": "train", "test": "test"}  # official part -> the probe's split
@@ -39,6 +40,12 @@ def _check(path: Path) -> int:
     missing = [k for k in KEYS if k not in members]
     if missing:
         raise InputError(path, f"no array {missing[0]!r}; expected {', '.join(KEYS)}, found {', '.join(members)}")
+    if not members["signal"][0] or members["signal"][0][0] == 0:
+        raise InputError(path, f"array 'signal' has shape {tuple(members['signal'][0])}; expected n x {SAMPLES} x 1 "
+                         "windows, n at least 1")
+    for key, (_, dtype) in members.items():
+        if key in ("signal", "rhythm", "qa_label") and dtype.kind not in "biuf":
+            raise InputError(path, f"array {key!r} holds {dtype} values; expected numbers")
     n = members["signal"][0][0]
     shapes = {"signal": (n, SAMPLES, 1), "rhythm": (n, 2), "qa_label": (n, 3), "parameters": (n, 3)}
     for key, expected in shapes.items():
@@ -48,7 +55,8 @@ def _check(path: Path) -> int:
     return n
 
 
-def convert(source, out, *, overwrite: bool = False) -> dict:
+def convert(source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
+    # both parts are the official split: a damaged one is an error, never skipped (strict or not)
     source = Path(source)
     files = {part: source / f"{part}.npz" for part in PARTS}
     for path in files.values():
@@ -56,17 +64,19 @@ def convert(source, out, *, overwrite: bool = False) -> dict:
             raise InputError(path, "not found (DeepBeat's folder holds train.npz, validate.npz and test.npz)")
     sizes = {part: _check(path) for part, path in files.items()}
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        writer = DatasetWriter(tmp, "deepbeat", {"af": "binary", "quality": "multiclass"}, fs=FS)
-        windows = writer.open_windows(sum(sizes.values()), SAMPLES)
+        writer = DatasetWriter(tmp, "deepbeat", {"af": "binary", "quality": "multiclass"}, fs=FS, strict=strict)
+        writer.open_windows(sum(sizes.values()), SAMPLES)
         offset = 0
         for part, path in files.items():
-            ids = npz_objects(path, "parameters")[:, 2]
+            ids = [identifier(path, v, where=f"parameters row {i + 1}")
+                   for i, v in enumerate(npz_objects(path, "parameters")[:, 2])]
             labels = {}
-            for key in ("rhythm", "qa_label"):
-                labels[key] = np.concatenate([np.argmax(rows, axis=1) for _, rows in npz_rows(path, key, CHUNK_ROWS)])
+            for key, classes in (("rhythm", 2), ("qa_label", 3)):
+                labels[key] = np.concatenate([one_hot(path, key, rows, classes=classes, first_row=first)
+                                              for first, rows in npz_rows(path, key, CHUNK_ROWS)])
             for first, rows in progress(npz_rows(path, "signal", CHUNK_ROWS), total=-(-sizes[part] // CHUNK_ROWS),
                                         desc=f"deepbeat {part}", unit="chunk"):
-                windows[offset + first:offset + first + len(rows)] = rows.reshape(len(rows), SAMPLES)
+                writer.put_windows(offset + first, rows.reshape(len(rows), SAMPLES))
             for i in range(sizes[part]):
                 writer.add(window=offset + i, subject=f"{part}:{ids[i]}", split=PARTS[part],
                            af=int(labels["rhythm"][i]), quality=int(labels["qa_label"][i]))

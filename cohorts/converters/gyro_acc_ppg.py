@@ -24,34 +24,41 @@ from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir
 
 from .common import DatasetWriter, find_files, load_mat5
+from .validate import numbers, signal
 
 FS, WINDOW_S = 50.0, 10.0
 
 
-def convert(source, out, *, overwrite: bool = False) -> dict:
+def convert(source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
     source = Path(source)
     files = find_files(source, "Subject_*.mat", "is this the gyro_acc_ppg folder (Subject_1.mat ...)?")
     skipped = 0
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        writer = DatasetWriter(tmp, "gyro-acc-ppg", {"heart_rate": "regression"}, channel="PPG")
+        writer = DatasetWriter(tmp, "gyro-acc-ppg", {"heart_rate": "regression"}, channel="PPG", strict=strict)
         for path in files:
-            d = load_mat5(path, ("sigPPG", "timeECG", "bpmECG"))
-            ppg = np.asarray(d["sigPPG"], dtype=np.float64)  # uint16 in the files: cast before arithmetic
-            if ppg.ndim != 2 or 3 not in ppg.shape:
-                raise InputError(path, f"sigPPG has shape {ppg.shape}; expected 3 x samples")
-            ppg = ppg if ppg.shape[0] == 3 else ppg.T
-            times = np.asarray(d["timeECG"], dtype=np.float64).ravel()
-            bpm = np.asarray(d["bpmECG"], dtype=np.float64).ravel()
-            if len(times) != len(bpm):
-                raise InputError(path, f"timeECG has {len(times)} beats and bpmECG {len(bpm)}; expected one rate "
-                                 "per beat")
-            subject = re.sub(r"\D", "", path.stem)
-            record = writer.record(f"subject_{int(subject):02d}", ppg[0], FS)
-            for start in np.arange(0, ppg.shape[1] / FS - WINDOW_S + 1e-9, WINDOW_S):
-                inside = (times >= start) & (times < start + WINDOW_S) & np.isfinite(bpm)
-                if inside.sum() < 3:
-                    skipped += 1
-                    continue
-                writer.add(record=record, start_s=float(start), duration_s=WINDOW_S, subject=subject,
-                           heart_rate=float(bpm[inside].mean()))
+            with writer.each_file(path):
+                d = load_mat5(path, ("sigPPG", "timeECG", "bpmECG"))
+                layout = "3 x samples at 50 Hz (three wrist PPG channels)"
+                # uint16 in the files: numbers() casts to float64 before any arithmetic
+                ppg = numbers(path, "sigPPG", d["sigPPG"], what=layout, ndim=2)
+                if 3 not in ppg.shape:
+                    raise InputError(path, f"sigPPG has shape {ppg.shape}; expected {layout}")
+                ppg = ppg if ppg.shape[0] == 3 else ppg.T
+                first = signal(path, "sigPPG's first channel", ppg[0], fs=FS, min_seconds=WINDOW_S, what=layout)
+                times = numbers(path, "timeECG", d["timeECG"], what="beat times (s)", min_size=0).ravel()
+                bpm = numbers(path, "bpmECG", d["bpmECG"], what="one rate per beat (bpm)", min_size=0).ravel()
+                if len(times) != len(bpm):
+                    raise InputError(path, f"timeECG has {len(times)} beats and bpmECG {len(bpm)}; expected one "
+                                     "rate per beat")
+                subject = re.sub(r"\D", "", path.stem)
+                if not subject:
+                    raise InputError(path, "the file name holds no subject number (Subject_<k>.mat)")
+                record = writer.record(f"subject_{int(subject):02d}", first, FS)
+                for start in np.arange(0, len(first) / FS - WINDOW_S + 1e-9, WINDOW_S):
+                    inside = (times >= start) & (times < start + WINDOW_S) & np.isfinite(bpm)
+                    if inside.sum() < 3:
+                        skipped += 1
+                        continue
+                    writer.add(record=record, start_s=float(start), duration_s=WINDOW_S, subject=subject,
+                               heart_rate=float(bpm[inside].mean()))
         return writer.close(source=source, fmt="gyro-acc-ppg", counts={"windows_with_fewer_than_3_beats": skipped})

@@ -19,31 +19,36 @@ from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir
 
 from .common import DatasetWriter, find_files, read_pickle_arrays
+from .validate import numbers, signal
 
 FS, WINDOW_S, SHIFT_S, ACTIVITY_FS = 64.0, 8.0, 2.0, 4.0
 
 
-def convert(source, out, *, overwrite: bool = False) -> dict:
+def convert(source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
     source = Path(source)
     files = find_files(source, "S*/S*.pkl", "is this PPG-DaLiA's PPG_FieldStudy folder?")
     with atomic_dir(out, overwrite=overwrite) as tmp:
         writer = DatasetWriter(tmp, "ppg-dalia", {"heart_rate": "regression", "activity": "multiclass"},
-                               channel="PPG")
+                               channel="PPG", strict=strict)
         for path in files:
-            d = read_pickle_arrays(path, "PPG-DaLiA pickle of arrays")
-            try:
-                bvp = np.asarray(d["signal"]["wrist"]["BVP"], dtype=np.float64).reshape(-1)
-                hr = np.asarray(d["label"], dtype=np.float64).reshape(-1)
-                activity = np.asarray(d.get("activity", np.zeros(0)), dtype=np.float64).reshape(-1)
-            except (KeyError, TypeError) as err:
-                raise InputError(path, f"missing {err} (expected signal.wrist.BVP, label, activity)") from None
-            subject = path.stem
-            record = writer.record(subject, bvp, FS)
-            for k, h in enumerate(hr):
-                start = k * SHIFT_S
-                ids = activity[int(start * ACTIVITY_FS):int((start + WINDOW_S) * ACTIVITY_FS)].astype(int)
-                mode = int(np.bincount(ids).argmax()) if len(ids) else 0
-                writer.add(record=record, start_s=start, duration_s=WINDOW_S, subject=subject,
-                           heart_rate=float(h) if np.isfinite(h) else None,
-                           activity=mode if mode > 0 else None)  # mostly transient (id 0): unlabelled
+            with writer.each_file(path):
+                d = read_pickle_arrays(path, "PPG-DaLiA pickle of arrays")
+                try:
+                    bvp, hr, activity = d["signal"]["wrist"]["BVP"], d["label"], d.get("activity", np.zeros(0))
+                except (KeyError, TypeError, IndexError, AttributeError) as err:
+                    raise InputError(path, f"missing {err} (expected a dict with signal.wrist.BVP, label, "
+                                     "activity)") from None
+                bvp = signal(path, "signal.wrist.BVP", bvp, fs=FS, min_seconds=WINDOW_S, what="64-Hz wrist PPG")
+                hr = numbers(path, "label", hr, what="a heart rate per 8-s window", min_size=0).reshape(-1)
+                activity = numbers(path, "activity", activity, what="activity ids at 4 Hz", min_size=0).reshape(-1)
+                if not np.isin(activity, np.arange(9)).all():
+                    raise InputError(path, "activity holds values other than the ids 0-8")
+                subject = path.stem
+                record = writer.record(subject, bvp, FS)
+                for k, h in enumerate(hr):
+                    start = k * SHIFT_S
+                    ids = activity[int(start * ACTIVITY_FS):int((start + WINDOW_S) * ACTIVITY_FS)].astype(int)
+                    mode = int(np.bincount(ids).argmax()) if len(ids) else 0
+                    writer.add(record=record, start_s=start, duration_s=WINDOW_S, subject=subject, heart_rate=h,
+                               activity=mode if mode > 0 else None)  # mostly transient (id 0): unlabelled
         return writer.close(source=source, fmt="ppg-dalia")

@@ -16,6 +16,7 @@ cross-validation folds are by example, stratified by subject, not by subject.
 
 from __future__ import annotations
 
+import numbers
 from itertools import zip_longest
 from pathlib import Path
 
@@ -46,34 +47,40 @@ def read_workbook(path: Path) -> list[tuple[str, np.ndarray]]:
             cells = [c for c in column if c is not None and c != ""]
             if not cells:
                 continue
-            try:
-                values = np.asarray(cells, dtype=np.float64)
-            except (TypeError, ValueError):
+            if any(isinstance(c, (str, bytes)) or not isinstance(c, numbers.Real) for c in cells):
                 raise InputError(path, f"column {j} holds text; expected samples and the subject's number "
-                                 "in its last cell", column=j) from None
-            if len(values) < 2 or values[-1] != int(values[-1]):
+                                 "in its last cell", column=j)  # "NaN" and "inf" as text included
+            values = np.asarray(cells, dtype=np.float64)
+            if len(values) < 2 or not np.isfinite(values[-1]) or values[-1] != int(values[-1]):
                 raise InputError(path, f"column {j}'s last cell ({cells[-1]!r}) is not a subject number",
                                  column=j)
             out.append((str(int(values[-1])), values[:-1]))
     finally:
         book.close()
+    if not out:
+        raise InputError(path, "no segment: the first sheet is empty (expected a column per segment)")
     return out
 
 
-def convert(source, out, *, overwrite: bool = False) -> dict:
+def convert(source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
     source = Path(source)
     parts = {"train": sorted(source.rglob("train*.xlsx")), "test": sorted(source.rglob("test*.xlsx"))}
     if not parts["train"] or not parts["test"]:
         raise InputError(source, "expected train*.xlsx and test*.xlsx workbooks (a column per segment, the "
                          "subject's number in its last cell)")
-    segments = [(split, subject, x) for split, files in parts.items() for path in files
-                for subject, x in read_workbook(path)]
-    width = max(len(x) for _, _, x in segments)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        writer = DatasetWriter(tmp, "real-world-ppg", {"subject_id": "multiclass"}, fs=FS)
-        windows = writer.open_windows(len(segments), width)
+        writer = DatasetWriter(tmp, "real-world-ppg", {"subject_id": "multiclass"}, fs=FS, strict=strict)
+        segments = []
+        for split, files in parts.items():
+            for path in files:
+                with writer.each_file(path):
+                    segments += [(split, subject, x) for subject, x in read_workbook(path)]
+        if not segments:
+            writer.close(source=source, fmt="real-world-ppg")  # says why: every workbook skipped
+        width = max(len(x) for _, _, x in segments)
+        writer.open_windows(len(segments), width)
         for i, (split, subject, x) in enumerate(segments):
-            windows[i, :len(x)] = x
+            writer.put_windows(i, x[None, :])
             # no `subject` column: the task is to tell subjects apart, so folds must not hold them out
             writer.add(window=i, duration_s=len(x) / FS, split=split, subject_id=subject)
         return writer.close(source=source, fmt="real-world-ppg",

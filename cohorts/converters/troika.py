@@ -17,40 +17,43 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir
 
 from .common import DatasetWriter, find_files, load_mat5
+from .validate import numbers, signal
 
 FS, WINDOW_S, SHIFT_S = 125.0, 8.0, 2.0
 NAME = re.compile(r"DATA_(\d+)_TYPE(\d+)")
 
 
-def convert(source, out, *, overwrite: bool = False) -> dict:
+def convert(source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
     source = Path(source)
     files = [p for p in find_files(source, "DATA_*_TYPE*.mat", "is this the SPC 2015 training folder?")
              if NAME.fullmatch(p.stem)]
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        writer = DatasetWriter(tmp, "troika", {"heart_rate": "regression"}, channel="PPG")
+        writer = DatasetWriter(tmp, "troika", {"heart_rate": "regression"}, channel="PPG", strict=strict)
         for path in files:
-            subject, kind = NAME.fullmatch(path.stem).groups()
-            ref = next((p for p in (path.with_name(f"{path.stem}_BPMtrace.mat"),
-                                    path.with_name(f"REF_{subject}_TYPE{kind}.mat")) if p.is_file()), None)
-            if ref is None:
-                raise InputError(path, f"no reference heart rate beside it ({path.stem}_BPMtrace.mat or "
-                                 f"REF_{subject}_TYPE{kind}.mat)")
-            sig = np.asarray(load_mat5(path, ("sig",))["sig"], dtype=np.float64)
-            bpm = np.asarray(load_mat5(ref, ("BPM0",))["BPM0"], dtype=np.float64).ravel()
-            if sig.ndim != 2 or sig.shape[0] != 6:
-                raise InputError(path, f"sig has shape {sig.shape}; expected 6 x samples (ECG, PPG, PPG, ACC x, y, z)")
-            n_windows = int((sig.shape[1] / FS - WINDOW_S) // SHIFT_S) + 1
-            if len(bpm) > n_windows:
-                raise InputError(ref, f"{len(bpm)} reference windows, but {path.name} holds only {n_windows} "
-                                 "8-s windows shifted by 2 s")
-            record = writer.record(path.stem.lower(), sig[1], FS)
-            for k, h in enumerate(bpm):
-                writer.add(record=record, start_s=k * SHIFT_S, duration_s=WINDOW_S, subject=subject,
-                           heart_rate=float(h) if np.isfinite(h) else None)
+            with writer.each_file(path):
+                subject, kind = NAME.fullmatch(path.stem).groups()
+                ref = next((p for p in (path.with_name(f"{path.stem}_BPMtrace.mat"),
+                                        path.with_name(f"REF_{subject}_TYPE{kind}.mat")) if p.is_file()), None)
+                if ref is None:
+                    raise InputError(path, f"no reference heart rate beside it ({path.stem}_BPMtrace.mat or "
+                                     f"REF_{subject}_TYPE{kind}.mat)")
+                layout = "6 x samples at 125 Hz (ECG, PPG, PPG, ACC x, y, z)"
+                sig = numbers(path, "sig", load_mat5(path, ("sig",))["sig"], what=layout, ndim=2)
+                if sig.shape[0] != 6:
+                    raise InputError(path, f"sig has shape {sig.shape}; expected {layout}")
+                ppg = signal(path, "sig's PPG (row 2)", sig[1], fs=FS, min_seconds=WINDOW_S, what=layout)
+                bpm = numbers(ref, "BPM0", load_mat5(ref, ("BPM0",))["BPM0"],
+                              what="one heart rate per 8-s window").ravel()
+                n_windows = int((len(ppg) / FS - WINDOW_S) // SHIFT_S) + 1
+                if len(bpm) > n_windows:
+                    raise InputError(ref, f"{len(bpm)} reference windows, but {path.name} holds only {n_windows} "
+                                     "8-s windows shifted by 2 s")
+                record = writer.record(path.stem.lower(), ppg, FS)
+                for k, h in enumerate(bpm):
+                    writer.add(record=record, start_s=k * SHIFT_S, duration_s=WINDOW_S, subject=subject,
+                               heart_rate=h)
         return writer.close(source=source, fmt="troika")

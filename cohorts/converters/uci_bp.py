@@ -10,9 +10,11 @@ one patient sit next to each other, about a thousand patients in all.
 Written: one WFDB record (the PPG) per record, and one example per non-overlapping 10-s window
 with ``sbp`` and ``dbp`` from the arterial pressure of that window: the medians of its beats'
 maxima and minima (peaks found by ``scipy.signal.find_peaks``, at least 0.3 s apart and 10 mmHg
-prominent). A window with fewer than three beats, or pressures outside 60-250 / 30-150 mmHg or a
-pulse pressure under 10 mmHg, is skipped and counted. The record stands for the subject (no
-patient identifier exists, so one patient's records may fall on both sides of the split).
+prominent). A window with fewer than three beats, pressures outside 60-250 / 30-150 mmHg, a
+pulse pressure under 10 mmHg, or a missing (non-finite) pressure sample is skipped and counted.
+A record that is not 3 x samples of numbers is skipped and listed. The record stands for the
+subject (no patient identifier exists, so one patient's records may fall on both sides of the
+split).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir
 
 from .common import DatasetWriter, find_files, mat_cells
+from .validate import numbers
 
 FS, WINDOW_S = 125.0, 10.0
 SBP_RANGE, DBP_RANGE, MIN_PULSE_PRESSURE = (60.0, 250.0), (30.0, 150.0), 10.0
@@ -35,10 +38,15 @@ def window_pressures(abp: np.ndarray, fs: float = FS, window_s: float = WINDOW_S
     """Per non-overlapping window of ``abp``: ``(start_s, sbp, dbp)``, or ``(start_s, None, None)``
     where the window fails the rules of the module's description."""
     w = int(round(window_s * fs))
+    finite = np.isfinite(abp)
+    abp = np.where(finite, abp, np.nanmedian(abp) if finite.any() else 0.0)  # find_peaks needs numbers
     peaks, _ = find_peaks(abp, distance=max(1, int(0.3 * fs)), prominence=10.0)
     troughs, _ = find_peaks(-abp, distance=max(1, int(0.3 * fs)), prominence=10.0)
     out = []
     for a in range(0, len(abp) - w + 1, w):
+        if not finite[a:a + w].all():  # a gap in the pressure: no label
+            out.append((a / fs, None, None))
+            continue
         p = abp[peaks[(peaks >= a) & (peaks < a + w)]]
         t = abp[troughs[(troughs >= a) & (troughs < a + w)]]
         sbp = float(np.median(p)) if len(p) >= 3 else None
@@ -49,31 +57,36 @@ def window_pressures(abp: np.ndarray, fs: float = FS, window_s: float = WINDOW_S
     return out
 
 
-def convert(source, out, *, overwrite: bool = False) -> dict:
+def convert(source, out, *, overwrite: bool = False, strict: bool = False) -> dict:
     source = Path(source)
     files = find_files(source, "[Pp]art_*.mat", "is this the UCI Cuff-Less Blood Pressure folder (Part_1.mat ...)?")
     skipped = windows = 0
+    layout = "3 x samples at 125 Hz (PPG, ABP, ECG)"
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        writer = DatasetWriter(tmp, "uci-bp", {"sbp": "regression", "dbp": "regression"}, channel="PPG")
+        writer = DatasetWriter(tmp, "uci-bp", {"sbp": "regression", "dbp": "regression"}, channel="PPG",
+                               strict=strict)
         for path in files:
-            # the variable is named as the file (Part_1); a version 5 copy calls it p
-            name, records = mat_cells(path, (path.stem[0].upper() + path.stem[1:], path.stem, "p"))
-            for i, rec in enumerate(records):
-                rec = np.asarray(rec, dtype=np.float64)
-                if rec.ndim != 2 or 3 not in rec.shape:
-                    raise InputError(path, f"record {i + 1} of {name} has shape {rec.shape}; expected 3 x samples "
-                                     "(PPG, ABP, ECG)")
-                if rec.shape[0] != 3:
-                    rec = rec.T
-                rid = f"{path.stem.lower()}_{i + 1:04d}"
-                labelled = [(s, b, d) for s, b, d in window_pressures(rec[1]) if b is not None]
-                n = len(rec[1]) // int(WINDOW_S * FS)
-                windows += n
-                skipped += n - len(labelled)
-                if not labelled:
-                    continue
-                record = writer.record(rid, rec[0], FS)
-                for start, sbp, dbp in labelled:
-                    writer.add(record=record, start_s=start, duration_s=WINDOW_S, subject=rid, sbp=sbp, dbp=dbp)
+            with writer.each_file(path):  # a file that cannot be read (truncated, say): skipped whole
+                # the variable is named as the file (Part_1); a version 5 copy calls it p
+                name, records = mat_cells(path, (path.stem[0].upper() + path.stem[1:], path.stem, "p"))
+                for i, rec in enumerate(records):
+                    where = f"record {i + 1} of {name}"
+                    with writer.each_file(f"{path}: {where}"):  # a damaged record: skipped alone
+                        rec = numbers(path, where, rec, what=layout, ndim=2)
+                        if 3 not in rec.shape:
+                            raise InputError(path, f"{where} has shape {rec.shape}; expected {layout}")
+                        if rec.shape[0] != 3:
+                            rec = rec.T
+                        rid = f"{path.stem.lower()}_{i + 1:04d}"
+                        labelled = [(s, b, d) for s, b, d in window_pressures(rec[1]) if b is not None]
+                        n = len(rec[1]) // int(WINDOW_S * FS)
+                        windows += n
+                        skipped += n - len(labelled)
+                        if not labelled:
+                            continue
+                        record = writer.record(rid, rec[0], FS)
+                        for start, sbp, dbp in labelled:
+                            writer.add(record=record, start_s=start, duration_s=WINDOW_S, subject=rid, sbp=sbp,
+                                       dbp=dbp)
         return writer.close(source=source, fmt="uci-bp",
                             counts={"windows": windows, "windows_skipped_by_pressure_rules": skipped})

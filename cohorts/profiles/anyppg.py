@@ -180,9 +180,22 @@ def pair_windows(ppg: np.ndarray, ppg_fs: float, ecg: np.ndarray, ecg_fs: float,
     a PPG and an ECG record), preprocessed (every step of the module's text)."""
     p_raw, e_raw = cut(ppg, ppg_fs), cut(ecg, ecg_fs)
     n = min(len(p_raw), len(e_raw))
-    p_raw, e_raw = p_raw[:n], e_raw[:n]
-    votes = ecg_inverted_votes(e_raw, ecg_fs, notch_hz)
-    inverted = bool(n and votes.sum() / n > INVERT_SHARE)
+    return window_pairs(p_raw[:n], ppg_fs, e_raw[:n], ecg_fs, notch_hz)
+
+
+def ecg_inverted(votes: np.ndarray) -> bool:
+    """The release's decision from a record's votes (:func:`ecg_inverted_votes`): more than half."""
+    return bool(len(votes) and votes.sum() / len(votes) > INVERT_SHARE)
+
+
+def window_pairs(p_raw: np.ndarray, ppg_fs: float, e_raw: np.ndarray, ecg_fs: float,
+                 notch_hz: float | None = 50.0, inverted: bool | None = None) -> Kept:
+    """Steps 2-8 on raw windows already cut, ``[n, int(10 fs)]`` each side, row ``i`` of one the
+    same moment as row ``i`` of the other. ``inverted``: the record's polarity decided elsewhere
+    (a record read in blocks votes over all of them); None decides it from these windows."""
+    n = len(p_raw)
+    if inverted is None:
+        inverted = ecg_inverted(ecg_inverted_votes(e_raw, ecg_fs, notch_hz))
     if inverted:
         e_raw = -e_raw
     finite = np.isfinite(p_raw).all(axis=1) & np.isfinite(e_raw).all(axis=1)

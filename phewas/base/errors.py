@@ -15,7 +15,10 @@ class InputError(PhewasError, ValueError):
         if column is not None:
             where += f", column {column!r}"
         super().__init__(f"{where}: {message}")
-        self.path, self.row, self.column = str(path), row, column
+        self.path, self.row, self.column, self.message = str(path), row, column, message
+
+    def __reduce__(self):  # raised in a worker process, re-raised in the parent as it was
+        return type(self), (self.path, self.message, self.row, self.column)
 
 
 class OutputExistsError(PhewasError, FileExistsError):

@@ -196,6 +196,13 @@ def atomic_file(path):
     os.replace(tmp, path)
 
 
+def check_output(path, *, overwrite: bool = False) -> None:
+    """Refuse an existing output folder before any work, as :func:`atomic_dir` would after it."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: exists already (pass --force to replace it)")
+
+
 @contextlib.contextmanager
 def atomic_dir(path, *, overwrite: bool = False):
     """Yield a temporary sibling folder; on success it replaces ``path``, on error it is removed.
@@ -204,8 +211,7 @@ def atomic_dir(path, *, overwrite: bool = False):
     it are removed first.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: exists already (pass --force to replace it)")
+    check_output(path, overwrite=overwrite)
     make_parent(path)
     remove_stale_temporaries(path)
     tmp = _temporary(path)
