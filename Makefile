@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # Elsewhere: make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint docs bench clean
 
 install: $(VENV)/.installed
 
@@ -38,8 +38,14 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 
+# the documentation site (mkdocs-material; the Python API from its docstrings), built offline,
+# warnings as errors, into site/
+docs: install
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
+
 bench: install
 	bash bench/run_all.sh
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo .pytest_cache site

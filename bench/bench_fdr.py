@@ -43,7 +43,7 @@ from test_ground_truth import CONFIG  # noqa: E402  the test's study, one defini
 from phewas.base.auc import auc_delong  # noqa: E402
 from phewas.base.io import write_json  # noqa: E402
 from phewas.base.progress import set_quiet  # noqa: E402
-from phewas.run_all import load_config, report_config, run_all  # noqa: E402
+from phewas.study import load_config, report_config, run_all  # noqa: E402
 from reports.association import adjust, covariates, score_z  # noqa: E402
 from reports.report import load_inputs, make_report  # noqa: E402
 from reports.truth import check_recovery  # noqa: E402

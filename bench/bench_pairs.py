@@ -42,12 +42,14 @@ sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from phewas.base.progress import set_quiet
 from cohorts.corpus import extract_pairs
+def hwm():  # this process's own peak (ru_maxrss would count the parent's memory at the fork)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 set_quiet(True)
 t = time.perf_counter()
 m = extract_pairs("mesa", Path(sys.argv[2]), Path(sys.argv[3]), workers=int(sys.argv[4]), overwrite=True)
 s = time.perf_counter() - t
 print(json.dumps({"pairs": m["counts"]["pairs"], "seconds": s, "windows": m["counts"]["windows"],
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "max_rss_mb": hwm(),
                   "max_rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 '''
 
@@ -57,6 +59,8 @@ from pathlib import Path
 sys.modules.setdefault("biobss", types.ModuleType("biobss"))  # only its PPG quality check, off
 ic = types.ModuleType("icecream"); ic.ic = lambda *a, **k: None; sys.modules.setdefault("icecream", ic)
 release, nights, work = Path(sys.argv[1]), sorted(Path(sys.argv[2]).glob("*.edf")), Path(sys.argv[3])
+def hwm():  # this process's own peak (ru_maxrss would count the parent's memory at the fork)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 def load(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); return mod
@@ -72,7 +76,7 @@ for night in nights:
     out = P.process_individual_data(str(work / "npz" / f"{night.stem}.npz"))
     pairs += 0 if out[0] is None or isinstance(out[1], str) else len(out[0])
 print(json.dumps({"pairs": pairs, "seconds": time.perf_counter() - t, "extract_seconds": extract_s,
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "max_rss_mb": hwm()}))
 '''
 
 
@@ -104,8 +108,9 @@ def night(path: Path, record: str, hours: float, seed: int) -> None:
 
 
 def run(python: str, code: str, *args) -> dict:
+    one_core = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     res = subprocess.run([python, "-c", code, *map(str, args)], capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+                         env={**os.environ, **one_core})
     if res.returncode:
         raise SystemExit(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])

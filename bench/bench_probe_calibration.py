@@ -9,8 +9,10 @@ subjects, runs each evaluation (one split, 10 repeated splits, leave one subject
 grouped protocol, and records whether the 95% interval of each task's main metric holds the true
 skill: the mean, over 200 probes each trained on as many random subjects as the evaluation trains
 on, of their metric on all the population's other subjects (errors per subject, averaged). For
-repeated splits it compares the refitted bootstrap the probe uses with two cheaper intervals it
-does not use (the corrected resampled t, the spread of the splits). ``coverage_conditional``:
+repeated splits it compares the refitted bootstrap the probe uses (each resample's probes with
+the evaluation's most chosen hyperparameters, ``refit_fixed``; ``refit``: searched anew, as
+``--refit-search`` does) with two cheaper intervals it does not use (the corrected resampled t,
+the spread of the splits). ``coverage_conditional``:
 whether the interval holds the skill of the very probes the replicate trained. Prints one JSON
 line: coverage, median interval width, the share of replicates with no interval, per size,
 evaluation and task.
@@ -34,14 +36,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cohorts.probe_data import load_probe_dataset  # noqa: E402
 from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset  # noqa: E402
 from phewas.base.progress import set_quiet  # noqa: E402
-from reports.probe import REFITS, ProbeConfig, example_embeddings, fit_fold, fit_task, refit_bootstrap  # noqa: E402
+from reports.probe import (  # noqa: E402
+    REFITS,
+    ProbeConfig,
+    common_hyperparameters,
+    example_embeddings,
+    fit_fold,
+    fit_task,
+    refit_bootstrap,
+)
 from reports.probe_metrics import MAIN_METRIC, summarise, task_metrics  # noqa: E402
 from reports.probe_split import plan  # noqa: E402
 
 TASKS = {"heart_rate": "regression", "af": "binary", "stiffness": "regression", "null": "binary"}
 EVALUATIONS = ("split", "repeated", "loso")
 # the intervals compared: each evaluation's candidates (summarise's ``repeated`` and ``loso``)
-VARIANTS = {"split": [{}], "repeated": [{"repeated": "refit"}, {"repeated": "corrected_t"}, {"repeated": "spread"}],
+VARIANTS = {"split": [{}], "repeated": [{"repeated": "refit"}, {"repeated": "refit_fixed"}, {"repeated": "corrected_t"},
+                                       {"repeated": "spread"}],
             "loso": [{"loso": "bootstrap"}, {"loso": "t"}]}
 
 
@@ -118,7 +129,11 @@ def main():
     ap.add_argument("--population", type=int, default=300)
     ap.add_argument("--refits", type=int, default=REFITS)
     ap.add_argument("--partial", help="rewrite this JSON file after each size")
+    ap.add_argument("--variants", default="refit,refit_fixed,corrected_t,spread,bootstrap,t",
+                    help="the intervals to compare (refit, the searched one, is the slowest)")
     a = ap.parse_args()
+    wanted = set(a.variants.split(","))
+    variants = {ev: [v for v in vs if not v or set(v.values()) & wanted] for ev, vs in VARIANTS.items()}
     set_quiet(True)
     t0 = time.perf_counter()
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -135,7 +150,7 @@ def main():
                  for ev in EVALUATIONS for task, kind in TASKS.items()}
         tally = {(ev, task, k): {"hit": 0, "hit_conditional": 0, "total": 0, "no_interval": 0, "widths": [],
                                  "values": []}
-                 for ev in EVALUATIONS for task in TASKS for k in range(len(VARIANTS[ev]))}
+                 for ev in EVALUATIONS for task in TASKS for k in range(len(variants[ev]))}
         for _ in range(a.replicates):
             chosen = rng.choice(pool, n, replace=False)
             keep = labels["subject"].is_in(list(chosen)).to_numpy()
@@ -150,18 +165,20 @@ def main():
                     conditional = None
                     if results is not None:  # the skill of these very probes on new people
                         conditional = conditional_skill(X, labels, keep, others, p.folds, task, kind, cfg)
-                    for k, variant in enumerate(VARIANTS[ev]):
+                    for k, variant in enumerate(variants[ev]):
                         t = tally[(ev, task, k)]
                         t["total"] += 1
                         if results is None:
                             t["no_interval"] += 1
                             continue
-                        refit = variant.get("repeated") == "refit"
+                        refit = variant.get("repeated", "").startswith("refit")
                         s = summarise(kind, p.kind, [results], rounds=0 if refit else a.rounds, seed=seed,
                                       **({} if refit else variant))
                         if refit:
+                            fixed = {"features": common_hyperparameters(results)} \
+                                if variant["repeated"] == "refit_fixed" else None
                             s.intervals = refit_bootstrap({"features": Xs}, sub, task, kind, cfg, "grouped",
-                                                          a.refits, seed, 1)["intervals"]["features"]
+                                                          a.refits, seed, 1, fixed=fixed)["intervals"]["features"]
                         metric = MAIN_METRIC[kind]
                         lo, hi = s.intervals[metric]
                         t["values"].append(s.values[metric])
@@ -173,7 +190,7 @@ def main():
                         t["widths"].append(hi - lo)
         for (ev, task, k), t in tally.items():
             with_interval = t["total"] - t["no_interval"]
-            name = "/".join(str(v) for v in VARIANTS[ev][k].values())
+            name = "/".join(str(v) for v in variants[ev][k].values())
             out[f"n{n}/{ev}{'/' + name if name else ''}/{task}"] = {
                 "true": round(truth[(ev, task)], 3),
                 "coverage": round(t["hit"] / with_interval, 3) if with_interval else None,
@@ -187,7 +204,7 @@ def main():
     out |= {"seconds": round(time.perf_counter() - t0), "cores": os.cpu_count(),
             "refits": a.refits,
             "command": f"python bench/bench_probe_calibration.py --replicates {a.replicates} --sizes {a.sizes} "
-                       f"--rounds {a.rounds}"}
+                       f"--rounds {a.rounds} --truth-draws {a.truth_draws} --variants {a.variants}"}
     print(json.dumps(out))
 
 

@@ -31,6 +31,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REUSE = False
 MAIN = {"regression": "mae", "binary": "auc", "multiclass": "auc"}
 
 
@@ -55,9 +56,13 @@ def run(name: str, dataset: Path, out: Path, result: dict, **settings) -> None:
     differences of the main metric."""
     from reports.probe import ProbeConfig, probe
     t = time.perf_counter()
-    summary = probe(dataset, ["random", "features"], out, config=ProbeConfig(paper="none", **settings),
-                    overwrite=True)
-    result[f"{name}_probe_s"] = round(time.perf_counter() - t, 1)
+    if REUSE and (out / "summary.json").exists():  # a finished probe of an interrupted run
+        summary = json.loads((out / "summary.json").read_text())
+        result[f"{name}_probe_s"] = "reused"
+    else:
+        summary = probe(dataset, ["random", "features"], out, config=ProbeConfig(paper="none", **settings),
+                        overwrite=True)
+        result[f"{name}_probe_s"] = round(time.perf_counter() - t, 1)
     result[f"{name}_examples"] = f"{summary['examples']} ({summary['subjects']} subjects; {summary['split']})"
     table = pl.read_csv(out / "probe.csv")
     for r in table.filter(pl.col("value").is_not_null()).iter_rows(named=True):
@@ -88,7 +93,10 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("bench/out/real_probes"))
     ap.add_argument("--what", choices=("evaluations", "conventions", "all"), default="all")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    ap.add_argument("--reuse", action="store_true", help="read the probes already finished in --out again")
     a = ap.parse_args()
+    global REUSE
+    REUSE = a.reuse
     result = {"bench": "real_probes"}
     data = {}
     for fmt, source in (("but-ppg", SHARED / "but_ppg_1.0.0"), ("troika", SHARED / "troika")):
@@ -111,12 +119,13 @@ def main():
         for name in ("troika", "liu2022"):
             for inp in ("windows", "anyppg"):
                 for protocol in ("grouped", "anyppg"):
+                    only = {"task": "af"} if name == "liu2022" else {}  # the six-rhythm forest: hours
                     run(f"{name}/input-{inp}/protocol-{protocol}", data[name],
                         a.out / f"{name}-{inp}-{protocol}", result, input=inp, protocol=protocol, evaluation="split",
-                        workers=a.workers)
+                        workers=a.workers, **only)
     result |= {"cores": os.cpu_count(), "command": "python bench/bench_real_probes.py" +
                (" --gyro DIR" if a.gyro else "") + (f" --what {a.what}" if a.what != "all" else "")
-               + (f" --workers {a.workers}" if a.workers else "")}
+               + (f" --workers {a.workers}" if a.workers else "") + (" --reuse" if a.reuse else "")}
     print(json.dumps(result))
 
 

@@ -55,6 +55,16 @@ BENCHES = [
     ("real_probes", ["bench_real_probes.py"],
      "probe on real public recordings: BUT PPG 1.0.0, TROIKA, Liu et al. 2022 arrhythmias (random weights, "
      "pulse features, constant reference)"),
+    ("probe_calibration", ["bench_probe_calibration.py", "--replicates", "40", "--sizes", "12,24,6",
+                           "--rounds", "300", "--truth-draws", "100",
+                           "--variants", "refit_fixed,corrected_t,spread,bootstrap,t"],
+     "calibration of the probe's intervals with 6-24 subjects: the 95% interval of each evaluation "
+     "against the skill on new people, by simulation (pulse-feature probes; only when named: "
+     "`bash bench/run_all.sh probe_calibration`, about an hour)"),
+    ("pairs", ["bench_pairs.py", "--nights", "2", "--hours", "10"],
+     "extract-pairs on sleep recordings written as EDF: pairs/s per core against the AnyPPG release's "
+     "own processors in one process each (>= 5x), peak memory per worker (<= 1 GB); needs --release and "
+     "--release-python: recorded with --record"),
     ("probe", ["bench_probe.py"], "probe embedding throughput vs training (CPU); ground truth on "
      "simulated windows (needs demo/pretrain from `make demo`)"),
     ("fdr", ["bench_fdr.py", "--design", "standard", "--seeds", "101-112", "--reanalyse", "--compare-tests"],
@@ -69,7 +79,7 @@ BENCHES = [
      "the same with 1,600 patients per study, 6 replicates (power; reuses fdr_hard's "
      "reference population; only when named)"),
 ]
-SLOW = {"fdr", "fdr_hard", "fdr_hard_1600"}  # run only when named
+SLOW = {"fdr", "fdr_hard", "fdr_hard_1600", "probe_calibration"}  # run only when named
 
 
 def machine() -> str:

@@ -7,17 +7,25 @@ Layers, lowest first (``tests/test_layers.py`` checks that imports only go down)
   the simulator;
 * ``encoder``: the PPG encoder, pretraining, fine-tuning, prediction, the pulse-feature baseline;
 * ``reports``: report, compare, probe, and their statistics and figures;
-* the application: ``phewas.cli`` (the command line), ``phewas.run_all`` and ``phewas.pipeline``
-  (every stage from one file), ``phewas.commands``.
+* the application: ``phewas.api`` (the Python API, re-exported here: ``phewas.report(...)``),
+  ``phewas.cli`` (the command line, a thin layer over the API), ``phewas.study`` and
+  ``phewas.pipeline`` (every stage from one file), ``phewas.commands``.
 """
 
+API = ("build_cohort", "compare", "convert_dataset", "extract_pairs", "extract_segments", "features", "finetune",
+       "load_cohort", "load_compare", "load_probe", "load_report", "load_run", "predict", "pretrain", "probe",
+       "report", "run_all", "simulate", "simulate_probe")
+__all__ = [*API, "__version__"]
+
+
 def __getattr__(name: str):
-    # the version is read on demand: ``import phewas`` stays instant (the executable catches Ctrl-C
-    # only after it), and pyproject.toml stays its one home, through the installed metadata
+    # the Python API (phewas.api) and the version are loaded on first use: ``import phewas`` stays
+    # instant (the executable catches Ctrl-C only after it), and pyproject.toml stays the
+    # version's one home, through the installed metadata
+    if name in API:
+        from . import api
+        return getattr(api, name)
     if name == "__version__":
-        from importlib import metadata
-        try:
-            return metadata.version("phewas")
-        except metadata.PackageNotFoundError:  # a source tree that was never installed
-            return "unknown"
+        from .base.io import own_version
+        return own_version()
     raise AttributeError(f"module 'phewas' has no attribute {name!r}")

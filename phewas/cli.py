@@ -11,12 +11,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 # polars' allocator (jemalloc) keeps freed pages for seconds by default; at MC-MED scale that
 # holds hundreds of MB of dead tables at build-cohort's peak (1.2 GB instead of 1.0 GB, about 10%
 # faster). Set before polars is first imported; a user's own setting wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 
+from . import api
 from .base.errors import PhewasError
 from .base.progress import set_quiet
 from .base.settings import add_flags, from_args
@@ -31,17 +33,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_simulate(args) -> None:
-    from cohorts.sim import PopulationConfig, simulate_dataset
-    cfg = PopulationConfig(**from_args(args, PopulationConfig))
-    counts = simulate_dataset(args.out, cfg, workers=args.workers, overwrite=args.force)["counts"]
+    from cohorts.sim import PopulationConfig
+    counts = api.simulate(out=args.out, workers=args.workers, force=args.force,
+                          **from_args(args, PopulationConfig)).counts
     log.info("simulated %d patients, %d visits (%d with waveforms) in %s", counts["patients"], counts["visits"],
              counts["visits_with_waveforms"], args.out)
 
 
 def cmd_build_cohort(args) -> None:
-    from cohorts import CohortConfig, build_cohort
-    cfg = CohortConfig(**from_args(args, CohortConfig))
-    manifest = build_cohort(args.data, args.out, cfg, columns_file=args.columns, overwrite=args.force)
+    from cohorts import CohortConfig
+    manifest = api.build_cohort(data=args.data, out=args.out, columns=args.columns, force=args.force,
+                                **from_args(args, CohortConfig)).manifest
     counts = manifest["counts"]
     log.info("cohort %s: %d visits, %d patients; stays by split %s; %d unmapped code occurrences; "
              "patients shared between held-out and pretraining: %d", args.out, counts["visits"], counts["patients"],
@@ -60,15 +62,12 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_extract_segments(args) -> None:
-    from cohorts import SegmentConfig, extract_segments, merge_shards
-    if args.merge:
-        manifest = merge_shards(args.cohort, args.merge, overwrite=args.force)
-    else:
-        if args.data is None:
-            raise PhewasError("--data is required unless --merge is given")
-        cfg = SegmentConfig(**from_args(args, SegmentConfig))
-        manifest = extract_segments(args.data, args.cohort, cfg, shard=args.shard, workers=args.workers,
-                                    overwrite=args.force)
+    from cohorts import SegmentConfig
+    if not args.merge and args.data is None:
+        raise PhewasError("--data is required unless --merge is given")
+    manifest = api.extract_segments(cohort=args.cohort, data=args.data, workers=args.workers, shard=args.shard,
+                                    merge=args.merge, force=args.force,
+                                    **({} if args.merge else from_args(args, SegmentConfig))).manifest
     counts = manifest["counts"]
     state = "up to date" if manifest.get("up_to_date") else "written"
     log.info("segment store %s: %d stays, %d PPG windows (%d stays without a valid window, %d short of "
@@ -78,15 +77,12 @@ def cmd_extract_segments(args) -> None:
 
 
 def cmd_extract_pairs(args) -> None:
-    from cohorts.corpus import PairsConfig, extract_pairs, merge_pairs
-    if args.merge:
-        manifest = merge_pairs(args.out, args.merge, overwrite=args.force)
-    else:
-        if args.format is None or args.source is None:
-            raise PhewasError("--format and --source are required unless --merge is given")
-        cfg = PairsConfig(**from_args(args, PairsConfig))
-        manifest = extract_pairs(args.format, args.source, args.out, cfg, shard=args.shard, workers=args.workers,
-                                 overwrite=args.force, strict=args.strict)
+    from cohorts.corpus import PairsConfig
+    if not args.merge and (args.format is None or args.source is None):
+        raise PhewasError("--format and --source are required unless --merge is given")
+    manifest = api.extract_pairs(out=args.out, format=args.format, source=args.source, workers=args.workers,
+                                 shard=args.shard, merge=args.merge, strict=args.strict, force=args.force,
+                                 **({} if args.merge else from_args(args, PairsConfig))).manifest
     counts = manifest["counts"]
     state = "up to date" if manifest.get("up_to_date") else "written"
     log.info("pair store %s: %d pairs (%.1f h) from %d files; by split %s; %d files skipped", state,
@@ -97,18 +93,20 @@ def cmd_extract_pairs(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from reports.report import ReportConfig, make_report
-    cfg = ReportConfig(**from_args(args, ReportConfig))
-    summary = make_report(args.cohort, args.predictions, args.out, cfg, overwrite=args.force)
+    from reports.report import ReportConfig
+    result = api.report(cohort=args.cohort, predictions=args.predictions, out=args.out, force=args.force,
+                        **from_args(args, ReportConfig))
+    summary, cfg = result.summary, SimpleNamespace(**result.manifest["parameters"])
     log.info("report %s: %d phenotypes, AUC >= %s; %d significant beyond age and sex (FDR %g); open %s",
              args.out, summary["n_phenotypes"], summary["auc_at_least"], summary["n_fdr_significant"], cfg.alpha,
              args.out / "index.html")
 
 
 def cmd_compare(args) -> None:
-    from reports.compare import CompareConfig, compare
-    cfg = CompareConfig(**from_args(args, CompareConfig))
-    summary = compare(args.cohort, args.predictions, args.out, names=args.names, config=cfg, overwrite=args.force)
+    from reports.compare import CompareConfig
+    result = api.compare(cohort=args.cohort, predictions=args.predictions, out=args.out, names=args.names,
+                         force=args.force, **from_args(args, CompareConfig))
+    summary, cfg = result.summary, SimpleNamespace(**result.manifest["parameters"])
     for pair in summary["pairs"]:
         log.info("%s vs %s: %d phenotypes, mean AUC %.3f vs %.3f; significantly better (FDR %g): %d vs %d",
                  pair["model_a"], pair["model_b"], pair["n_phenotypes"], pair["mean_auc_a"], pair["mean_auc_b"],
@@ -118,10 +116,9 @@ def cmd_compare(args) -> None:
 
 def cmd_features(args) -> None:
     from encoder.baseline import FeaturesConfig
-
-    from .commands import features
-    cfg = FeaturesConfig(**from_args(args, FeaturesConfig))
-    manifest = features(args.cohort, args.out, cfg, overwrite=args.force)
+    manifest = api.features(cohort=args.cohort, out=args.out, force=args.force,
+                            **from_args(args, FeaturesConfig)).manifest
+    cfg = SimpleNamespace(**manifest["parameters"])
     counts, heart_rate = manifest["counts"], manifest["heart_rate_report"]
     log.info("pulse-feature baseline: %d phecodes fitted on %d training stays; %d %s stays predicted (%d without "
              "a valid window got the training prevalence): %s", counts["models_fitted"], counts["training_stays"],
@@ -132,10 +129,9 @@ def cmd_features(args) -> None:
 
 
 def cmd_probe(args) -> None:
-    from reports.probe import ProbeConfig, probe
-    cfg = ProbeConfig(**from_args(args, ProbeConfig))
-    summary = probe(args.dataset, [str(e) for e in args.encoder], args.out, names=args.names, config=cfg,
-                    overwrite=args.force)
+    from reports.probe import ProbeConfig
+    summary = api.probe(dataset=args.dataset, encoder=[str(e) for e in args.encoder], out=args.out, names=args.names,
+                        force=args.force, **from_args(args, ProbeConfig)).summary
     log.info("probed %d encoders on %d tasks of %s (%d examples, split %s): %s", len(summary["encoders"]),
              len(summary["tasks"]), summary["dataset"], summary["examples"], summary["split"], args.out / "probe.csv")
     if summary.get("unused_window_rows"):
@@ -144,15 +140,14 @@ def cmd_probe(args) -> None:
 
 
 def cmd_simulate_probe(args) -> None:
-    from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset
-    cfg = SimulateProbeConfig(**from_args(args, SimulateProbeConfig))
-    manifest = simulate_probe_dataset(args.out, cfg, overwrite=args.force)
+    from cohorts.sim.probe import SimulateProbeConfig
+    manifest = api.simulate_probe(out=args.out, force=args.force, **from_args(args, SimulateProbeConfig)).manifest
     log.info("simulated probe dataset: %d records in %s", manifest["counts"]["records"], args.out)
 
 
 def cmd_convert_dataset(args) -> None:
-    from cohorts.converters import convert_dataset
-    manifest = convert_dataset(args.format, args.source, args.out, overwrite=args.force, strict=args.strict)
+    manifest = api.convert_dataset(format=args.format, source=args.source, out=args.out, strict=args.strict,
+                                   force=args.force).manifest
     counts = manifest["counts"]
     log.info("converted %s: %s examples in %s", args.format, counts["examples"], args.out)
     if counts["files_skipped"]:
@@ -163,33 +158,20 @@ def cmd_convert_dataset(args) -> None:
                     counts["non_finite_samples"])
 
 
-def _net_config(path):
-    if path is None:
-        return None
-    import json
-
-    from encoder.families import architecture_from_dict
-    try:
-        return architecture_from_dict(json.loads(Path(path).read_text()))
-    except (OSError, ValueError, TypeError) as err:
-        raise PhewasError(f"{path}: not an encoder configuration ({err})") from None
-
-
 def cmd_pretrain(args) -> None:
-    from encoder.config import PretrainConfig, pretrain_config
-    from encoder.pretrain import pretrain
-    cfg = pretrain_config(args.preset, ppg=_net_config(args.ppg_config), ecg=_net_config(args.ecg_config),
-                          **from_args(args, PretrainConfig))
-    result = pretrain(args.cohort, args.out, cfg, resume=args.resume, overwrite=args.force,
-                      stop_after_steps=args.stop_after_steps, pairs=args.pairs or ())
+    from encoder.config import PretrainConfig
+    result = api.pretrain(out=args.out, cohort=args.cohort, pairs=args.pairs or (), preset=args.preset,
+                          resume=args.resume, stop_after_steps=args.stop_after_steps, ppg_config=args.ppg_config,
+                          ecg_config=args.ecg_config, force=args.force, **from_args(args, PretrainConfig))
     if not result.main:  # other torchrun ranks: rank 0 reports
         return
     if not result.finished:
-        log.info("stopped at step %d of %d; continue with --resume", result.step, cfg.steps)
+        log.info("stopped at step %d; continue with --resume", result.step)
         return
     r = result.summary["retrieval"]
     if r is None:  # SimCLR, BYOL: no ECG to retrieve
-        log.info("pretrained %d steps (%s); encoder in %s", result.step, cfg.objective, args.out / "ppg_encoder.pth")
+        log.info("pretrained %d steps (%s); encoder in %s", result.step, result.summary["objective"],
+                 args.out / "ppg_encoder.pth")
         return
     log.info("pretrained %d steps; PPG-to-ECG retrieval on pretrain_test (batches of %d): R@1 %.3f (chance %.3f), "
              "R@5 %.3f, R@10 %.3f, MRR %.3f; encoder in %s", result.step, r["batch_size"], r["recall@1"],
@@ -197,11 +179,10 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_finetune(args) -> None:
-    from encoder.config import FinetuneConfig, finetune_config
-    from encoder.finetune import finetune
-    cfg = finetune_config(args.preset, ppg=_net_config(args.ppg_config), **from_args(args, FinetuneConfig))
-    result = finetune(args.cohort, args.out, cfg, resume=args.resume, overwrite=args.force,
-                      stop_after_steps=args.stop_after_steps)
+    from encoder.config import FinetuneConfig
+    result = api.finetune(cohort=args.cohort, out=args.out, preset=args.preset, resume=args.resume,
+                          stop_after_steps=args.stop_after_steps, ppg_config=args.ppg_config, force=args.force,
+                          **from_args(args, FinetuneConfig))
     if not result.main:
         return
     if not result.finished:
@@ -214,18 +195,17 @@ def cmd_finetune(args) -> None:
 
 def cmd_predict(args) -> None:
     from encoder.config import PredictConfig
-    from encoder.predict import predict
-    cfg = PredictConfig(**from_args(args, PredictConfig))
-    manifest = predict(args.cohort, args.run, cfg, overwrite=args.force)
+    manifest = api.predict(run=args.run, cohort=args.cohort, force=args.force,
+                           **from_args(args, PredictConfig)).manifest
+    cfg = SimpleNamespace(split=manifest.get("split"))
     log.info("predicted %d phecodes for %d %s stays (%d without a valid window got the training prevalence): %s",
              manifest["phecodes"], manifest["stays"], cfg.split, manifest["stays_without_windows_given_prior"],
              args.run / "predictions.parquet")
 
 
 def cmd_run_all(args) -> None:
-    from .run_all import run_all
-    result = run_all(args.config, force=args.force)
-    s = result.summary
+    result = api.run_all(config=args.config, force=args.force)
+    s = result.report.summary
     log.info("stage seconds: %s", result.seconds)
     log.info("%d phenotypes; AUC >= %s; %d significant beyond age and sex (FDR)", s["n_phenotypes"],
              s["auc_at_least"], s["n_fdr_significant"])
@@ -239,12 +219,12 @@ def cmd_run_all(args) -> None:
         log.info("ground truth, model %s: %d of %d injected phecodes recovered; %d of %d null phecodes significant",
                  name, check["n_injected_recovered"], len(check["injected"]), check["n_null_significant"],
                  check["n_null_phecodes"])
-    for pair in result.compare or []:
+    for pair in result.comparison.summary["pairs"] if result.comparison is not None else []:
         log.info("compare %s vs %s: %d phenotypes; significantly better (FDR): %d vs %d", pair["model_a"],
                  pair["model_b"], pair["n_phenotypes"], pair["n_a_better"], pair["n_b_better"])
-    print(f"report: {result.report}")
-    if result.compare_page is not None:
-        print(f"compare: {result.compare_page}")
+    print(f"report: {result.report.folder / 'index.html'}")
+    if result.comparison is not None:
+        print(f"compare: {result.comparison.folder / 'index.html'}")
 
 
 def _arg(flag: str, help: str | None = None, **kwargs) -> tuple[str, dict]:

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import statsmodels.api as sm
 from scipy import stats
-from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
+
+from phewas.base.auc import auc
 
 from .firth import firth_lrt
 from .logistic import fit_many, predict_many
@@ -116,7 +116,7 @@ def _oof_auc(X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> float:
     for train, test in cv.split(X, y):
         model = LogisticRegression(max_iter=200).fit(X[train], y[train])
         oof[test] = model.decision_function(X[test])
-    return float(roc_auc_score(y, oof))
+    return auc(oof, y == 1)
 
 
 def _ordinary_lrt(Cp, z, yp) -> dict | None:
@@ -370,8 +370,8 @@ def associate_all(y: np.ndarray, scores: np.ndarray, adjustment: Design, sex: np
         prob = np.where(analysed, scores[:, cols], 0.5)
         persons = _latest(analysed, sort, starts) & known_sex[:, None]
         rows = _test_block(adjustment, y[:, cols] == 1, prob, persons, min_persons)
-        for r, auc in zip(rows, _oof_block(adjustment.matrix, y[:, cols] == 1, prob, analysed, folds, seed)):
-            r.update(auc_age_sex=auc[0], auc_age_sex_ppg=auc[1])
+        for r, pair in zip(rows, _oof_block(adjustment.matrix, y[:, cols] == 1, prob, analysed, folds, seed)):
+            r.update(auc_age_sex=pair[0], auc_age_sex_ppg=pair[1])
         return rows
 
     blocks = [np.arange(a, min(P, a + PHENOTYPES_PER_BLOCK)) for a in range(0, P, PHENOTYPES_PER_BLOCK)]
@@ -496,15 +496,8 @@ def _oof_block(X, positive, prob, analysed, folds: int, seed: int) -> list[tuple
             out.append((np.nan, np.nan))
             continue
         rows = analysed[:, k]
-        out.append(tuple(_rank_auc(positive[rows, k], oof[m, rows, k]) for m in range(2)))
+        out.append(tuple(auc(oof[m, rows, k], positive[rows, k]) for m in range(2)))
     return out
-
-
-def _rank_auc(positive: np.ndarray, score: np.ndarray) -> float:
-    n1 = int(positive.sum())
-    n0 = len(positive) - n1
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def adjust(p_values: np.ndarray, alpha: float = 0.05):

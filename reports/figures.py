@@ -1,22 +1,27 @@
-"""Figures of the report: PNG at print resolution (300 dpi) and SVG, fixed chapter colours."""
+"""Figures of the pages: PNG at print resolution (300 dpi) and SVG, fixed chapter colours.
+
+Each function draws one figure with matplotlib's object interface (no pyplot: nothing depends on
+the backend, nothing shows itself in a notebook) and writes it into ``out`` (returning the file
+names), or, with ``out=None``, returns the :class:`matplotlib.figure.Figure` (the Python API's
+figures, :mod:`phewas.api`).
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import polars as pl
+import seaborn as sns
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
+from cohorts.phecodes import CHAPTER_ORDER, CHAPTERS, CHAPTERS_X
+
 matplotlib.rcParams["svg.hashsalt"] = "phewas"  # the SVG's element ids the same on every run
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from cohorts.phecodes import CHAPTER_ORDER, CHAPTERS, CHAPTERS_X  # noqa: E402
-
 # each map's own colours, whichever map the cohort was built with
-_PALETTE = plt.get_cmap("tab20").colors
+_PALETTE = matplotlib.colormaps["tab20"].colors
 CHAPTER_COLOURS = {c: _PALETTE[i % 20] for chapters in (CHAPTERS, CHAPTERS_X) for i, c in enumerate(chapters)}
 OTHER = (0.5, 0.5, 0.5)
 
@@ -25,10 +30,26 @@ def chapter_colour(chapter: str):
     return CHAPTER_COLOURS.get(chapter, OTHER)
 
 
-def _save(fig, out: Path, name: str) -> list[str]:
+class PageFigure(Figure):
+    """A figure that shows itself in Jupyter as an image (no pyplot, no backend needed)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        return buf.getvalue()
+
+
+def _subplots(*args, **kwargs):
+    """``pyplot.subplots`` without pyplot: a figure of its own, freed when dropped."""
+    fig = PageFigure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def _save(fig, out: Path | None, name: str):
+    if out is None:
+        return fig
     fig.savefig(out / f"{name}.png", dpi=300, bbox_inches="tight")
     fig.savefig(out / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
     return [f"{name}.png", f"{name}.svg"]
 
 
@@ -54,10 +75,10 @@ def _x_positions(df: pl.DataFrame):
     return x, centres
 
 
-def manhattan_auc(df: pl.DataFrame, thresholds, out: Path, label_per_chapter: int = 1) -> list[str]:
+def manhattan_auc(df: pl.DataFrame, thresholds, out: Path | None, label_per_chapter: int = 1) -> list[str] | Figure:
     """AUC per phenotype along phecodes grouped and coloured by chapter."""
     x, centres = _x_positions(df)
-    fig, ax = plt.subplots(figsize=(12, 4.5))
+    fig, ax = _subplots(figsize=(12, 4.5))
     colours = [chapter_colour(c) for c in df["chapter"]]
     ax.scatter(x, df["auc"], c=colours, s=12, edgecolors="none")
     for t in thresholds:
@@ -76,13 +97,14 @@ def manhattan_auc(df: pl.DataFrame, thresholds, out: Path, label_per_chapter: in
     return _save(fig, out, "manhattan_auc")
 
 
-def manhattan_association(df: pl.DataFrame, alpha: float, out: Path, adjusted_for: str = "age and sex") -> list[str]:
+def manhattan_association(df: pl.DataFrame, alpha: float, out: Path | None,
+                          adjusted_for: str = "age and sex") -> list[str] | Figure:
     """-log10 p of the adjusted test (``adjusted_for`` names the adjustment), with Bonferroni and
     BH-FDR lines."""
     x, centres = _x_positions(df)
     p = df["p_value"].to_numpy().astype(float)
     y = -np.log10(np.clip(p, 1e-300, 1))
-    fig, ax = plt.subplots(figsize=(12, 4.5))
+    fig, ax = _subplots(figsize=(12, 4.5))
     ax.scatter(x, y, c=[chapter_colour(c) for c in df["chapter"]], s=12, edgecolors="none")
     n = int(np.isfinite(p).sum())
     bonf = -np.log10(alpha / max(n, 1))
@@ -104,11 +126,11 @@ def manhattan_association(df: pl.DataFrame, alpha: float, out: Path, adjusted_fo
     return _save(fig, out, "manhattan_association")
 
 
-def chapter_distributions(df: pl.DataFrame, thresholds, out: Path, at_least: float = 0.70) -> list[str]:
+def chapter_distributions(df: pl.DataFrame, thresholds, out: Path | None, at_least: float = 0.70) -> list[str] | Figure:
     """The AnyPPG paper's Figure 3 in three panels over chapters: each phenotype's AUC (with the
     threshold lines), the chapter's mean AUC, and its count of phenotypes with AUC >= 0.70."""
     order = [c for c in CHAPTER_ORDER if c in set(df["chapter"])] + sorted(set(df["chapter"]) - set(CHAPTER_ORDER))
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True, height_ratios=[2, 1, 1])
+    fig, axes = _subplots(3, 1, figsize=(10, 9), sharex=True, height_ratios=[2, 1, 1])
     data = df.select("chapter", "auc").to_pandas()
     pal = {c: chapter_colour(c) for c in order}
     ax = axes[0]
@@ -142,9 +164,9 @@ def chapter_distributions(df: pl.DataFrame, thresholds, out: Path, at_least: flo
     return _save(fig, out, "chapter_auc")
 
 
-def auc_histogram(df: pl.DataFrame, thresholds, out: Path) -> list[str]:
+def auc_histogram(df: pl.DataFrame, thresholds, out: Path | None) -> list[str] | Figure:
     auc = df["auc"].to_numpy()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     ax.hist(auc, bins=np.linspace(min(0.3, auc.min()), 1.0, 36), color="steelblue", edgecolor="white")
     top = ax.get_ylim()[1]
     for t in thresholds:
@@ -166,10 +188,10 @@ def non_specific(description: pl.Expr) -> pl.Expr:
     return description.fill_null("").str.contains(NON_SPECIFIC)
 
 
-def top_phenotypes(df: pl.DataFrame, out: Path, n: int = 60) -> list[str]:
+def top_phenotypes(df: pl.DataFrame, out: Path | None, n: int = 60) -> list[str] | Figure:
     specific = df.filter(~non_specific(pl.col("description")))
     top = specific.sort("auc", descending=True).head(n).reverse()
-    fig, ax = plt.subplots(figsize=(7, max(3, 0.16 * top.height + 1)))
+    fig, ax = _subplots(figsize=(7, max(3, 0.16 * top.height + 1)))
     y = np.arange(top.height)
     auc = top["auc"].to_numpy()
     err = np.vstack([auc - top["auc_ci_low"].to_numpy(), top["auc_ci_high"].to_numpy() - auc])
@@ -184,10 +206,10 @@ def top_phenotypes(df: pl.DataFrame, out: Path, n: int = 60) -> list[str]:
     return _save(fig, out, "top_phenotypes")
 
 
-def auc_scatter(df: pl.DataFrame, a: str, b: str, alpha: float, out: Path) -> list[str]:
+def auc_scatter(df: pl.DataFrame, a: str, b: str, alpha: float, out: Path | None) -> list[str] | Figure:
     """Each phenotype's AUC under model ``a`` against model ``b``, coloured by chapter, with the
     diagonal; filled where the difference is significant (BH q <= ``alpha``)."""
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig, ax = _subplots(figsize=(5.5, 5.5))
     sig = (df["q_value"].fill_null(1.0).fill_nan(1.0) <= alpha).to_numpy()
     colours = np.array([chapter_colour(c) for c in df["chapter"]])
     x, y = df["auc_b"].to_numpy(), df["auc_a"].to_numpy()
@@ -206,14 +228,14 @@ def auc_scatter(df: pl.DataFrame, a: str, b: str, alpha: float, out: Path) -> li
     return _save(fig, out, f"auc_scatter_{a}_vs_{b}")
 
 
-def manhattan_difference(df: pl.DataFrame, a: str, b: str, alpha: float, out: Path) -> list[str]:
+def manhattan_difference(df: pl.DataFrame, a: str, b: str, alpha: float, out: Path | None) -> list[str] | Figure:
     """The signed AUC difference ``a - b`` per phenotype along chapters, with its interval for the
     significant ones (BH q <= ``alpha``)."""
     x, centres = _x_positions(df)
     d = df["auc_diff"].to_numpy()
     sig = (df["q_value"].fill_null(1.0).fill_nan(1.0) <= alpha).to_numpy()
     colours = np.array([chapter_colour(c) for c in df["chapter"]])
-    fig, ax = plt.subplots(figsize=(12, 4.5))
+    fig, ax = _subplots(figsize=(12, 4.5))
     ax.axhline(0, color="0.3", lw=0.7)
     ax.scatter(x[~sig], d[~sig], s=10, facecolors="none", edgecolors=colours[~sig], linewidths=0.6)
     if sig.any():
@@ -231,12 +253,12 @@ def manhattan_difference(df: pl.DataFrame, a: str, b: str, alpha: float, out: Pa
     return _save(fig, out, f"auc_difference_{a}_vs_{b}")
 
 
-def probe_metric(df: pl.DataFrame, task: str, out: Path) -> list[str]:
+def probe_metric(df: pl.DataFrame, task: str, out: Path | None) -> list[str] | Figure:
     """One task's metrics by encoder, with their bootstrap intervals: a panel per metric."""
     sub = df.filter((pl.col("task") == task) & pl.col("value").is_not_null())
     metrics = list(dict.fromkeys(sub["metric"]))
     encoders = list(dict.fromkeys(sub["encoder"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    fig, axes = _subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         rows = {r["encoder"]: r for r in sub.filter(pl.col("metric") == m).iter_rows(named=True)}
         x = np.arange(len(encoders))
@@ -254,13 +276,13 @@ def probe_metric(df: pl.DataFrame, task: str, out: Path) -> list[str]:
     return _save(fig, out, f"probe_{task}")
 
 
-def probe_comparison(df: pl.DataFrame, encoders: list[str], out: Path) -> list[str]:
+def probe_comparison(df: pl.DataFrame, encoders: list[str], out: Path | None) -> list[str] | Figure:
     """The paper's comparison: each task's main metric (AUC for classification, mean absolute error
     for regression) by encoder with its 95% interval, a panel per metric, tasks as rows."""
     main = {"binary": "auc", "multiclass": "auc", "regression": "mae"}
     sub = df.filter(pl.col("value").is_not_null() & (pl.col("metric") == pl.col("kind").replace_strict(main)))
     metrics = [m for m in ("auc", "mae") if m in set(sub["metric"].to_list())]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 0.5 + 0.45 * sub["task"].n_unique()),
+    fig, axes = _subplots(1, len(metrics), figsize=(5 * len(metrics), 0.5 + 0.45 * sub["task"].n_unique()),
                              squeeze=False)
     for ax, m in zip(axes[0], metrics):
         part = sub.filter(pl.col("metric") == m)
@@ -283,3 +305,67 @@ def probe_comparison(df: pl.DataFrame, encoders: list[str], out: Path) -> list[s
     axes[0][0].legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     return _save(fig, out, "probe_comparison")
+
+
+def volcano(df: pl.DataFrame, alpha: float, out: Path | None, adjusted_for: str = "age and sex") -> list[str] | Figure:
+    """Each phenotype's odds ratio per SD of the PPG score (adjusted for ``adjusted_for``, log
+    scale) against -log10 p, coloured by chapter; filled where BH q <= ``alpha``."""
+    sub = df.filter(pl.col("or_per_sd").is_finite() & (pl.col("or_per_sd") > 0) & pl.col("p_value").is_finite())
+    fig, ax = _subplots(figsize=(6.5, 5))
+    x = np.log2(sub["or_per_sd"].to_numpy().astype(float))
+    y = -np.log10(np.clip(sub["p_value"].to_numpy().astype(float), 1e-300, 1))
+    sig = (sub["q_value"].fill_null(1.0).fill_nan(1.0) <= alpha).to_numpy()
+    colours = np.array([chapter_colour(c) for c in sub["chapter"]])
+    ax.scatter(x[~sig], y[~sig], s=10, facecolors="none", edgecolors=colours[~sig], linewidths=0.6)
+    ax.scatter(x[sig], y[sig], s=14, c=colours[sig], edgecolors="none")
+    ax.axvline(0, color="0.3", lw=0.6, ls="--")
+    top = sub.with_columns(pl.Series("x", x), pl.Series("y", y)).filter(pl.Series(sig)).sort("y", descending=True)
+    _place_labels(ax, [(r["x"], r["y"], r["description"][:24]) for r in top.head(8).iter_rows(named=True)], (x, y))
+    ax.set_xlabel(f"log2 odds ratio per SD of the PPG score (beyond {adjusted_for})")
+    ax.set_ylabel("-log10 p")
+    ax.set_title(f"Association by phenotype ({int(sig.sum())} with FDR <= {alpha:g}, filled)", fontsize=9)
+    sns.despine(ax=ax)
+    return _save(fig, out, "volcano")
+
+
+def forest(df: pl.DataFrame, out: Path | None, phecodes=None, n: int = 20) -> list[str] | Figure:
+    """Odds ratios per SD with their 95% intervals for ``phecodes`` (default: the ``n`` with the
+    smallest p), strongest first."""
+    sub = df.filter(pl.col("or_per_sd").is_finite() & (pl.col("or_per_sd") > 0)
+                    & pl.col("or_ci_low").is_finite() & pl.col("or_ci_high").is_finite())
+    sub = sub.filter(pl.col("phecode").is_in(list(phecodes))) if phecodes is not None else \
+        sub.sort("p_value").head(n)
+    sub = sub.sort("p_value", descending=True)
+    fig, ax = _subplots(figsize=(7, max(2.5, 0.25 * sub.height + 1)))
+    y = np.arange(sub.height)
+    orr = sub["or_per_sd"].to_numpy().astype(float)
+    err = np.abs(np.vstack([orr - sub["or_ci_low"].to_numpy().astype(float),
+                            sub["or_ci_high"].to_numpy().astype(float) - orr]))
+    for i, c in enumerate(sub["chapter"]):
+        ax.errorbar(orr[i], y[i], xerr=err[:, i:i + 1], fmt="o", ms=3, color=chapter_colour(c), lw=0.8)
+    ax.axvline(1, color="0.3", lw=0.6, ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(y, [f"{p} {d[:40]}" for p, d in zip(sub["phecode"], sub["description"])], fontsize=7)
+    ax.set_xlabel("odds ratio per SD of the PPG score (95% CI)")
+    sns.despine(ax=ax)
+    return _save(fig, out, "forest")
+
+
+def roc(fpr: np.ndarray, curves: dict, title: str, out: Path | None, name: str = "roc") -> list[str] | Figure:
+    """ROC curves with their pointwise bands: ``curves`` maps a model's name to ``(tpr, low,
+    high)`` on the false-positive rates ``fpr`` (the page's detail view draws the same data)."""
+    fig, ax = _subplots(figsize=(4.5, 4.5))
+    for k, (label, (tpr, lo, hi)) in enumerate(curves.items()):
+        colour = _PALETTE[(2 * k) % 20]
+        ax.fill_between(fpr, lo, hi, color=colour, alpha=0.2, lw=0, step="post")
+        ax.step(fpr, tpr, where="post", color=colour, lw=1.2, label=label)
+    ax.plot([0, 1], [0, 1], color="0.5", lw=0.6, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    sns.despine(ax=ax)
+    return _save(fig, out, name)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from phewas.base.auc import auc_delong
+from phewas.base.auc import auc as base_auc
 
 METRICS = {"regression": ("mae", "rmse", "pearson_r"), "binary": ("auc", "macro_f1", "balanced_accuracy"),
            "multiclass": ("auc", "macro_f1", "balanced_accuracy")}
@@ -46,11 +46,8 @@ NAN2 = (float("nan"), float("nan"))
 
 
 def auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC of one score (:func:`~phewas.base.auc.auc_delong`); NaN without both classes."""
-    positive = np.asarray(positive, bool)
-    if positive.all() or not positive.any():
-        return float("nan")
-    return float(auc_delong(np.asarray(score, np.float64)[:, None], positive.astype(np.int8)[:, None]).auc[0])
+    """ROC AUC of one score (:func:`phewas.base.auc.auc`); NaN without both classes."""
+    return base_auc(score, positive)
 
 
 def task_metrics(kind: str, y, pred) -> dict:

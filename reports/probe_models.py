@@ -28,6 +28,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from phewas.base.auc import auc
+
 CS = (0.01, 0.1, 1.0, 10.0, 100.0)  # the paper's grid of inverse L2 penalties
 ALPHAS = (0.1, 1.0, 10.0, 100.0)  # the paper's grid of ridge penalties
 FOREST_GRID = {"n_estimators": [100, 200], "max_depth": [10, 20], "min_samples_split": [2, 5]}
@@ -57,7 +59,8 @@ def inner_folds(groups, y, folds: int, classify: bool, seed: int) -> list[tuple[
     if groups is not None and len(np.unique(groups)) >= folds:
         splitter = (StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if classify
                     else GroupKFold(folds))
-        return list(splitter.split(dummy, y, groups))
+        # a greedy stratified grouping can leave a fold empty with few subjects
+        return [(tr, va) for tr, va in splitter.split(dummy, y, groups) if len(va)]
     splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if classify
                 else KFold(folds, shuffle=True, random_state=seed))
     return list(splitter.split(dummy, y))
@@ -134,8 +137,8 @@ class _Folds:
 def logistic_search(X: np.ndarray, y: np.ndarray, cv, Cs=CS, patience: int = 2) -> tuple[float, dict, dict]:
     """The ``C`` of ``Cs`` with the best mean inner-fold AUC (ties: the smaller ``C``, as
     ``GridSearchCV`` takes the first), the mean AUC of each ``C`` walked, and the folds' mean
-    solution at the best ``C`` (standardised scale) for a warm start."""
-    from sklearn.metrics import roc_auc_score
+    solution at the best ``C`` (standardised scale) for a warm start. A fold whose validation
+    part lacks a class (few subjects, labels per subject) is left out of the mean."""
     n = len(y)
     train = np.zeros((n, len(cv)), bool)
     for k, (tr, _) in enumerate(cv):
@@ -144,9 +147,9 @@ def logistic_search(X: np.ndarray, y: np.ndarray, cv, Cs=CS, patience: int = 2) 
     theta, best, scores, worse, best_theta = None, None, {}, 0, None
     for C in sorted(Cs):
         theta, _ = problem.fit(C, theta)
-        aucs = [roc_auc_score(y[va], problem.decision(theta, va, k)) for k, (_, va) in enumerate(cv)]
-        scores[C] = float(np.mean(aucs))
-        if best is None or scores[C] > scores[best]:
+        aucs = [auc(problem.decision(theta, va, k), y[va]) for k, (_, va) in enumerate(cv)]
+        scores[C] = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
+        if best is None or scores[C] > scores[best] or (np.isnan(scores[best]) and not np.isnan(scores[C])):
             best, worse, best_theta = C, 0, theta.copy()
         else:
             worse += 1
@@ -194,26 +197,28 @@ def _ridge_solutions(X, y, rows, alphas):
 
 
 def fit_probe(X_train, y_train, X_test, kind: str, *, groups=None, folds: int = 5, seed: int = 0,
-              multiclass: str = "forest", workers: int = 1) -> ProbeFit:
+              multiclass: str = "forest", workers: int = 1, fixed: dict | None = None) -> ProbeFit:
     """Choose the hyperparameters on the training part (inner folds), refit on all of it, and
-    predict the test part (see the module's text)."""
+    predict the test part (see the module's text). ``fixed``: hyperparameters given (as a fit's
+    ``hyperparameters``), so that no inner search runs."""
     classify = kind != "regression"
-    cv = inner_folds(groups, y_train, folds, classify, seed)
+    cv = None if fixed else inner_folds(groups, y_train, folds, classify, seed)
     if kind == "regression":
-        alpha, scores = ridge_search(X_train, y_train, cv)
+        alpha, scores = (fixed["alpha"], {}) if fixed else ridge_search(X_train, y_train, cv)
         prediction = _ridge_solutions(X_train, y_train, np.arange(len(y_train)), [alpha])(X_test)[0]
         return ProbeFit(prediction, {"alpha": alpha}, scores, "mean absolute error")
     classes = np.unique(y_train)
     if kind == "binary":
         yb = (y_train == classes[1]).astype(np.float64)
-        C, scores, start = logistic_search(X_train, yb, cv)
+        C, scores, start = (fixed["C"], {}, None) if fixed else logistic_search(X_train, yb, cv)
         mean, scale, w, b = logistic_fit(X_train, yb, C, start)
         p = expit((np.asarray(X_test, np.float64) - mean) / scale @ w + b)
         return ProbeFit((np.column_stack([1 - p, p]), classes), {"C": C}, scores, "roc_auc")
-    return _multiclass(X_train, y_train, X_test, cv, multiclass, seed, workers)
+    return _multiclass(X_train, y_train, X_test, cv, multiclass, seed, workers, fixed)
 
 
-def _multiclass(X_train, y_train, X_test, cv, model: str, seed: int, workers: int) -> ProbeFit:
+def _multiclass(X_train, y_train, X_test, cv, model: str, seed: int, workers: int, fixed: dict | None = None
+                ) -> ProbeFit:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
@@ -224,6 +229,14 @@ def _multiclass(X_train, y_train, X_test, cv, model: str, seed: int, workers: in
     else:
         estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         grid = {"logisticregression__C": list(CS)}
+    if fixed:
+        names = {k.split("__")[-1]: k for k in grid}
+        estimator.set_params(**{names[k]: v for k, v in fixed.items() if k in names})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            estimator.fit(np.asarray(X_train), y_train)
+        return ProbeFit((estimator.predict_proba(np.asarray(X_test)), estimator.classes_), dict(fixed), {},
+                        "accuracy")
     search = GridSearchCV(estimator, grid, cv=cv, scoring="accuracy", n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings at weak penalties; classes absent from a fold

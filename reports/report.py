@@ -331,6 +331,9 @@ def write_figures(table: pl.DataFrame, cfg: ReportConfig, out: Path) -> dict[str
         adjusted_for = adjustment_label(cfg.covariates)
         figs[f"Association beyond {adjusted_for}"] = figures.manhattan_association(table, cfg.alpha, out,
                                                                                    adjusted_for)[0]
+        if table["or_per_sd"].is_not_null().any():
+            figs["Odds ratio against p (volcano)"] = figures.volcano(table, cfg.alpha, out, adjusted_for)[0]
+            figs["Strongest associations"] = figures.forest(table, out)[0]
     figs["AUC by chapter"] = figures.chapter_distributions(table, cfg.thresholds, out)[0]
     figs["AUC histogram"] = figures.auc_histogram(table, cfg.thresholds, out)[0]
     figs["Top phenotypes"] = figures.top_phenotypes(table, out)[0]

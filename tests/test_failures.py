@@ -116,7 +116,7 @@ def test_run_all_keeps_a_simulation_of_an_older_version_and_refuses_another_one(
     """A manifest written before a setting existed matches at that setting's default (the demo
     folder of an earlier version is reused); other settings are refused with run-all's advice."""
     from cohorts.sim import PopulationConfig
-    from phewas.run_all import same_simulation
+    from phewas.study import same_simulation
     cfg = PopulationConfig(patients=3, minutes=0.3)
     older = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("hard", "world_seed")}
     assert same_simulation(older, cfg)
@@ -128,7 +128,7 @@ def test_run_all_keeps_a_simulation_of_an_older_version_and_refuses_another_one(
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["parameters"] = {k: v for k, v in manifest["parameters"].items() if k != "hard"}
     (out / "manifest.json").write_text(json.dumps(manifest))
-    from phewas.run_all import _simulate
+    from phewas.study import _simulate
     assert _simulate(out, {"patients": 3, "minutes": 0.3}) == manifest  # kept, not rewritten
     cfg_file = tmp_path / "study.toml"
     cfg_file.write_text('[paths]\ndata = "mcmed"\nwork = "work"\n[simulate]\npatients = 5\nminutes = 0.3\n')
@@ -328,7 +328,7 @@ def test_run_all_bad_models(tmp_path, capsys, table, needle):
 
 
 def test_run_all_notices_changed_inputs(tmp_path):
-    from phewas.run_all import _input_identity
+    from phewas.study import _input_identity
 
     data = tmp_path / "data"
     data.mkdir()
@@ -384,7 +384,7 @@ def test_training_commands_without_torch_say_how_to_install(tmp_path):
     err = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(err) == 1 and "pip install 'phewas[train]'" in err[0], res.stderr
     # build-cohort and report import no torch
-    code = NO_TORCH + "import cohorts.build, reports.report, phewas.run_all; print('ok')"
+    code = NO_TORCH + "import cohorts.build, reports.report, phewas.study; print('ok')"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "ok", res.stderr[-1000:]
 

@@ -185,7 +185,7 @@ def test_fine_tuning_from_a_released_model_and_predicting(sim_store, sim_cohort,
 
 
 def test_run_all_probe_names_encoders_by_file(tmp_path):
-    from phewas.run_all import probe_stage
+    from phewas.study import probe_stage
     config = tmp_path / "study.toml"
     config.write_text("")
     table = {"dataset": "data", "encoders": {"papagei_s": "weights/papagei_s.pt", "pulse": "random:pulse-ppg",

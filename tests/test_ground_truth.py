@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from phewas.cli import main
-from phewas.run_all import run_all
+from phewas.study import run_all
 
 CONFIG = """
 [paths]

@@ -18,7 +18,8 @@ def layer(module: str) -> str | None:
     if top not in PACKAGES:
         return None
     if top == "phewas":
-        return "base" if module == "phewas" or module.startswith("phewas.base") else "app"
+        # the package itself re-exports the Python API (lazily): it is the application's face
+        return "base" if module.startswith("phewas.base") else "app"
     return top
 
 
@@ -78,8 +79,9 @@ def test_every_module_has_a_layer():
     ("encoder.finetune", "def f():\n    from reports.report import make_report\n"),
     ("reports.report", "import phewas.cli\n"),
     ("phewas.base.io", "from cohorts import splits\n"),
-    ("phewas.base.io", "from .. import run_all\n"),
+    ("phewas.base.io", "from .. import study\n"),
     ("cohorts.segments", "from phewas import pipeline\n"),
+    ("encoder.embed", "from phewas import probe\n"),
 ])
 def test_the_check_finds_an_upward_import(module, source):
     assert upward_imports(source, module), (module, source)
@@ -89,7 +91,7 @@ def test_the_check_finds_an_upward_import(module, source):
     ("reports.report", "from encoder.predictions import WINDOWS\nfrom cohorts.splits import SPLITS\n"),
     ("encoder.finetune", "from phewas.base.auc import auc_delong\nfrom .heads import StayClassifier\n"),
     ("phewas.cli", "from reports.report import make_report\n"),
-    ("phewas.base.io", "from phewas import __version__\nfrom .errors import InputError\n"),
+    ("phewas.base.io", "from phewas.base.errors import InputError\nfrom .errors import InputError\n"),
 ])
 def test_the_check_allows_downward_imports(module, source):
     assert not upward_imports(source, module), (module, source)

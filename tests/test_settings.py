@@ -88,7 +88,7 @@ def test_old_toml_keys_are_renamed_with_a_warning(caplog):
 
 
 def test_run_all_reads_old_keys(tmp_path, caplog):
-    from phewas.run_all import load_config
+    from phewas.study import load_config
     cfg = tmp_path / "study.toml"
     cfg.write_text('[paths]\ndata = "d"\nwork = "w"\n[build_cohort]\nmin_overlap_s = 30.0\n')
     with caplog.at_level(logging.WARNING):
@@ -98,7 +98,7 @@ def test_run_all_reads_old_keys(tmp_path, caplog):
 
 
 def test_config_fields_are_run_all_keys():
-    from phewas.run_all import _table_keys
+    from phewas.study import _table_keys
     keys = _table_keys()
     for table, cls in (("build_cohort", CohortConfig), ("extract_segments", SegmentConfig),
                        ("pretrain", PretrainConfig), ("finetune", FinetuneConfig), ("simulate", PopulationConfig)):

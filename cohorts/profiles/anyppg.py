@@ -30,6 +30,7 @@ no milliseconds (its ``strptime`` format needs them); here every record is read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 from scipy import signal as sps
@@ -114,10 +115,21 @@ def ecg_inverted_votes(raw: np.ndarray, fs: float, notch_hz: float | None = 50.0
 
 
 def resample(windows: np.ndarray, fs: float, target: int) -> np.ndarray:
-    """``scipy.signal.resample_poly(windows, target, fs, axis=-1)`` with its defaults."""
+    """``scipy.signal.resample_poly(windows, target, fs, axis=-1)`` with its defaults. The release
+    passes whole rates (its sources' are); a rate with a fraction (a device's 67.4 Hz) is
+    resampled by the nearest ratio of small integers, and the result cut to
+    ``round(L * target / fs)`` samples, a window cut as 10 s (``int(10 fs)`` samples) to exactly
+    ``10 * target``."""
+    n = int(round(windows.shape[1] * target / fs))
+    if windows.shape[1] == int(WINDOW_S * fs):
+        n = int(WINDOW_S * target)
     if len(windows) == 0:
-        return np.zeros((0, int(round(windows.shape[1] * target / fs))), np.float32)
-    return sps.resample_poly(windows, target, int(fs), axis=-1)
+        return np.zeros((0, n), np.float32)
+    if float(fs).is_integer():
+        return sps.resample_poly(windows, target, int(fs), axis=-1)
+    ratio = Fraction(target / fs).limit_denominator(1000)
+    y = sps.resample_poly(windows, ratio.numerator, ratio.denominator, axis=-1)
+    return y[..., :n] if y.shape[-1] >= n else np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, n - y.shape[-1])], mode="edge")
 
 
 def zscore(windows: np.ndarray) -> np.ndarray:

@@ -87,6 +87,21 @@ class AUCDifference(ClusterParts):
                     neg_effective=self.neg_effective, **own)
 
 
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """The AUC of one score, alone (no variance): the Mann-Whitney statistic from average ranks,
+    ties counted as half, as :func:`auc_delong` and ``sklearn.metrics.roc_auc_score`` compute it;
+    NaN without both classes."""
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, bool)
+    n1 = int(positive.sum())
+    n0 = len(positive) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(score, np.float64))
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def auc_delong(scores: np.ndarray, labels: np.ndarray, groups=None) -> AUCs:
     """AUC and DeLong variance for each column.
 

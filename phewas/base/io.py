@@ -32,7 +32,7 @@ def file_sha256(path, chunk=1 << 22) -> str:
 
 def versions() -> dict:
     """Versions of Python, this toolkit, its main dependencies and the code's git commit."""
-    out = {"python": platform.python_version(), "phewas": _own_version()}
+    out = {"python": platform.python_version(), "phewas": own_version()}
     for name in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
@@ -42,9 +42,14 @@ def versions() -> dict:
     return out
 
 
-def _own_version() -> str:
-    from phewas import __version__
-    return __version__
+def own_version() -> str:
+    """The installed toolkit's version (pyproject.toml is its one home); "unknown" for a source
+    tree that was never installed."""
+    from importlib import metadata
+    try:
+        return metadata.version("phewas")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _git_commit():

@@ -15,6 +15,11 @@ def set_quiet(quiet: bool) -> None:
     _QUIET = bool(quiet)
 
 
+def is_quiet() -> bool:
+    """Whether progress bars are off."""
+    return _QUIET
+
+
 def progress(iterable=None, **kwargs):
     """``tqdm`` that respects ``--quiet`` (and ``PHEWAS_QUIET=1``)."""
     kwargs.setdefault("disable", _QUIET)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from phewas.base.errors import InputError
-from phewas.run_all import load_config, plan
+from phewas.study import load_config, plan
 
 TOML = """
 [paths]

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from helpers import at_rate, run_cli, write_edf, write_pulsedb
 from scipy import signal as sps
 from scipy.io import loadmat
 
 from cohorts.corpus import PairsConfig, extract_pairs, merge_pairs, open_pairs, subject_splits
 from cohorts.profiles import anyppg
 from phewas.base.errors import InputError
-
-from helpers import at_rate, run_cli, write_edf, write_pulsedb
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (DATA / "physionet2015").is_dir(), reason="the shared real recordings are not here")
@@ -58,9 +57,9 @@ def noise(n, seed=0):
 def mesa_night(path, ecg, ppg, fs, secs):
     secs = min(secs, int(len(ecg) // fs))
     e, p = rates(ecg, (fs, 256), ppg, (fs, 256), secs)
-    write_edf(path, [("EKG", e, 256, "mV"), ("EOG-L", noise(secs * 256), 256, "uV"), ("EEG1", noise(secs * 256, 1), 256,
-                                                                                          "uV"),
-                     ("Thor", noise(secs * 32, 2), 32, ""), ("Pleth", p, 256, ""), ("SpO2", np.full(secs, 97.0), 1, "%"),
+    write_edf(path, [("EKG", e, 256, "mV"), ("EOG-L", noise(secs * 256), 256, "uV"),
+                     ("EEG1", noise(secs * 256, 1), 256, "uV"), ("Thor", noise(secs * 32, 2), 32, ""),
+                     ("Pleth", p, 256, ""), ("SpO2", np.full(secs, 97.0), 1, "%"),
                      ("HR", np.full(secs, 80.0), 1, "bpm")])
 
 
@@ -80,9 +79,9 @@ def hsp_session(root, sub, ses, ecg, ppg, fs, secs, task="psg", ecg_label="ECG-L
     eeg = root / sub / f"ses-{ses}" / "eeg"
     scale = {"V": 1e-3, "uV": 1e3, "mV": 1.0}[unit]
     write_edf(eeg / f"{sub}_ses-{ses}_task-{task}_eeg.edf",
-              [("F3-M2", noise(secs * 200), 200, "uV"), (ecg_label, e * scale, 200, unit), ("ECG-RA", noise(secs * 200, 4)
-                                                                                             * scale, 200, unit),
-               ("Pleth", p, 256, ""), ("SpO2", np.full(secs, 98.0), 1, "%")])
+              [("F3-M2", noise(secs * 200), 200, "uV"), (ecg_label, e * scale, 200, unit),
+               ("ECG-RA", noise(secs * 200, 4) * scale, 200, unit), ("Pleth", p, 256, ""),
+               ("SpO2", np.full(secs, 98.0), 1, "%")])
     (eeg / f"{sub}_ses-{ses}_task-{task}_channels.tsv").write_text("name\ttype\tunits\nECG-LA\tECG\tV\n")
 
 
@@ -171,8 +170,7 @@ def test_pairs_keep_the_records_beat_rate_and_pulse_delay(stores, fmt, record):
     assert idx.height >= 20, idx.height
     ecg, ppg, fs = physionet("a103l")
     ours, theirs = [], []
-    for (i, start), (e_raw, p_raw) in zip(idx.select("i", "start").iter_rows(),
-                                          raw_windows(ecg, ppg, fs, idx["start"].to_list())):
+    for i, (e_raw, p_raw) in zip(idx["i"].to_list(), raw_windows(ecg, ppg, fs, idx["start"].to_list())):
         ours.append(beats(store.pairs_ecg_array[i].astype(np.float64), 500, store.pairs_ppg_array[i].astype(np.float64),
                           125))
         theirs.append(beats(e_raw, fs, p_raw, fs))
@@ -337,7 +335,8 @@ def test_shards_merge_to_the_single_run(sources, stores, tmp_path):
     a = single.pair_index.sort(key)
     b = store.pair_index.sort(key)
     assert a.drop("row").equals(b.drop("row")) and merged["counts"]["pairs"] == single.pair_index.height
-    np.testing.assert_array_equal(single.pairs_ecg_array[a["row"].to_numpy()], store.pairs_ecg_array[b["row"].to_numpy()])
+    np.testing.assert_array_equal(single.pairs_ecg_array[a["row"].to_numpy()],
+                                  store.pairs_ecg_array[b["row"].to_numpy()])
 
 
 def test_a_killed_run_resumes_from_its_finished_files(sources, tmp_path, monkeypatch):

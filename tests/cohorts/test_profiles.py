@@ -164,3 +164,15 @@ def test_extract_segments_stores_the_releases_pairs_of_an_icu_record(release, tm
     direct = anyppg.pair_windows(ppg[800:], fs, ecg[800:], fs)
     np.testing.assert_array_equal([p.start_us for p in out.pairs], late["start_us"] + 10_000_000 * direct.index)
     np.testing.assert_array_equal(out.pair_ppg, direct.ppg.astype(np.float16))
+
+
+@pytest.mark.parametrize("fs", [67.43, 33.3, 99.9])
+def test_a_rate_with_a_fraction_gives_ten_second_windows_of_the_same_rhythm(fs):
+    """The release's resampling needs whole rates (its sources have them; scipy's resample_poly
+    takes integers): a device's 67.43 Hz is resampled by the nearest small ratio and each 10-s
+    window is 1,250 samples, a 1.2-Hz pulse still 1.2 Hz."""
+    t = np.arange(int(60 * fs)) / fs
+    kept = anyppg.ppg_windows(np.sin(2 * np.pi * 1.2 * t) + 0.3 * np.sin(2 * np.pi * 2.4 * t + 1), fs)
+    assert kept.ppg.shape == (len(t) // int(10 * fs), 1250)
+    spectrum = np.abs(np.fft.rfft(kept.ppg, axis=1)).mean(axis=0)
+    assert np.fft.rfftfreq(1250, 1 / 125)[np.argmax(spectrum)] == pytest.approx(1.2, abs=0.1)

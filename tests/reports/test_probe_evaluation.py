@@ -151,8 +151,9 @@ def test_refit_bootstrap_pairs_encoders_on_the_same_resamples():
 
 
 def test_refit_bootstrap_refits_each_resample_as_a_slow_loop_would():
-    """One resample redone by hand: subjects drawn with replacement (a subject drawn twice is two
-    subjects), split anew, every probe refitted; the bootstrap's first draw equals it."""
+    """One resample redone by hand: subjects drawn with replacement (a subject drawn twice weighs
+    twice, its copies on one side of every split), split anew, every probe refitted; the
+    bootstrap's first draw equals it."""
     from reports.probe import REFIT_SPLITS
     labels, X = refit_data(10, seed=2)
     cfg = ProbeConfig(folds=3, seed=0, splits=3)
@@ -161,11 +162,13 @@ def test_refit_bootstrap_refits_each_resample_as_a_slow_loop_would():
     subjects = np.unique(subject)
     picked = rng.choice(subjects, len(subjects), replace=True)
     rows = np.concatenate([np.flatnonzero(subject == s) for s in picked])
-    names = np.concatenate([[f"{s}#{i}"] * int((subject == s).sum()) for i, s in enumerate(picked)])
-    sub = labels[rows].with_columns(pl.Series("subject", names), pl.lit(None, pl.String).alias("split"))
+    sub = labels[rows].with_columns(pl.lit(None, pl.String).alias("split"))
     folds = plan(sub, "repeated", test_fraction=0.2, seed=int(rng.integers(1 << 30)),
                  splits=min(3, REFIT_SPLITS)).folds
-    results, _ = fit_task(X[rows], sub, "hr", "regression", folds, names, cfg, "grouped", 1)
+    for f in folds:  # no subject on both sides, though some are there twice
+        assert not set(subject[rows][f.test]) & set(subject[rows][~f.test])
+    assert len(rows) > len(np.unique(rows))
+    results, _ = fit_task(X[rows], sub, "hr", "regression", folds, subject[rows], cfg, "grouped", 1)
     by_hand = np.mean([task_metrics("regression", r.y, r.pred)["mae"] for r in results])
     first = refit_bootstrap({"a": X}, labels, "hr", "regression", cfg, "grouped", rounds=1, seed=4, workers=1,
                             keep_draws=True)
