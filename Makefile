@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # Elsewhere: make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint docs bench clean
+.PHONY: install demo test test-fast test-study lint docs bench clean
 
 install: $(VENV)/.installed
 
@@ -27,12 +27,20 @@ demo: install
 	test -f demo/probe-data/manifest.json || $(BIN)/phewas simulate-probe --out demo/probe-data --seed 0 --quiet
 	$(BIN)/phewas run-all --config demo.toml
 
+# the suite in TEST_WORKERS processes of one thread each (torch's threads would fight over the cores),
+# all but the whole-study test
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not study"
 
-# all but the end-to-end tests marked slow (under 2 minutes on 2 cores)
+# the whole study on a simulated dataset, simulate to report through run-all (about 4 minutes on
+# 2 cores; CI runs it after make test)
+test-study: install
+	$(BIN)/python -m pytest -m study
+
+# all but the end-to-end tests marked slow or study (under 2 minutes on 2 cores)
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not study"
 
 # ruff, as configured in pyproject.toml (CI runs it before the tests)
 lint: install

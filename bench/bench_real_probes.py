@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--what", choices=("evaluations", "conventions", "all"), default="all")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     ap.add_argument("--reuse", action="store_true", help="read the probes already finished in --out again")
+    ap.add_argument("--skip", default="", help="runs left out, as NAME/EVALUATION,... (e.g. liu2022/loso)")
     a = ap.parse_args()
     global REUSE
     REUSE = a.reuse
@@ -111,6 +112,8 @@ def main():
     if a.what in ("evaluations", "all"):  # few subjects: one split, repeated splits, each subject left out
         for name in ("troika", "but-ppg", "liu2022", *(["gyro-acc-ppg"] if a.gyro else [])):
             for evaluation in ("split", "repeated", "loso"):
+                if f"{name}/{evaluation}" in a.skip.split(","):
+                    continue
                 # the six-rhythm forest refitted 250 times per encoder is hours on two cores: AF only
                 only = {"task": "af"} if name == "liu2022" and evaluation != "split" else {}
                 run(f"{name}/{evaluation}", data[name], a.out / f"{name}-{evaluation}", result, evaluation=evaluation,
@@ -125,7 +128,8 @@ def main():
                         workers=a.workers, **only)
     result |= {"cores": os.cpu_count(), "command": "python bench/bench_real_probes.py" +
                (" --gyro DIR" if a.gyro else "") + (f" --what {a.what}" if a.what != "all" else "")
-               + (f" --workers {a.workers}" if a.workers else "") + (" --reuse" if a.reuse else "")}
+               + (f" --workers {a.workers}" if a.workers else "") + (" --reuse" if a.reuse else "")
+               + (f" --skip {a.skip}" if a.skip else "")}
     print(json.dumps(result))
 
 

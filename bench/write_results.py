@@ -60,7 +60,7 @@ BENCHES = [
                            "--variants", "refit_fixed,corrected_t,spread,bootstrap,t"],
      "calibration of the probe's intervals with 6-24 subjects: the 95% interval of each evaluation "
      "against the skill on new people, by simulation (pulse-feature probes; only when named: "
-     "`bash bench/run_all.sh probe_calibration`, about an hour)"),
+     "`bash bench/run_all.sh probe_calibration`, about 25 minutes)"),
     ("pairs", ["bench_pairs.py", "--nights", "2", "--hours", "10"],
      "extract-pairs on sleep recordings written as EDF: pairs/s per core against the AnyPPG release's "
      "own processors in one process each (>= 5x), peak memory per worker (<= 1 GB); needs --release and "

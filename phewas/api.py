@@ -444,6 +444,11 @@ def simulate(*, out, workers: int | None = None, force: bool = False, quiet: boo
     ------
     phewas.base.errors.PhewasError
         A bad setting, or an output that exists (without ``force``).
+
+    Examples
+    --------
+    >>> sim = phewas.simulate(out="data", patients=300, seed=1)  # doctest: +SKIP
+    >>> sim.counts  # doctest: +SKIP
     """
     from cohorts.sim import PopulationConfig, simulate_dataset
     cfg = PopulationConfig(**_settings(PopulationConfig, settings, "simulate"))
@@ -511,6 +516,11 @@ def extract_segments(*, cohort, data=None, workers: int | None = None, shard=(0,
     Returns
     -------
     Segments
+
+    Examples
+    --------
+    >>> segs = phewas.extract_segments(cohort="cohort", data="data", per_stay=10)  # doctest: +SKIP
+    >>> segs.counts["ppg_windows"]  # doctest: +SKIP
     """
     from cohorts import SegmentConfig, merge_shards
     from cohorts import extract_segments as extract
@@ -550,6 +560,11 @@ def extract_pairs(*, out, format=None, source=None, workers: int | None = None, 
     Returns
     -------
     PairStore
+
+    Examples
+    --------
+    >>> store = phewas.extract_pairs(format="mesa", source="mesa/edfs", out="pairs/mesa")  # doctest: +SKIP
+    >>> store.counts["pairs"]  # doctest: +SKIP
     """
     from cohorts.corpus import PairsConfig, merge_pairs
     from cohorts.corpus import extract_pairs as extract
@@ -610,6 +625,11 @@ def pretrain(*, out, cohort=None, pairs=(), preset: str = "study", resume: bool 
     Returns
     -------
     TrainingRun
+
+    Examples
+    --------
+    >>> run = phewas.pretrain(cohort="cohort", out="pretrain", recipe="anyppg", pairs=["pairs/mesa"])  # doctest: +SKIP
+    >>> run.finished  # doctest: +SKIP
     """
     from encoder.config import PretrainConfig, pretrain_config
     from encoder.pretrain import pretrain as train
@@ -646,6 +666,11 @@ def finetune(*, cohort, out, preset: str = "study", resume: bool = False, stop_a
     Returns
     -------
     TrainingRun
+
+    Examples
+    --------
+    >>> run = phewas.finetune(cohort="cohort", out="finetune", init="pretrain", preset="demo")  # doctest: +SKIP
+    >>> run.metrics.tail()  # doctest: +SKIP
     """
     from encoder.config import FinetuneConfig, finetune_config
     from encoder.finetune import finetune as train
@@ -672,6 +697,11 @@ def predict(*, run, cohort, force: bool = False, quiet: bool | None = None, **se
     Returns
     -------
     Predictions
+
+    Examples
+    --------
+    >>> preds = phewas.predict(run="finetune", cohort="cohort")  # doctest: +SKIP
+    >>> preds.table.head()  # doctest: +SKIP
     """
     from encoder.config import PredictConfig
     from encoder.predict import predict as run_predict
@@ -699,6 +729,11 @@ def features(*, cohort, out, force: bool = False, quiet: bool | None = None, **s
     Returns
     -------
     Predictions
+
+    Examples
+    --------
+    >>> baseline = phewas.features(cohort="cohort", out="features")  # doctest: +SKIP
+    >>> baseline.folder / "predictions.parquet"  # doctest: +SKIP
     """
     from encoder.baseline import FeaturesConfig
 
@@ -764,6 +799,12 @@ def compare(*, cohort, predictions, out, names=None, force: bool = False, quiet:
     Returns
     -------
     Comparison
+
+    Examples
+    --------
+    >>> c = phewas.compare(cohort="cohort", out="compare", names=["features", "finetune"],  # doctest: +SKIP
+    ...               predictions=["features/predictions.parquet", "finetune/predictions.parquet"])
+    >>> c.scatter()  # doctest: +SKIP
     """
     from reports.compare import CompareConfig
     from reports.compare import compare as run_compare
@@ -796,6 +837,12 @@ def probe(*, dataset, encoder, out, names=None, force: bool = False, quiet: bool
     Returns
     -------
     Probe
+
+    Examples
+    --------
+    >>> p = phewas.probe(dataset="but-ppg", encoder=["anyppg.pth", "random", "features"], out="probe")  # doctest: +SKIP
+    >>> p.table.head()  # doctest: +SKIP
+    >>> p.figure()  # doctest: +SKIP
     """
     from reports.probe import ProbeConfig
     from reports.probe import probe as run_probe
@@ -821,6 +868,11 @@ def simulate_probe(*, out, force: bool = False, quiet: bool | None = None, **set
     Returns
     -------
     Dataset
+
+    Examples
+    --------
+    >>> d = phewas.simulate_probe(out="probe-data", seed=0)  # doctest: +SKIP
+    >>> d.labels.head()  # doctest: +SKIP
     """
     from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset
     cfg = SimulateProbeConfig(**_settings(SimulateProbeConfig, settings, "simulate-probe"))
@@ -849,6 +901,11 @@ def convert_dataset(*, format, source, out, strict: bool = False, force: bool = 
     Returns
     -------
     Dataset
+
+    Examples
+    --------
+    >>> d = phewas.convert_dataset(format="but-ppg", source="but_ppg_1.0.0", out="but-ppg")  # doctest: +SKIP
+    >>> d.counts  # doctest: +SKIP
     """
     from cohorts.converters import FORMATS
     from cohorts.converters import convert_dataset as convert
@@ -874,6 +931,11 @@ def run_all(*, config, force: bool = False, quiet: bool | None = None) -> RunAll
     Returns
     -------
     RunAll
+
+    Examples
+    --------
+    >>> study = phewas.run_all(config="study.toml")  # doctest: +SKIP
+    >>> study.report.manhattan()  # doctest: +SKIP
     """
     from .study import run_all as run
     with _quiet(quiet):
@@ -887,27 +949,57 @@ def run_all(*, config, force: bool = False, quiet: bool | None = None) -> RunAll
 
 
 def load_cohort(folder) -> Cohort:
-    """Open a cohort folder written by :func:`build_cohort`."""
+    """Open a cohort folder written by :func:`build_cohort`.
+
+    Examples
+    --------
+    >>> cohort = phewas.load_cohort("cohort")  # doctest: +SKIP
+    >>> cohort.stays.head()  # doctest: +SKIP
+    """
     return _output(Cohort, folder)
 
 
 def load_report(folder) -> Report:
-    """Open a report folder written by :func:`report`."""
+    """Open a report folder written by :func:`report`.
+
+    Examples
+    --------
+    >>> report = phewas.load_report("report")  # doctest: +SKIP
+    >>> report.manhattan()  # doctest: +SKIP
+    """
     return _output(Report, folder)
 
 
 def load_compare(folder) -> Comparison:
-    """Open a comparison folder written by :func:`compare`."""
+    """Open a comparison folder written by :func:`compare`.
+
+    Examples
+    --------
+    >>> c = phewas.load_compare("compare")  # doctest: +SKIP
+    >>> c.difference()  # doctest: +SKIP
+    """
     return _output(Comparison, folder)
 
 
 def load_probe(folder) -> Probe:
-    """Open a probe folder written by :func:`probe`."""
+    """Open a probe folder written by :func:`probe`.
+
+    Examples
+    --------
+    >>> p = phewas.load_probe("probe")  # doctest: +SKIP
+    >>> p.table.head()  # doctest: +SKIP
+    """
     return _output(Probe, folder)
 
 
 def load_run(folder) -> TrainingRun:
-    """Open a pretraining or fine-tuning run folder."""
+    """Open a pretraining or fine-tuning run folder.
+
+    Examples
+    --------
+    >>> run = phewas.load_run("finetune")  # doctest: +SKIP
+    >>> run.finished, run.step  # doctest: +SKIP
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
     return TrainingRun(folder, manifest, finished=manifest.get("summary", {}).get("finished", True),

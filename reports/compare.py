@@ -28,7 +28,7 @@ from . import figures
 from .association import adjust
 from .html import write_page
 from .intervals import auc_interval, difference_interval
-from .report import load_inputs
+from .report import load_inputs, reportable
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # names become parts of file names
 
@@ -144,12 +144,7 @@ def compare(cohort, predictions, out, names=None, config: CompareConfig | None =
     names = model_names(predictions, names)
     models = load_models(cohort, predictions, cfg.split, cfg.include_stays_without_windows)
     stays, y, scores, info, counts = models.stays, models.y, models.scores, models.info, models.counts
-    n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
-    keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
-    if not keep.any():
-        raise InputError(predictions[0], f"no phecode that every model predicts has at least {cfg.min_positives} "
-                         f"positive and {cfg.min_positives} control stays in split {cfg.split!r} (the most: "
-                         f"{int(n_pos.max())} positives); lower --min-positives")
+    keep = reportable(y, cfg.min_positives, predictions[0], cfg.split, "phecode that every model predicts")
     y, scores, info = y[:, keep], [s[:, keep] for s in scores], info.filter(pl.Series(keep))
     groups = stays["patient_id"].to_numpy()
     tables, pair_summaries = [], []

@@ -16,8 +16,9 @@ from .probe_metrics import HIGHER_IS_BETTER, MAIN_METRIC
 PROTOCOL_TEXT = {
     "grouped": {"binary": "L2 logistic regression on standardised embeddings, C by the AUC of inner folds by "
                 "subject", "regression": "ridge, alpha by the mean absolute error of inner folds by subject",
-                "intervals": "by the evaluation: a bootstrap over test subjects (one split, leave one subject "
-                "out), the corrected resampled t over repeated splits"},
+                "intervals": "by the evaluation: a bootstrap over test subjects (one split), a bootstrap of "
+                "subjects with every probe refitted (repeated splits), Student's t over subjects' errors and a "
+                "bootstrap over subjects of the pooled metrics (leave one subject out)"},
     "anyppg": {"binary": "StandardScaler + L2 logistic regression (lbfgs), C by GridSearchCV(cv=5, roc_auc) over "
                "rows", "regression": "StandardScaler + ridge, alpha by GridSearchCV(cv=5, MAE) over rows",
                "multiclass": "StandardScaler + random forest (random_state=42) by GridSearchCV(cv=5, accuracy)",

@@ -10,6 +10,7 @@ import polars as pl
 
 from cohorts.phecodes import chapter_rank
 from cohorts.splits import SPLITS, TRAIN_SPLITS
+from encoder.predictions import WINDOWS
 from phewas.base.auc import auc_delong
 from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir, file_sha256, write_json, write_manifest
@@ -71,7 +72,6 @@ class ReportConfig:
         )
 
 
-WINDOWS = "n_windows"  # optional column of predictions.parquet: distinct windows behind the score
 
 
 @dataclass
@@ -186,6 +186,17 @@ def not_trained(cohort: Path, predicted, split: str, min_positives: int) -> pl.D
                     pl.sum_horizontal(train).alias("n_pos_training")))
 
 
+def reportable(y: np.ndarray, min_positives: int, source, split: str, which: str = "phecode") -> np.ndarray:
+    """Which columns of the labels ``y`` (1 positive, 0 control) have at least ``min_positives``
+    positive and as many control stays; raises :class:`InputError` on ``source`` when none has."""
+    n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
+    keep = (n_pos >= min_positives) & (n_neg >= min_positives)
+    if not keep.any():
+        raise InputError(source, f"no {which} has at least {min_positives} positive and {min_positives} control "
+                         f"stays in split {split!r} (the most: {int(n_pos.max())} positives); lower --min-positives")
+    return keep
+
+
 def phenotype_table(inputs: ReportInputs, cfg: ReportConfig, adjust_for=None,
                     coefficients: bool = False) -> pl.DataFrame:
     """One row per phenotype with enough positives and controls: counts, the AUC with its
@@ -194,12 +205,7 @@ def phenotype_table(inputs: ReportInputs, cfg: ReportConfig, adjust_for=None,
     ``coefficients``, a last column ``_coefficients`` holds each fitted model's coefficients (in
     the order of ``adjust_for.names`` and the score; not a column of the files written)."""
     y, scores, info, stays = inputs.y, inputs.scores, inputs.info, inputs.stays
-    n_pos, n_neg = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
-    keep = (n_pos >= cfg.min_positives) & (n_neg >= cfg.min_positives)
-    if not keep.any():
-        raise InputError(inputs.predictions, f"no phecode has at least {cfg.min_positives} positive and "
-                         f"{cfg.min_positives} control stays in split {cfg.split!r} (the most: {int(n_pos.max())} "
-                         "positives); lower --min-positives")
+    keep = reportable(y, cfg.min_positives, inputs.predictions, cfg.split)
     y, scores = y[:, keep], scores[:, keep]
     info = info.filter(pl.Series(keep))
     patient = stays["patient_id"].to_numpy()

@@ -46,6 +46,7 @@ bootstrap = 200
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_small_study_recovers_the_injected_phecodes(tmp_path):
     cfg = tmp_path / "study.toml"
     cfg.write_text(CONFIG)

@@ -115,12 +115,12 @@ def test_but_ppg_probe_with_random_weights_and_features(but_ppg, tmp_path):
 
 @pytest.fixture(scope="module")
 def arrhythmia(tmp_path_factory):
-    """Half of the 9,986 windows (every second one; all 52 patients), written in the probe's
+    """A quarter of the 9,986 windows (every fourth one; all 52 patients), written in the probe's
     windows.npy format: int16 / 32000, 100 Hz."""
     z = np.load(shared("liu2022_arrhythmia") / "liu2022_subset.npz")
     out = tmp_path_factory.mktemp("liu2022") / "ds"
     out.mkdir()
-    keep = np.arange(0, len(z["labels"]), 2)
+    keep = np.arange(0, len(z["labels"]), 4)
     np.save(out / "windows.npy", z["windows"][keep].astype(np.float32) / 32000)
     names = ["sinus", "PVC", "PAC", "VT", "SVT", "AF"]
     with open(out / "labels.csv", "w", newline="") as f:
@@ -157,8 +157,34 @@ def test_troika_converts_and_probes_heart_rate(tmp_path):
     first = scipy.io.loadmat(src / "REF_01_TYPE01.mat")["BPM0"].ravel()
     np.testing.assert_allclose(labels.filter(pl.col("record") == "records/data_01_type01")["heart_rate"],
                                first, atol=1e-3)
-    probe(tmp_path / "ds", ["random", "features"], tmp_path / "out",
-          config=ProbeConfig(bootstrap=200, workers=2))
+    probe(tmp_path / "ds", ["features"], tmp_path / "out", config=ProbeConfig(bootstrap=200, workers=2))
     table = pl.read_csv(tmp_path / "out" / "probe.csv")
-    for encoder in ("random", "features", "constant"):
+    for encoder in ("features", "constant"):  # random weights on real PPG: BUT PPG's and the arrhythmias' tests
         assert np.isfinite(metric(table, encoder, "heart_rate", "mae")["value"])
+
+
+# ---------------------------------------------------------------- each evaluation on real subjects
+
+@pytest.mark.slow
+@pytest.mark.parametrize("evaluation", ["repeated", "loso"])
+def test_each_evaluation_on_real_subjects(but_ppg, arrhythmia, tmp_path, evaluation):
+    """BUT PPG 1.0.0 (12 subjects) and the arrhythmia set (52 patients) under repeated subject
+    splits and leave one subject out: whole subjects held out, the figure the mean over folds (errors)
+    with an interval, and AF still detected above chance on new patients."""
+    folder, _ = but_ppg
+    cfg = dict(evaluation=evaluation, splits=3, bootstrap=12, folds=3, workers=2, paper="none")
+    s = probe(folder, ["features"], tmp_path / "but", config=ProbeConfig(task="heart_rate", **cfg))
+    labels = pl.read_csv(folder / "labels.csv", infer_schema_length=0)
+    n_subjects = labels.filter(pl.col("heart_rate") != "")["subject"].n_unique()
+    assert s["evaluation"] == ("repeated:3" if evaluation == "repeated" else f"loso:{n_subjects}")
+    table = pl.read_csv(tmp_path / "but" / "probe.csv")
+    folds = pl.read_csv(tmp_path / "but" / "probe_folds.csv")
+    mae = metric(table, "features", "heart_rate", "mae")
+    per = folds.filter((pl.col("encoder") == "features") & (pl.col("metric") == "mae"))
+    assert per["fold"].n_unique() == (3 if evaluation == "repeated" else n_subjects)
+    assert mae["value"] == pytest.approx(per["value"].mean()) and mae["ci_low"] < mae["ci_high"]
+    if evaluation == "loso":  # Student's t around the mean; the refitted bootstrap need not hold the
+        assert mae["ci_low"] < mae["value"] < mae["ci_high"]  # estimate (its resamples train on fewer people)
+    s = probe(arrhythmia, ["features"], tmp_path / "liu", config=ProbeConfig(task="af", **cfg))
+    auc = metric(pl.read_csv(tmp_path / "liu" / "probe.csv"), "features", "af", "auc")
+    assert auc["value"] > 0.6, auc

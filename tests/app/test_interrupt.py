@@ -17,7 +17,7 @@ EXE = Path(sys.executable).with_name("phewas")
 def test_ctrl_c_at_any_moment_ends_in_one_line_and_130(tmp_path, delay):
     """A command interrupted while Python imports its modules (the first second or so), while it
     builds its parser, and while it works."""
-    proc = subprocess.Popen([str(EXE), "simulate", "--out", str(tmp_path / "sim"), "--patients", "400", "--quiet"],
+    proc = subprocess.Popen([str(EXE), "simulate", "--out", str(tmp_path / "sim"), "--patients", "20000", "--quiet"],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)

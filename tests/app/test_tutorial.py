@@ -3,7 +3,6 @@ rots; its figures display inline as images."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,10 @@ def test_the_tutorial_runs_and_shows_its_figures(tmp_path):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    start = time.perf_counter()
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
                             ).execute()
-    seconds = time.perf_counter() - start
     code = [c for c in nb.cells if c.cell_type == "code"]
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
     images = [c for c in code if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
     assert len(images) >= 4, f"{len(images)} cells show a figure"  # manhattan, ROC, scatter, probe
-    assert seconds < 300, seconds
