@@ -85,6 +85,11 @@ class Output:
         The output folder.
     manifest : dict
         Its ``manifest.json``: inputs, parameters, counts, versions.
+
+    Examples
+    --------
+    >>> out = phewas.load_report("report")  # doctest: +SKIP
+    >>> out.folder, out.manifest["counts"]  # doctest: +SKIP
     """
 
     folder: Path
@@ -102,7 +107,13 @@ class Output:
 
 @dataclass
 class Simulation(Output):
-    """A simulated dataset in MC-MED's layout (``simulate``)."""
+    """A simulated dataset in MC-MED's layout (``simulate``).
+
+    Examples
+    --------
+    >>> sim = phewas.simulate(out="data", patients=300)  # doctest: +SKIP
+    >>> sim.truth["injected"]  # doctest: +SKIP
+    """
 
     @property
     def truth(self) -> dict:
@@ -112,7 +123,13 @@ class Simulation(Output):
 
 @dataclass
 class Cohort(Output):
-    """A cohort (``build-cohort``): stays, phecode labels and splits."""
+    """A cohort (``build-cohort``): stays, phecode labels and splits.
+
+    Examples
+    --------
+    >>> cohort = phewas.load_cohort("cohort")  # doctest: +SKIP
+    >>> cohort.labels.head()  # doctest: +SKIP
+    """
 
     @property
     def stays(self) -> pl.DataFrame:
@@ -132,7 +149,13 @@ class Cohort(Output):
 
 @dataclass
 class Segments(Output):
-    """A segment store (``extract-segments``): preprocessed 10-s windows per stay."""
+    """A segment store (``extract-segments``): preprocessed 10-s windows per stay.
+
+    Examples
+    --------
+    >>> segs = phewas.extract_segments(cohort="cohort", data="data")  # doctest: +SKIP
+    >>> segs.counts  # doctest: +SKIP
+    """
 
     @property
     def index(self) -> pl.DataFrame:
@@ -147,7 +170,13 @@ class Segments(Output):
 
 @dataclass
 class PairStore(Output):
-    """A pair store (``extract-pairs``): preprocessed PPG-ECG pairs of a pretraining source."""
+    """A pair store (``extract-pairs``): preprocessed PPG-ECG pairs of a pretraining source.
+
+    Examples
+    --------
+    >>> store = phewas.extract_pairs(format="mesa", source="mesa/edfs", out="pairs/mesa")  # doctest: +SKIP
+    >>> store.index.head()  # doctest: +SKIP
+    """
 
     @property
     def index(self) -> pl.DataFrame:
@@ -172,6 +201,11 @@ class TrainingRun(Output):
         The last step trained.
     main : bool
         Under torchrun, whether this is the first process (the one that writes and reports).
+
+    Examples
+    --------
+    >>> run = phewas.load_run("pretrain")  # doctest: +SKIP
+    >>> run.retrieval  # doctest: +SKIP
     """
 
     finished: bool = True
@@ -198,7 +232,13 @@ class TrainingRun(Output):
 
 @dataclass
 class Predictions(Output):
-    """Probabilities per phecode for every stay of a split (``predict``, ``features``)."""
+    """Probabilities per phecode for every stay of a split (``predict``, ``features``).
+
+    Examples
+    --------
+    >>> preds = phewas.predict(run="finetune", cohort="cohort")  # doctest: +SKIP
+    >>> preds.table.head()  # doctest: +SKIP
+    """
 
     @property
     def table(self) -> pl.DataFrame:
@@ -208,7 +248,13 @@ class Predictions(Output):
 
 @dataclass
 class Report(Output):
-    """A phenome-wide report (``report``): AUC and association per phenotype, with figures."""
+    """A phenome-wide report (``report``): AUC and association per phenotype, with figures.
+
+    Examples
+    --------
+    >>> report = phewas.load_report("report")  # doctest: +SKIP
+    >>> report.forest(n=10)  # doctest: +SKIP
+    """
 
     @property
     def table(self) -> pl.DataFrame:
@@ -298,7 +344,13 @@ def _roc(result: Output, phecodes, models=None):
 
 @dataclass
 class Comparison(Output):
-    """Two or more models per phenotype on the same stays (``compare``)."""
+    """Two or more models per phenotype on the same stays (``compare``).
+
+    Examples
+    --------
+    >>> c = phewas.load_compare("compare")  # doctest: +SKIP
+    >>> c.scatter()  # doctest: +SKIP
+    """
 
     @property
     def table(self) -> pl.DataFrame:
@@ -337,7 +389,13 @@ class Comparison(Output):
 
 @dataclass
 class Probe(Output):
-    """Linear probes of frozen encoders on a labelled dataset (``probe``)."""
+    """Linear probes of frozen encoders on a labelled dataset (``probe``).
+
+    Examples
+    --------
+    >>> p = phewas.load_probe("probe")  # doctest: +SKIP
+    >>> p.figure()  # doctest: +SKIP
+    """
 
     @property
     def table(self) -> pl.DataFrame:
@@ -378,7 +436,13 @@ class Probe(Output):
 
 @dataclass
 class Dataset(Output):
-    """A labelled PPG dataset in the probe format (``convert-dataset``, ``simulate-probe``)."""
+    """A labelled PPG dataset in the probe format (``convert-dataset``, ``simulate-probe``).
+
+    Examples
+    --------
+    >>> d = phewas.convert_dataset(format="troika", source="troika", out="troika")  # doctest: +SKIP
+    >>> d.labels.head()  # doctest: +SKIP
+    """
 
     @property
     def labels(self) -> pl.DataFrame:
@@ -402,6 +466,11 @@ class RunAll:
         On simulated data, what the main report recovered of the truth.
     model_truth_checks : dict
         The same for each other model.
+
+    Examples
+    --------
+    >>> study = phewas.run_all(config="study.toml")  # doctest: +SKIP
+    >>> study.seconds  # doctest: +SKIP
     """
 
     seconds: dict
