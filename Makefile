@@ -38,9 +38,9 @@ test: install
 test-study: install
 	$(BIN)/python -m pytest -m study
 
-# all but the end-to-end tests marked slow or study (under 2 minutes on 2 cores)
+# all but the end-to-end tests marked slow or study (under 3 minutes on 2 cores)
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow and not study"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not study"
 
 # ruff, as configured in pyproject.toml (CI runs it before the tests)
 lint: install

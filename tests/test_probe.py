@@ -310,6 +310,7 @@ def test_embeddings_are_cached_per_encoder_and_windows(tmp_path):
     assert not list(tmp_path.glob(".*tmp-*"))
 
 
+@pytest.mark.slow
 def test_probe_command_writes_table_figures_and_reuses_embeddings(tmp_path, sim_probe):
     from encoder.checkpoints import save_anyppg
     torch.manual_seed(1)

@@ -99,6 +99,7 @@ def test_but_ppg_heart_rate_is_in_the_decoded_records(but_ppg):
     assert np.mean(error[good] < 5) >= 0.8, np.round(error[good], 1)
 
 
+@pytest.mark.slow
 def test_but_ppg_probe_with_random_weights_and_features(but_ppg, tmp_path):
     folder, _ = but_ppg
     summary = probe(folder, ["random", "features"], tmp_path / "out",
@@ -133,6 +134,7 @@ def arrhythmia(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_af_probe_on_real_arrhythmia_windows(arrhythmia, tmp_path):
     """Atrial fibrillation against every other rhythm, test patients held out: random weights
     (AnyPPG's architecture) and the pulse features both detect it well above the prevalence's
