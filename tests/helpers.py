@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import scipy.io
 
 
@@ -237,4 +238,53 @@ def write_pulsedb(path, ppg_windows, ecg_windows, subject="p000160"):
     header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Jan  1 00:00:00 2022 HDF5 schema 1.00 ."
     with open(path, "r+b") as f:
         f.write(header.ljust(116) + bytes(8) + b"\x00\x02" + b"IM")
+    return path
+
+
+# ---------------------------------------------------------------- a report's and a comparison's inputs
+
+def fake_cohort(path, n=600, pos=(100, 99, 150), seed=0):
+    """Three phecodes with exactly the given number of positive held-out stays."""
+    from cohorts.phecodes import load_phecode_map
+    rng = np.random.default_rng(seed)
+    path.mkdir()
+    codes = ["401.1", "427.21", "250.2"]
+    ids = [f"{i}" for i in range(n)]
+    split = ["heldout"] * (n - 50) + ["pretrain_train"] * 50
+    pl.DataFrame({"stay_id": ids, "patient_id": ids, "age": rng.integers(20, 90, n).astype(np.int16),
+                  "sex": rng.choice(["F", "M"], n), "has_ppg": True, "has_sync_ecg": False,
+                  "split": split}).write_parquet(path / "stays.parquet")
+    lab = {"stay_id": ids}
+    held = n - 50
+    for c, npos in zip(codes, pos):
+        v = np.zeros(n, dtype=float)
+        order = rng.permutation(held)
+        v[order[:npos]] = 1  # exactly npos positive held-out stays
+        v[order[npos:npos + 30]] = np.nan  # excluded stays (null labels)
+        v[held:] = rng.random(50) < 0.2
+        lab[c] = pl.Series(v).fill_nan(None).cast(pl.Int8)
+    labels = pl.DataFrame(lab)
+    labels.write_parquet(path / "labels.parquet")
+    load_phecode_map().phecodes.filter(pl.col("phecode").is_in(codes)).select(
+        "phecode", "description", "chapter", "sex").write_parquet(path / "phecodes.parquet")
+    pred = {"stay_id": ids}
+    for c in codes:
+        y = labels[c].fill_null(0).to_numpy()
+        pred[c] = (rng.random(n) * 0.6 + 0.3 * y).astype(np.float32)
+    pl.DataFrame(pred).write_parquet(path / "predictions.parquet")
+    return path, labels
+
+
+def second_model(cohort, name="other", seed=9, drop=None):
+    """A weaker model of the same stays, written beside the first."""
+    pred = pl.read_parquet(cohort / "predictions.parquet")
+    rng = np.random.default_rng(seed)
+    cols = [c for c in pred.columns if c != "stay_id"]
+    other = pred.with_columns(*[(pl.col(c) * 0.3 + pl.Series(rng.random(pred.height), dtype=pl.Float32)).alias(c)
+                                for c in cols])
+    if drop:
+        other = other.drop(drop)
+    path = cohort.parent / name / "predictions.parquet"
+    path.parent.mkdir()
+    other.write_parquet(path)
     return path

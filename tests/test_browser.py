@@ -14,13 +14,12 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                  reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")]
 
+from helpers import fake_cohort, second_model  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_compare import second_model  # noqa: E402
-from test_report import fake_cohort  # noqa: E402
 
 from phewas.cli import main  # noqa: E402
 

@@ -6,26 +6,11 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from helpers import fake_cohort, second_model
 from sklearn.metrics import roc_auc_score
-from test_report import fake_cohort
 
 from phewas.cli import main
 from reports.compare import CompareConfig, compare
-
-
-def second_model(cohort, name="other", seed=9, drop=None):
-    """A weaker model of the same stays, written beside the first."""
-    pred = pl.read_parquet(cohort / "predictions.parquet")
-    rng = np.random.default_rng(seed)
-    cols = [c for c in pred.columns if c != "stay_id"]
-    other = pred.with_columns(*[(pl.col(c) * 0.3 + pl.Series(rng.random(pred.height), dtype=pl.Float32)).alias(c)
-                                for c in cols])
-    if drop:
-        other = other.drop(drop)
-    path = cohort.parent / name / "predictions.parquet"
-    path.parent.mkdir()
-    other.write_parquet(path)
-    return path
 
 
 def test_compare_outputs_against_direct_computation(tmp_path):

@@ -145,7 +145,7 @@ def test_adjusting_for_a_confounding_covariate_calibrates_the_test():
 
 
 def test_report_with_covariates_records_their_coding(tmp_path):
-    from test_report import fake_cohort
+    from helpers import fake_cohort
     cohort, _ = fake_cohort(tmp_path / "c", n=900, pos=(150, 150, 150))
     stays = pl.read_parquet(cohort / "stays.parquet")
     rng = np.random.default_rng(0)
@@ -175,7 +175,7 @@ def test_report_with_covariates_records_their_coding(tmp_path):
 
 
 def test_report_names_the_columns_found_for_an_unknown_covariate(tmp_path, capsys):
-    from test_report import fake_cohort
+    from helpers import fake_cohort
     cohort, _ = fake_cohort(tmp_path / "c")
     rc = main(["report", "--cohort", str(cohort), "--predictions", str(cohort / "predictions.parquet"),
                "--out", str(tmp_path / "rep"), "--min-positives", "50", "--covariates", "Race", "--quiet"])

@@ -4,10 +4,10 @@ import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
+from helpers import fake_cohort
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
-from cohorts.phecodes import load_phecode_map
 from phewas.base.auc import auc_delong
 from phewas.base.errors import InputError
 from phewas.cli import main
@@ -151,37 +151,6 @@ def test_spline_adjustment_is_calibrated_when_age_risk_is_not_linear():
     share = np.mean(np.array(p_spline) < 0.05)
     assert 0.01 <= share <= 0.09, share  # nominal 5%; 160 studies: +-3.5% at 2 sd
     assert np.mean(np.array(p_quad) < 0.05) > 0.3  # a linear age term does not remove the confounding
-
-
-def fake_cohort(path, n=600, pos=(100, 99, 150), seed=0):
-    """Three phecodes with exactly the given number of positive held-out stays."""
-    rng = np.random.default_rng(seed)
-    path.mkdir()
-    codes = ["401.1", "427.21", "250.2"]
-    ids = [f"{i}" for i in range(n)]
-    split = ["heldout"] * (n - 50) + ["pretrain_train"] * 50
-    pl.DataFrame({"stay_id": ids, "patient_id": ids, "age": rng.integers(20, 90, n).astype(np.int16),
-                  "sex": rng.choice(["F", "M"], n), "has_ppg": True, "has_sync_ecg": False,
-                  "split": split}).write_parquet(path / "stays.parquet")
-    lab = {"stay_id": ids}
-    held = n - 50
-    for c, npos in zip(codes, pos):
-        v = np.zeros(n, dtype=float)
-        order = rng.permutation(held)
-        v[order[:npos]] = 1  # exactly npos positive held-out stays
-        v[order[npos:npos + 30]] = np.nan  # excluded stays (null labels)
-        v[held:] = rng.random(50) < 0.2
-        lab[c] = pl.Series(v).fill_nan(None).cast(pl.Int8)
-    labels = pl.DataFrame(lab)
-    labels.write_parquet(path / "labels.parquet")
-    load_phecode_map().phecodes.filter(pl.col("phecode").is_in(codes)).select(
-        "phecode", "description", "chapter", "sex").write_parquet(path / "phecodes.parquet")
-    pred = {"stay_id": ids}
-    for c in codes:
-        y = labels[c].fill_null(0).to_numpy()
-        pred[c] = (rng.random(n) * 0.6 + 0.3 * y).astype(np.float32)
-    pl.DataFrame(pred).write_parquet(path / "predictions.parquet")
-    return path, labels
 
 
 def test_report_outputs_and_min_positive_edge(tmp_path):
