@@ -51,6 +51,19 @@ def write_part(folder: Path, arrays: dict[str, np.ndarray], rows: dict[str, list
         df.write_parquet(folder / f"{name}.parquet")
 
 
+def concat_arrays(parts: list[Path], file: str, width: int, dest: Path) -> None:
+    """``dest/file``: the float16 ``[n, width]`` arrays ``part/file`` of ``parts`` one after the
+    other, written through a memory map (one part in memory at a time)."""
+    sizes = [np.load(p / file, mmap_mode="r").shape[0] for p in parts]
+    out = np.lib.format.open_memmap(dest / file, mode="w+", dtype=np.float16, shape=(sum(sizes), width))
+    pos = 0
+    for p, n in zip(parts, sizes):
+        out[pos:pos + n] = np.load(p / file)
+        pos += n
+    out.flush()
+    del out
+
+
 def assemble(parts: list[Path], dest: Path, per_stay: int, bad: list) -> dict:
     """Concatenate parts into a store's files at ``dest`` (memory-mapped writes); returns its
     counts. ``bad``: the parts' unreadable records, ``(record, reason)``."""
@@ -58,15 +71,7 @@ def assemble(parts: list[Path], dest: Path, per_stay: int, bad: list) -> dict:
         return pl.concat([pl.read_parquet(p / f"{name}.parquet") for p in parts]) if parts else None
 
     for name, width in ARRAYS.items():
-        shapes = [np.load(p / f"{name}.npy", mmap_mode="r").shape[0] for p in parts]
-        out = np.lib.format.open_memmap(dest / f"{name}.npy", mode="w+", dtype=np.float16,
-                                        shape=(sum(shapes), width))
-        pos = 0
-        for p, n in zip(parts, shapes):
-            out[pos:pos + n] = np.load(p / f"{name}.npy")
-            pos += n
-        out.flush()
-        del out
+        concat_arrays(parts, f"{name}.npy", width, dest)
     ppg_idx, pair_idx, stays = cat("ppg_index"), cat("pairs_index"), cat("stays")
     ppg_idx.drop("row").with_row_index("row").write_parquet(dest / "ppg_index.parquet")
     pair_idx.drop("row").with_row_index("row").write_parquet(dest / "pairs_index.parquet")

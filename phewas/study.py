@@ -75,16 +75,24 @@ def _model_keys(kind: str) -> set:
     return _names(FinetuneConfig) | {"kind", "preset", "init"}
 
 
-def _check_models(path: Path, models) -> None:
+def _named_tables(path: Path, tables, section: str, noun: str, reserved: str | None = None):
+    """``(name, table, "[section.name]")`` of a table of tables such as ``[models.NAME]``, each
+    checked to be a table with a plain name (not ``reserved``)."""
     from reports.compare import NAME
-    if not isinstance(models, dict):
-        raise InputError(path, "[models] must hold tables, [models.NAME]")
-    for name, table in models.items():
-        where = f"[models.{name}]"
+    if not isinstance(tables, dict):
+        raise InputError(path, f"[{section}] must hold tables, [{section}.NAME]")
+    for name, table in tables.items():
+        where = f"[{section}.{name}]"
         if not isinstance(table, dict):
             raise InputError(path, f"{where} must be a table")
-        if not NAME.match(name) or name == MAIN_MODEL:
-            raise InputError(path, f"{where}: a model name is letters, digits, _ . + - and not {MAIN_MODEL!r}")
+        if not NAME.match(name) or name == reserved:
+            raise InputError(path, f"{where}: a {noun} name is letters, digits, _ . + -"
+                             + (f" and not {reserved!r}" if reserved else ""))
+        yield name, table, where
+
+
+def _check_models(path: Path, models) -> None:
+    for _, table, where in _named_tables(path, models, "models", "model", MAIN_MODEL):
         kind = table.get("kind", "finetune")
         if kind not in MODEL_KINDS:
             raise InputError(path, f"{where} kind {kind!r}: one of {', '.join(MODEL_KINDS)}")
@@ -101,15 +109,7 @@ def _pair_keys() -> set:
 
 def _check_pairs(path: Path, pairs) -> None:
     from cohorts.corpus import FORMATS
-    from reports.compare import NAME
-    if not isinstance(pairs, dict):
-        raise InputError(path, "[pairs] must hold tables, [pairs.NAME]")
-    for name, table in pairs.items():
-        where = f"[pairs.{name}]"
-        if not isinstance(table, dict):
-            raise InputError(path, f"{where} must be a table")
-        if not NAME.match(name):
-            raise InputError(path, f"{where}: a source name is letters, digits, _ . + -")
+    for _, table, where in _named_tables(path, pairs, "pairs", "source"):
         bad = sorted(set(table) - _pair_keys())
         if bad:
             raise InputError(path, f"{where} unknown key {bad[0]!r}; known keys: {', '.join(sorted(_pair_keys()))}")

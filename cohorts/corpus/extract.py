@@ -48,6 +48,7 @@ from phewas.base.settings import check_settings, setting
 from ..preprocess import ECG, PPG, ChannelSpec, cut_windows, preprocess_record
 from ..profiles import DEFAULT_PROFILE, PROFILES
 from ..profiles import anyppg as release
+from ..store import concat_arrays
 from .store import PAIR_ARRAYS, PAIR_SCHEMA, SPLITS
 
 log = logging.getLogger(__name__)
@@ -212,14 +213,7 @@ def _assemble(parts: list[Path], dest: Path) -> dict:
     """Join finished file parts (those with pairs) into a pair store's files at ``dest``."""
     done = [p for p in parts if (p / "record.json").exists()]
     for name, width in PAIR_ARRAYS.items():
-        sizes = [np.load(p / f"{name}.npy", mmap_mode="r").shape[0] for p in done]
-        out = np.lib.format.open_memmap(dest / f"{name}.npy", mode="w+", dtype=np.float16, shape=(sum(sizes), width))
-        pos = 0
-        for p, k in zip(done, sizes):
-            out[pos:pos + k] = np.load(p / f"{name}.npy")
-            pos += k
-        out.flush()
-        del out
+        concat_arrays(done, f"{name}.npy", width, dest)
     index = pl.concat([pl.read_parquet(p / "pairs_index.parquet") for p in done]) if done else \
         pl.DataFrame(schema=PAIR_SCHEMA)
     index.with_row_index("row").write_parquet(dest / "pairs_index.parquet")
