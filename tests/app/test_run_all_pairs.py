@@ -45,6 +45,9 @@ def test_each_source_is_a_stage_that_pretraining_reads(tmp_path):
     ('[pairs.mesa]\nformat = "edf"\nsource = "x"\n', "format 'edf': one of pulsedb, mesa, cfs, hsp"),
     ('[pairs.mesa]\nformat = "mesa"\nsource = "x"\nchanels = "release"\n', "unknown key 'chanels'"),
     ('[pairs]\nmesa = 3\n', "[pairs.mesa] must be a table"),
+    ('[pairs."m s"]\nformat = "mesa"\nsource = "x"\n', "[pairs.m s]: a source name is letters, digits, _ . + -"),
+    ('[models.finetune]\nkind = "features"\n', "a model name is letters, digits, _ . + - and not 'finetune'"),
+    ('[models]\npulse = 3\n', "[models.pulse] must be a table"),
 ])
 def test_bad_pairs_tables(tmp_path, table, needle):
     (tmp_path / "study.toml").write_text('[paths]\ndata = "d"\nwork = "w"\n' + table)
