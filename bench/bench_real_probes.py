@@ -31,7 +31,6 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-REUSE = False
 MAIN = {"regression": "mae", "binary": "auc", "multiclass": "auc"}
 
 
@@ -50,13 +49,13 @@ def liu_dataset(out: Path) -> Path:
     return out
 
 
-def run(name: str, dataset: Path, out: Path, result: dict, **settings) -> None:
+def run(name: str, dataset: Path, out: Path, result: dict, reuse: bool = False, **settings) -> None:
     """Probe ``dataset`` with random weights, the pulse features and the constant; record each
     task's main metric (and Pearson r) as ``value (low-high)`` under ``name``, and the paired
     differences of the main metric."""
     from reports.probe import ProbeConfig, probe
     t = time.perf_counter()
-    if REUSE and (out / "summary.json").exists():  # a finished probe of an interrupted run
+    if reuse and (out / "summary.json").exists():  # a finished probe of an interrupted run
         summary = json.loads((out / "summary.json").read_text())
         result[f"{name}_probe_s"] = "reused"
     else:
@@ -96,8 +95,6 @@ def main():
     ap.add_argument("--reuse", action="store_true", help="read the probes already finished in --out again")
     ap.add_argument("--skip", default="", help="runs left out, as NAME/EVALUATION,... (e.g. liu2022/loso)")
     a = ap.parse_args()
-    global REUSE
-    REUSE = a.reuse
     result = {"bench": "real_probes"}
     data = {}
     for fmt, source in (("but-ppg", SHARED / "but_ppg_1.0.0"), ("troika", SHARED / "troika")):
@@ -116,16 +113,16 @@ def main():
                     continue
                 # the six-rhythm forest refitted 250 times per encoder is hours on two cores: AF only
                 only = {"task": "af"} if name == "liu2022" and evaluation != "split" else {}
-                run(f"{name}/{evaluation}", data[name], a.out / f"{name}-{evaluation}", result, evaluation=evaluation,
-                    workers=a.workers, **only)
+                run(f"{name}/{evaluation}", data[name], a.out / f"{name}-{evaluation}", result, a.reuse,
+                    evaluation=evaluation, workers=a.workers, **only)
     if a.what in ("conventions", "all"):  # the release's input and protocol against this toolkit's
         for name in ("troika", "liu2022"):
             for inp in ("windows", "anyppg"):
                 for protocol in ("grouped", "anyppg"):
                     only = {"task": "af"} if name == "liu2022" else {}  # the six-rhythm forest: hours
                     run(f"{name}/input-{inp}/protocol-{protocol}", data[name],
-                        a.out / f"{name}-{inp}-{protocol}", result, input=inp, protocol=protocol, evaluation="split",
-                        workers=a.workers, **only)
+                        a.out / f"{name}-{inp}-{protocol}", result, a.reuse, input=inp, protocol=protocol,
+                        evaluation="split", workers=a.workers, **only)
     result |= {"cores": os.cpu_count(), "command": "python bench/bench_real_probes.py" +
                (" --gyro DIR" if a.gyro else "") + (f" --what {a.what}" if a.what != "all" else "")
                + (f" --workers {a.workers}" if a.workers else "") + (" --reuse" if a.reuse else "")
