@@ -14,12 +14,23 @@ given override the defaults below, which follow MC-MED's data dictionary
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 from phewas.base.errors import InputError
 from phewas.base.io import read_toml
+from phewas.base.settings import setting
 
 from .tables import code_type_lookup
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """``build-cohort``'s column map: a flag, and a key of ``run-all``'s ``[build_cohort]`` table
+    (a path relative to the config file)."""
+
+    columns: Path | None = setting(None, "column map (TOML) for other column names")
+
 
 DEFAULT_COLUMNS: dict = {
     "files": {"visits": "visits.csv", "pmh": "pmh.csv", "waveforms": "waveforms"},

@@ -41,13 +41,13 @@ class FeaturesConfig:
     ``[models.NAME]`` table with ``kind = "features"`` in ``run-all`` (but ``split``, which
     ``[predict]`` sets, and ``min_positives``, which ``[report]`` sets)."""
 
-    split: str = setting("heldout", "the cohort split to predict")
+    split: str = setting("heldout", "the cohort split to predict", table="predict")
     min_train_positives: int = setting(20, "targets: phecodes with at least K positive training stays "
                                        "(fine-tuning's rule)")
     l2_c: float = setting(1.0, "inverse L2 penalty of the logistic regressions (scikit-learn's C)")
     workers: int | None = setting(None, "processes (default: all cores)")
     min_positives: int = setting(100, "the heart-rate-only report's phecodes: at least this many positive and "
-                                 "control stays")
+                                 "control stays", table="report")
 
     def __post_init__(self):
         check_settings(

@@ -24,7 +24,8 @@ AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
 class TrainConfig:
     """Settings that pretraining and fine-tuning share; each is a command-line flag."""
 
-    preset: str = "study"
+    preset: str = setting("study", "study: the released encoders' size; demo: a narrow one for CPU runs",
+                          choices=("study", "demo"))
     batch_size: int | None = setting(256, "global batch, across processes")
     device_batch = None  # a batch per process instead (pretraining's --device-batch)
     lr: float = setting(3e-4, "peak learning rate")
@@ -365,8 +366,8 @@ def finetune_config(preset: str = "study", **overrides) -> FinetuneConfig:
 
 @dataclass
 class PredictConfig:
-    """Settings of ``predict``: each field is a flag of the same name; ``split`` is also the key of
-    ``run-all``'s ``[predict]`` table."""
+    """Settings of ``predict``: each field is a flag of the same name, and a key of ``run-all``'s
+    ``[predict]`` table (whose ``split`` every report and comparison reads)."""
 
     split: str = setting("heldout", "the cohort split to predict", choices=SPLITS)
     device: str = setting("auto", "where to run", choices=DEVICES)

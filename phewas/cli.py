@@ -130,7 +130,7 @@ def cmd_features(args) -> None:
 
 def cmd_probe(args) -> None:
     from reports.probe import ProbeConfig
-    summary = api.probe(dataset=args.dataset, encoder=[str(e) for e in args.encoder], out=args.out, names=args.names,
+    summary = api.probe(dataset=args.dataset, encoder=[str(e) for e in args.encoders], out=args.out, names=args.names,
                         force=args.force, **from_args(args, ProbeConfig)).summary
     log.info("probed %d encoders on %d tasks of %s (%d examples, split %s): %s", len(summary["encoders"]),
              len(summary["tasks"]), summary["dataset"], summary["examples"], summary["split"], args.out / "probe.csv")
@@ -160,9 +160,11 @@ def cmd_convert_dataset(args) -> None:
 
 def cmd_pretrain(args) -> None:
     from encoder.config import PretrainConfig
-    result = api.pretrain(out=args.out, cohort=args.cohort, pairs=args.pairs or (), preset=args.preset,
-                          resume=args.resume, stop_after_steps=args.stop_after_steps, ppg_config=args.ppg_config,
-                          ecg_config=args.ecg_config, force=args.force, **from_args(args, PretrainConfig))
+    settings = from_args(args, PretrainConfig)
+    result = api.pretrain(out=args.out, cohort=args.cohort, pairs=args.pairs or (),
+                          preset=settings.pop("preset") or "study", resume=args.resume,
+                          stop_after_steps=args.stop_after_steps, ppg_config=args.ppg_config,
+                          ecg_config=args.ecg_config, force=args.force, **settings)
     if not result.main:  # other torchrun ranks: rank 0 reports
         return
     if not result.finished:
@@ -180,9 +182,10 @@ def cmd_pretrain(args) -> None:
 
 def cmd_finetune(args) -> None:
     from encoder.config import FinetuneConfig
-    result = api.finetune(cohort=args.cohort, out=args.out, preset=args.preset, resume=args.resume,
-                          stop_after_steps=args.stop_after_steps, ppg_config=args.ppg_config, force=args.force,
-                          **from_args(args, FinetuneConfig))
+    settings = from_args(args, FinetuneConfig)
+    result = api.finetune(cohort=args.cohort, out=args.out, preset=settings.pop("preset") or "study",
+                          resume=args.resume, stop_after_steps=args.stop_after_steps, ppg_config=args.ppg_config,
+                          force=args.force, **settings)
     if not result.main:
         return
     if not result.finished:
@@ -232,14 +235,17 @@ def _arg(flag: str, help: str | None = None, **kwargs) -> tuple[str, dict]:
     return flag, {"type": Path, "required": True, **kwargs, "help": help}
 
 
-def _subcommand(sub, name: str, func, help: str, *args, config=None, after=(), common: bool = True):
-    """A command: its ``args`` (inputs and outputs), its config's flags, the flags ``after`` them
-    (how to run), then --quiet and --force."""
+def _subcommand(sub, name: str, func, help: str, *args, after=(), common: bool = True, preset: bool = False):
+    """A command: its ``args`` (inputs and outputs), its settings' flags
+    (:mod:`phewas.command_settings`; with ``preset`` every default is the preset's), the flags
+    ``after`` them (how to run), then --quiet and --force."""
+    from .command_settings import command_settings
     cmd = sub.add_parser(name, help=help)
     for flag, kwargs in args:
         cmd.add_argument(flag, **kwargs)
-    if config is not None:
-        add_flags(cmd, config)
+    settings = command_settings().get(name)
+    for cls in settings.classes if settings else ():
+        add_flags(cmd, cls, preset=preset)
     for flag, kwargs in after:
         cmd.add_argument(flag, **kwargs)
     if common:
@@ -249,83 +255,53 @@ def _subcommand(sub, name: str, func, help: str, *args, config=None, after=(), c
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cohorts.build import CohortConfig
     from cohorts.converters import FORMATS
-    from cohorts.segments import SegmentConfig
-    from cohorts.sim.population import PopulationConfig
-    from cohorts.sim.probe import SimulateProbeConfig
-    from encoder.baseline import FeaturesConfig
-    from encoder.config import FinetuneConfig, PredictConfig, PretrainConfig
-    from reports.compare import CompareConfig
-    from reports.probe import ProbeConfig
-    from reports.report import ReportConfig
 
     parser = argparse.ArgumentParser(
         prog="phewas", description="Phenome-wide disease detection from PPG: build an MC-MED cohort, "
         "pretrain and fine-tune the AnyPPG encoder, report AUCs per phecode. `phewas COMMAND --help` "
         "lists a command's flags.")
     sub = parser.add_subparsers(dest="command", required=True)
-    workers = _arg("--workers", "processes (default: all cores)", type=int, required=False, default=None)
     cohort = _arg("--cohort")
     _subcommand(sub, "simulate", cmd_simulate, "write a synthetic MC-MED-layout dataset with known truth",
-                _arg("--out"), config=PopulationConfig,
-                after=[_arg("--workers", "processes writing waveforms (default: all cores)", type=int,
-                            required=False, default=None)])
+                _arg("--out"))
     _subcommand(sub, "build-cohort", cmd_build_cohort, "MC-MED tables + WFDB headers -> stays, phecode labels, "
                 "splits", _arg("--data", "MC-MED folder (visits.csv, pmh.csv, waveforms/)"),
-                _arg("--out", "cohort folder to write"),
-                _arg("--columns", "column map (TOML) for other column names", required=False, default=None),
-                config=CohortConfig)
+                _arg("--out", "cohort folder to write"))
     _subcommand(sub, "extract-segments", cmd_extract_segments, "preprocessed 10-s PPG windows (and PPG-ECG pairs) "
                 "per stay", _arg("--data", "MC-MED folder the cohort was built from", required=False), cohort,
-                config=SegmentConfig,
-                after=[workers, _arg("--shard", "i/n: build one n-th of the stays", type=_shard, required=False,
-                                     default=(0, 1)),
+                after=[_arg("--shard", "i/n: build one n-th of the stays", type=_shard, required=False,
+                            default=(0, 1)),
                        _arg("--merge", "join N finished shards into the store", type=int, required=False,
                             metavar="N", default=0)])
-    from cohorts.corpus import FORMATS as PAIR_FORMATS
-    from cohorts.corpus import PairsConfig
     _subcommand(sub, "extract-pairs", cmd_extract_pairs, "a pretraining source (PulseDB, MESA, CFS, HSP) as "
-                "published -> a pair store of preprocessed PPG-ECG pairs",
-                _arg("--format", type=str, choices=PAIR_FORMATS, required=False, default=None),
-                _arg("--source", "the source's folder as distributed", required=False, default=None),
-                _arg("--out", "the pair store to write"), config=PairsConfig,
-                after=[workers, _arg("--shard", "i/n: convert one n-th of the files", type=_shard, required=False,
-                                     default=(0, 1)),
+                "published -> a pair store of preprocessed PPG-ECG pairs", _arg("--out", "the pair store to write"),
+                after=[_arg("--shard", "i/n: convert one n-th of the files", type=_shard, required=False,
+                            default=(0, 1)),
                        _arg("--merge", "join N finished shards into the store", type=int, required=False,
-                            metavar="N", default=0),
-                       ("--strict", {"action": "store_true",
-                                     "help": "a file that cannot be converted is an error (default: skipped and "
-                                             "listed)"})])
+                            metavar="N", default=0)])
     _subcommand(sub, "report", cmd_report, "per-phenotype and per-chapter AUC, adjusted association, figures, HTML",
-                cohort, _arg("--predictions", "predictions.parquet from `phewas predict`"), _arg("--out"),
-                config=ReportConfig)
+                cohort, _arg("--predictions", "predictions.parquet from `phewas predict`"), _arg("--out"))
     _subcommand(sub, "compare", cmd_compare, "two or more models' AUCs side by side per phenotype, with paired tests",
                 cohort, _arg("--predictions", "two or more predictions.parquet files (from predict or features)",
                              nargs="+"),
                 _arg("--names", "a name per predictions file (default: each file's folder name)", type=str,
                      nargs="+", required=False, default=None),
-                _arg("--out"), config=CompareConfig)
+                _arg("--out"))
     _subcommand(sub, "features", cmd_features, "pulse-feature baseline: classic PPG features per stay, logistic "
                 "regression per phecode with age and sex; predictions in predict's format",
-                _arg("--cohort", "cohort folder with its segment store"), _arg("--out", "run folder"),
-                config=FeaturesConfig)
+                _arg("--cohort", "cohort folder with its segment store"), _arg("--out", "run folder"))
     _subcommand(sub, "probe", cmd_probe, "linear probes of frozen PPG encoders on a labelled PPG dataset",
-                _arg("--dataset", "a dataset folder (dataset.toml, labels.csv)"),
-                _arg("--encoder", "pretraining or fine-tuning run folders, AnyPPG weights (.pth/.safetensors), "
-                     "or random", nargs="+"),
                 _arg("--names", "a name per encoder (default: folder or file name)", type=str, nargs="+",
                      required=False, default=None),
-                _arg("--out"), config=ProbeConfig)
+                _arg("--out"))
     _subcommand(sub, "simulate-probe", cmd_simulate_probe, "a simulated labelled PPG dataset (known rate and "
-                "effects) in the probe format", _arg("--out"), config=SimulateProbeConfig)
+                "effects) in the probe format", _arg("--out"))
     _subcommand(sub, "convert-dataset", cmd_convert_dataset, "a public PPG dataset's own layout -> the probe format",
                 _arg("--format", type=str, choices=FORMATS), _arg("--source", "the dataset's folder as distributed"),
                 _arg("--out"), ("--strict", {"action": "store_true",
                                              "help": "a damaged file is an error (default: skipped and listed)"}))
     training = [_arg("--cohort", "cohort folder with its segment store"), _arg("--out", "run folder"),
-                _arg("--preset", "study: the released encoders' size; demo: a narrow one for CPU runs", type=str,
-                     choices=("study", "demo"), required=False, default="study"),
                 ("--resume", {"action": "store_true", "help": "continue a stopped run from its last checkpoint"}),
                 _arg("--stop-after-steps", "end this invocation after N steps (resume later), for time-limited "
                      "jobs", type=int, required=False, default=None),
@@ -334,17 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
                          default=None),
                     _arg("--pairs", "pair stores of other sources (extract-pairs), trained on with the cohort's",
                          nargs="+", required=False, default=None)]
-    pretrain = _subcommand(sub, "pretrain", cmd_pretrain, "ECG-guided contrastive (CLIP) pretraining of the PPG "
-                           "encoder", *pairs_inputs, *training[1:], common=False)
-    add_flags(pretrain, PretrainConfig, preset=True)  # None: the preset's value
-    pretrain.add_argument("--ecg-config", type=Path, help="JSON of Net1D settings for the ECG encoder")
-    _common(pretrain)
-    finetune = _subcommand(sub, "finetune", cmd_finetune, "end-to-end multi-label fine-tuning over all phecodes",
-                           *training, common=False)
-    add_flags(finetune, FinetuneConfig, preset=True)
-    _common(finetune)
+    _subcommand(sub, "pretrain", cmd_pretrain, "ECG-guided contrastive (CLIP) pretraining of the PPG encoder",
+                *pairs_inputs, *training[1:], preset=True,  # None: the preset's value
+                after=[_arg("--ecg-config", "JSON of Net1D settings for the ECG encoder", required=False)])
+    _subcommand(sub, "finetune", cmd_finetune, "end-to-end multi-label fine-tuning over all phecodes", *training,
+                preset=True)
     _subcommand(sub, "predict", cmd_predict, "probabilities per phecode for every stay of a split",
-                _arg("--run", "a finished `phewas finetune` run"), cohort, config=PredictConfig)
+                _arg("--run", "a finished `phewas finetune` run"), cohort)
     _subcommand(sub, "run-all", cmd_run_all, "every stage from one TOML config, skipping what is up to date",
                 _arg("--config"), ("--quiet", {"action": "store_true"}),
                 ("--force", {"action": "store_true", "help": "rerun every stage"}), common=False)

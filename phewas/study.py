@@ -30,14 +30,13 @@ from encoder.config import SPEED_ONLY as TRAINING_SPEED_ONLY
 
 from .base.errors import InputError, OutputExistsError
 from .base.io import read_toml, write_json
-from .base.settings import renamed
+from .base.settings import renamed, table_keys
 from .pipeline import RunRecord, Stage, execute
 
 log = logging.getLogger("phewas")
 STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
 KNOWN = {"paths", *STAGES, "models", "compare", "probe", "pairs"}
 MAIN_MODEL = "finetune"  # the main model's name in compare
-MODEL_KINDS = ("finetune", "features")
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
 # the device is not among them: a GPU computes in bf16 where a CPU computes in fp32
 SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays", "cache"} - {"device"}
@@ -45,34 +44,29 @@ SPEED_ONLY = {*TRAINING_SPEED_ONLY, "chunk_stays", "cache"} - {"device"}
 RENAMED = {"build_cohort": {"min_ppg_s": "min_ppg_seconds", "min_overlap_s": "min_overlap_seconds"}}
 
 
-def _names(cls) -> set[str]:
-    return {f.name for f in fields(cls)}
+@dataclass(frozen=True)
+class Paths:
+    """``[paths]``: the MC-MED folder (``data``) and the folder every stage writes under (``work``),
+    relative to the config file."""
+
+    data: str
+    work: str
 
 
 def _table_keys() -> dict:
-    """Each table's known keys: its config dataclass's fields plus the run-all extras."""
-    from cohorts import CohortConfig, SegmentConfig
-    from cohorts.sim import PopulationConfig
-    from encoder.config import FinetuneConfig, PretrainConfig
-    from reports.compare import CompareConfig
-    from reports.probe import ProbeConfig
-    from reports.report import ReportConfig
-
-    return {"paths": {"data", "work"}, "simulate": _names(PopulationConfig) | {"workers"},
-            "build_cohort": _names(CohortConfig) | {"columns"},
-            "extract_segments": _names(SegmentConfig) | {"workers"},
-            "pretrain": _names(PretrainConfig), "finetune": _names(FinetuneConfig),
-            "predict": {"split"}, "report": _names(ReportConfig) - {"split"},
-            "compare": _names(CompareConfig) - {"split"},
-            "probe": _names(ProbeConfig) | {"dataset", "encoders"}}
+    """Each table's keys: the fields of its command's settings (:mod:`phewas.command_settings`)."""
+    from .command_settings import command_settings
+    keys = {"paths": {f.name for f in fields(Paths)}}
+    for settings in command_settings().values():
+        if settings.table not in (None, "pairs", "models"):
+            keys[settings.table] = table_keys(settings.table, *settings.classes)
+    return keys
 
 
 def _model_keys(kind: str) -> set:
-    from encoder.baseline import FeaturesConfig
-    from encoder.config import FinetuneConfig
-    if kind == "features":
-        return _names(FeaturesConfig) - {"split", "min_positives"} | {"kind"}
-    return _names(FinetuneConfig) | {"kind", "preset", "init"}
+    """A ``[models.NAME]`` table's keys: ``kind`` and its command's settings."""
+    from .command_settings import MODEL_KINDS, command_settings
+    return {"kind"} | table_keys("models", *command_settings()[MODEL_KINDS[kind]].classes)
 
 
 def _named_tables(path: Path, tables, section: str, noun: str, reserved: str | None = None):
@@ -92,6 +86,7 @@ def _named_tables(path: Path, tables, section: str, noun: str, reserved: str | N
 
 
 def _check_models(path: Path, models) -> None:
+    from .command_settings import MODEL_KINDS
     for _, table, where in _named_tables(path, models, "models", "model", MAIN_MODEL):
         kind = table.get("kind", "finetune")
         if kind not in MODEL_KINDS:
@@ -103,8 +98,8 @@ def _check_models(path: Path, models) -> None:
 
 
 def _pair_keys() -> set:
-    from cohorts.corpus import PairsConfig
-    return _names(PairsConfig) | {"format", "source", "workers", "strict"}
+    from .command_settings import command_settings
+    return table_keys("pairs", *command_settings()["extract-pairs"].classes)
 
 
 def _check_pairs(path: Path, pairs) -> None:
@@ -293,13 +288,14 @@ def plan(cfg: dict, config_path: Path) -> Plan:
     if "probe" in cfg:  # the pretraining run (and the random floor) probed before fine-tuning
         stages.append(probe_stage(cfg["probe"], config_path, pretrain_run if pretrains else None, work / "probe"))
 
-    split = cfg.get("predict", {}).get("split", "heldout")
+    predict_table = {"split": "heldout"} | cfg.get("predict", {})
+    split = predict_table["split"]
     report_table, report_cfg = cfg.get("report", {}), report_config(cfg)
     default_init = "pretrain" if pretrains else ""
     finetune_table = cfg.get("finetune", {})
     main = Model(MAIN_MODEL, work / "finetune", work / "report", "predict")
     main_finetune = FinetuneModel.of(finetune_table, default_init, pretrain_run, base)
-    stages += finetune_stages(main, main_finetune, cohort, split, report_table, report_cfg)
+    stages += finetune_stages(main, main_finetune, cohort, predict_table, report_table, report_cfg)
     models = [main]
     for name, table in cfg.get("models", {}).items():
         table = dict(table)
@@ -312,7 +308,7 @@ def plan(cfg: dict, config_path: Path) -> Plan:
         else:
             model = Model(name, run, report_dir, stage_name("predict", name))
             stages += finetune_stages(model, FinetuneModel.of(finetune_table | table, default_init, pretrain_run, base),
-                                      cohort, split, report_table, report_cfg)
+                                      cohort, predict_table, report_table, report_cfg)
         models.append(model)
     if len(models) > 1:
         from reports.compare import compare
@@ -348,9 +344,9 @@ class FinetuneModel:
         return cls(config, table | {"preset": config.preset, "init": init_path}, reads)
 
 
-def finetune_stages(model: Model, finetuned: FinetuneModel, cohort: Path, split: str, report_table: dict,
+def finetune_stages(model: Model, finetuned: FinetuneModel, cohort: Path, predict_table: dict, report_table: dict,
                     report_cfg) -> list[Stage]:
-    """finetune, predict and report of one fine-tuned model."""
+    """finetune, predict (``[predict]``'s settings) and report of one fine-tuned model."""
     from encoder.config import PredictConfig
     from encoder.finetune import finetune
     from encoder.predict import predict
@@ -360,8 +356,9 @@ def finetune_stages(model: Model, finetuned: FinetuneModel, cohort: Path, split:
               partial(_train, finetune, cohort, model.run, finetuned.config), params=finetuned.params,
               reads=finetuned.reads, resumable=True),
         Stage(model.predictions_stage, model.run / "predictions.manifest.json",
-              calls(predict, cohort, model.run, PredictConfig(split=split), overwrite=True),
-              params={"split": split}, reads=(stage_name("finetune", model.name),)),
+              calls(predict, cohort, model.run, PredictConfig(**predict_table), overwrite=True),
+              params={k: v for k, v in predict_table.items() if k not in SPEED_ONLY},
+              reads=(stage_name("finetune", model.name),)),
         report_stage(model, cohort, report_table, report_cfg),
     ]
 

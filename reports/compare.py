@@ -39,7 +39,7 @@ class CompareConfig:
     ``[compare]`` table (``min_positives``, ``split`` and the window rule default to ``report``'s)."""
 
     min_positives: int = setting(100, "compare phecodes with at least this many positive (and control) stays")
-    split: str = setting("heldout", "the cohort split that the predictions cover")
+    split: str = setting("heldout", "the cohort split that the predictions cover", table="predict")
     alpha: float = setting(0.05, "FDR level (Benjamini-Hochberg, within each pair of models)")
     include_stays_without_windows: bool = setting(
         False, "also compare on stays whose store holds no valid window (predictions' n_windows = 0)")

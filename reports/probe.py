@@ -108,6 +108,18 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class ProbeInputs:
+    """What ``probe`` probes: flags, and keys of ``run-all``'s ``[probe]`` table (there the
+    dataset is relative to the config file, and ``encoders`` are added to the pretraining run and
+    random weights, as a list or a table ``NAME = spec``)."""
+
+    dataset: Path = setting(help="a dataset folder (dataset.toml, labels.csv)", required=True)
+    encoders: tuple[str, ...] = setting(help="pretraining or fine-tuning run folders, AnyPPG weights "
+                                        "(.pth/.safetensors), or random", flag=("--encoders", "--encoder"),
+                                        factory=tuple, many=True, required=True, metavar="SPEC")
+
+
+@dataclass(frozen=True)
 class Settings:
     """One way of probing (see :func:`probe`): the window rule, the protocol, the evaluation, the
     bootstrap's size, and the name of the pass (``main``, or ``paper`` for ``paper_table.csv``)."""

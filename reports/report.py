@@ -31,7 +31,7 @@ class ReportConfig:
 
     min_positives: int = setting(100, "report phecodes with at least this many positive (and control) stays "
                                  "and persons")
-    split: str = setting("heldout", "the cohort split that the predictions cover")
+    split: str = setting("heldout", "the cohort split that the predictions cover", table="predict")
     thresholds: tuple = setting((0.5, 0.6, 0.7), "AUC thresholds, e.g. 0.5,0.6,0.7", parse=floats)
     alpha: float = setting(0.05, "FDR and family-wise level")
     folds: int = setting(5, "folds of the out-of-fold age/sex models")

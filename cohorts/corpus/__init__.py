@@ -6,7 +6,8 @@ source into a pair store, :mod:`.store` describes and reads one. A new source is
 one line of :data:`.extract.SOURCES`.
 """
 
-from .extract import FORMATS, PairsConfig, extract_pairs, merge_pairs, subject_splits
+from .extract import FORMATS, PairsConfig, PairsSource, extract_pairs, merge_pairs, subject_splits
 from .store import PairStore, open_pairs
 
-__all__ = ["FORMATS", "PairStore", "PairsConfig", "extract_pairs", "merge_pairs", "open_pairs", "subject_splits"]
+__all__ = ["FORMATS", "PairStore", "PairsConfig", "PairsSource", "extract_pairs", "merge_pairs", "open_pairs",
+           "subject_splits"]

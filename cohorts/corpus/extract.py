@@ -90,6 +90,17 @@ class PairsConfig:
         )
 
 
+@dataclass(frozen=True)
+class PairsSource:
+    """What ``extract-pairs`` converts: flags, and keys of ``run-all``'s ``[pairs.NAME]`` tables
+    (``source`` relative to the config file). ``--format`` and ``--source`` are required unless
+    ``--merge`` joins finished shards."""
+
+    format: str | None = setting(None, "the source's format", choices=FORMATS)
+    source: Path | None = setting(None, "the source's folder as distributed")
+    strict: bool = setting(False, "a file that cannot be converted is an error (default: skipped and listed)")
+
+
 def source_module(fmt: str):
     if fmt not in SOURCES:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")

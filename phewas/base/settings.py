@@ -22,15 +22,18 @@ log = logging.getLogger(__name__)
 
 def setting(default=dataclasses.MISSING, help: str = "", *, flag: str | tuple[str, ...] | None = None,
             factory: Callable | None = None, choices: tuple | None = None, parse: Callable | None = None,
-            metavar: str | None = None, many: bool = False):
+            metavar: str | None = None, many: bool = False, required: bool = False, table: str | None = None):
     """A dataclass field with command-line metadata.
 
     ``help`` makes it a flag; ``flag`` overrides its name (``--no-NAME`` for a setting that is on
     by default; two names for a setting that a preset fills and either may override);
     ``parse`` turns the flag's text into the value; ``many``: the flag takes one or more values
-    (a tuple; a list in ``run-all``'s TOML).
+    (a tuple; a list in ``run-all``'s TOML); ``required``: the flag must be given (``run-all``
+    may still leave the key out); ``table``: in ``run-all`` the key belongs to that other table
+    (the split that ``[predict]`` sets is the split that ``report`` reads), not to this one's.
     """
-    meta = {"help": help, "flag": flag, "choices": choices, "parse": parse, "metavar": metavar, "many": many}
+    meta = {"help": help, "flag": flag, "choices": choices, "parse": parse, "metavar": metavar, "many": many,
+            "required": required, "table": table}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -70,7 +73,10 @@ def add_flags(parser: argparse.ArgumentParser, cls, *, preset: bool = False, ski
         if f.name in skip:
             continue
         meta, kind = f.metadata, _base(hints[f.name])
-        default = None if preset else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        if preset or meta.get("required"):
+            default = None
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if kind is bool:
             for name in flag_names(f):
                 on = not name.startswith("--no-")
@@ -81,12 +87,26 @@ def add_flags(parser: argparse.ArgumentParser, cls, *, preset: bool = False, ski
                     parser.add_argument(name, dest=f.name, action="store_true" if on else "store_false",
                                         default=default, help=meta["help"])
             continue
+        required = {"required": True} if meta.get("required") else {"default": default}
         if meta.get("many"):
             parser.add_argument(*flag_names(f), dest=f.name, nargs="+", type=meta["parse"] or str,
-                                default=default, metavar=meta["metavar"], help=meta["help"])
+                                metavar=meta["metavar"], help=meta["help"], **required)
             continue
-        parser.add_argument(*flag_names(f), dest=f.name, type=meta["parse"] or kind, default=default,
-                            choices=meta["choices"], metavar=meta["metavar"], help=meta["help"])
+        parser.add_argument(*flag_names(f), dest=f.name, type=meta["parse"] or kind, choices=meta["choices"],
+                            metavar=meta["metavar"], help=meta["help"], **required)
+
+
+def table_keys(table: str, *classes) -> set[str]:
+    """The keys of ``run-all``'s table ``table`` whose settings are the fields of ``classes``:
+    every field, but those that belong to another table (``setting(table=...)``)."""
+    return {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("table") in (None, table)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Workers:
+    """How many processes run a command: how fast it runs, never what it writes."""
+
+    workers: int | None = setting(None, "processes (default: all cores)")
 
 
 def names(value) -> tuple[str, ...]:
