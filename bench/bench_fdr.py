@@ -3,7 +3,7 @@
     python bench/bench_fdr.py [--design hard|standard] [--seeds 101-112] [--out bench/out/fdr-hard]
                               [--reference-patients 20000] [--keep-data] [--reanalyse]
 
-Each replicate is the ground-truth test's small study (800 patients, ``tests/test_ground_truth.py``)
+Each replicate is the ground-truth test's small study (800 patients, ``tests/app/test_study.py``)
 with another simulator seed, run end to end by ``phewas run-all``. ``--design hard`` (the default)
 simulates the harder population (``PopulationConfig(hard=True)``: non-linear age risks,
 saturating vascular age, a stronger patient factor, frequent visitors, stays without usable PPG)
@@ -37,13 +37,12 @@ import polars as pl
 import statsmodels.api as sm
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_ground_truth import CONFIG  # noqa: E402  the test's study, one definition
+from phewas.base.auc import auc_delong
+from phewas.base.io import write_json
+from phewas.base.progress import set_quiet
+from phewas.study import load_config, report_config, run_all
 
-from phewas.base.auc import auc_delong  # noqa: E402
-from phewas.base.io import write_json  # noqa: E402
-from phewas.base.progress import set_quiet  # noqa: E402
-from phewas.study import load_config, report_config, run_all  # noqa: E402
+CONFIG = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "study.toml").read_text()  # the test's
 from reports.association import adjust, covariates, score_z  # noqa: E402
 from reports.report import load_inputs, make_report  # noqa: E402
 from reports.truth import check_recovery  # noqa: E402

@@ -168,7 +168,7 @@ def _ppg_polarities(Y: np.ndarray) -> np.ndarray:
 def preprocess_rows(X: np.ndarray, fs: float, spec: ChannelSpec = PPG) -> tuple[np.ndarray, np.ndarray]:
     """:func:`preprocess_record` of each row of ``X`` (PPG records of equal length), the filters
     run on all rows at once: ``(Y [k, m], bad [k, m])``, each row what :func:`preprocess_record`
-    gives for it (``tests/test_preprocess.py`` checks that they are equal)."""
+    gives for it (``tests/cohorts/test_preprocess.py`` checks that they are equal)."""
     X = np.asarray(X, dtype=np.float64)
     bad = np.stack([invalid_mask(x, fs) for x in X]) if len(X) else np.zeros(X.shape, bool)
     bridged = X.copy()

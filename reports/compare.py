@@ -28,6 +28,7 @@ from . import figures
 from .association import adjust
 from .html import write_page
 from .intervals import auc_interval, difference_interval
+from .pages import compare_page
 from .report import load_inputs, reportable
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # names become parts of file names
@@ -121,16 +122,15 @@ def explorer_data(table: pl.DataFrame, info: pl.DataFrame, y: np.ndarray, scores
                   stays: pl.DataFrame, names: list[str], alpha: float) -> dict:
     """The page's explorer data (:mod:`reports.explorer`): the comparison's rows, and per phecode
     every model's ROC curve on the same stays."""
-    from .explorer import phenotype_data, table_columns
+    from .explorer import page_data, phenotype_data
+    from .pages import compare_page
 
     position = {c: j for j, c in enumerate(info["phecode"].to_list())}
-    keys = ["phecode", "description", "chapter", "model_a", "model_b", "n_pos", "auc_a", "auc_a_ci_low",
-            "auc_a_ci_high", "auc_b", "auc_b_ci_low", "auc_b_ci_high", "auc_diff", "diff_ci_low", "diff_ci_high",
-            "p_value", "q_value", "better"]
-    return {"kind": "compare", "alpha": alpha, "columns": table_columns(table, keys),
-            "pairs": [list(p) for p in dict.fromkeys(zip(table["model_a"].to_list(), table["model_b"].to_list()))],
-            "detail_index": [position[c] for c in table["phecode"].to_list()], "models": list(names),
-            **phenotype_data(table, y, scores, stays)}
+    return page_data(compare_page(), table, alpha=alpha,
+                     pairs=[list(p) for p in dict.fromkeys(zip(table["model_a"].to_list(),
+                                                                table["model_b"].to_list()))],
+                     detail_index=[position[c] for c in table["phecode"].to_list()], models=list(names),
+                     **phenotype_data(table, y, scores, stays))
 
 
 def compare(cohort, predictions, out, names=None, config: CompareConfig | None = None,
@@ -203,9 +203,7 @@ def compare(cohort, predictions, out, names=None, config: CompareConfig | None =
         write_page(tmp, title="phewas compare", heading="Which model detects which diseases better?",
                    intro=intro, heads=heads, figures=figs, table_title="Phenotypes and pairs",
                    explorer=explorer_data(table, info, y, scores, stays, names, cfg.alpha),
-                   table=table.select("phecode", "description", "chapter", "model_a", "model_b", "n_pos", "auc_a",
-                                      "auc_b", "auc_diff", "diff_ci_low", "diff_ci_high", "p_value", "q_value",
-                                      "better"))
+                   table=table.select(compare_page().table))
         write_manifest(tmp, command="compare",
                        inputs={"cohort": str(Path(cohort).resolve()),
                                "predictions": [{"name": n, "path": str(p.resolve()), "sha256": file_sha256(p)}

@@ -2,8 +2,9 @@
 detail view per phenotype, all from data embedded once in the self-contained page.
 
 The figures are drawn by plotly.js from its own offline bundle (the ``plotly`` package's, embedded
-in the page: no network); ``explorer.js`` beside this module only builds their traces from the
-data and wires the search, the filters and the detail view. The page's state lives in its address
+in the page: no network); the scripts in ``explorer_js/`` beside this module only build their
+traces from the data and wire the search, the filters and the detail view, as the page's spec
+(:mod:`reports.pages`, shipped with the data) names them. The page's state lives in its address
 (``#search=heart&sig=1&detail=428.1``), so a view can be shared and reopened.
 
 Per phenotype the detail view shows the ROC curve on a fixed grid of false-positive rates with a
@@ -28,7 +29,9 @@ from .figures import chapter_colour
 # false-positive rates at which ROC curves are kept: dense where curves rise fastest
 FPR_GRID = np.unique(np.r_[np.linspace(0, 0.02, 5), np.linspace(0.02, 0.2, 19), np.linspace(0.2, 1, 33)])
 AGE_BANDS = (18, 40, 60, 80)  # lower edges: 18-39, 40-59, 60-79, 80+
+SEXES = ("F", "M")
 HIST_BINS = 24
+SCRIPTS = ("base.js", "figures.js", "detail.js", "main.js")  # explorer_js/, in this order
 Z95 = 1.959964
 
 
@@ -83,14 +86,15 @@ def phenotype_details(y: np.ndarray, scores: list[np.ndarray], age: np.ndarray, 
     """The detail view's data per column of ``y`` (1 case, 0 control, else left out), for one or
     more models' ``scores`` on the same stays: each model's ROC curve on :data:`FPR_GRID` in
     thousandths with its band (``case_units``: the effective number of case patients per column),
-    the first model's score histograms on the logit scale, and case and control counts by sex
-    (F then M) and age band (:data:`AGE_BANDS`), cases before controls in each cell."""
+    the first model's score histograms on the logit scale, and ``counts[column][sex][band]``:
+    ``[cases, controls]`` by sex (:data:`SEXES`) and age band (:data:`AGE_BANDS`)."""
     band = np.searchsorted(np.asarray(AGE_BANDS[1:]), np.asarray(age, np.float64), side="right")
     sex = np.asarray(sex)
-    cells = np.column_stack([(sex == s_) & (band == b) for s_ in ("F", "M") for b in range(len(AGE_BANDS))])
+    cells = np.column_stack([(sex == s_) & (band == b) for s_ in SEXES for b in range(len(AGE_BANDS))])
     cases = cells.T.astype(np.float64) @ (y == 1).astype(np.float64)  # cells x columns
     controls = cells.T.astype(np.float64) @ (y == 0).astype(np.float64)
-    counts = np.stack([cases, controls], axis=1).reshape(-1, y.shape[1]).T.astype(int)
+    counts = np.stack([cases, controls], axis=-1).astype(int)  # cells x columns x (cases, controls)
+    counts = counts.transpose(1, 0, 2).reshape(y.shape[1], len(SEXES), len(AGE_BANDS), 2)
     out = {"tpr": [[] for _ in scores], "tpr_low": [[] for _ in scores], "tpr_high": [[] for _ in scores],
            "hist_edges": [], "hist_cases": [], "hist_controls": [], "counts": counts.tolist()}
     for j in range(y.shape[1]):
@@ -140,11 +144,12 @@ def table_columns(table: pl.DataFrame, names) -> dict:
 
 
 def phenotype_data(table: pl.DataFrame, y: np.ndarray, scores: list[np.ndarray], stays: pl.DataFrame) -> dict:
-    """What every page's explorer needs beside its rows: the chapters (in the table's order) with
-    their colours, the ROC grid, the age bands, and :func:`phenotype_details` of ``y``'s columns."""
+    """What every phenotype page's explorer needs beside its rows: the chapters (in the table's
+    order) with their colours, the ROC grid, the sexes and age bands, and
+    :func:`phenotype_details` of ``y``'s columns."""
     chapters = table["chapter"].to_list()
     return {"chapters": list(dict.fromkeys(chapters)), "colours": chapter_colours(chapters),
-            "fpr": [round(float(f), 4) for f in FPR_GRID], "age_bands": age_band_labels(),
+            "fpr": [round(float(f), 4) for f in FPR_GRID], "sexes": list(SEXES), "age_bands": age_band_labels(),
             "details": phenotype_details(y, scores, stays["age"].to_numpy(), stays["sex"].to_numpy(),
                                          effective_case_patients(y, stays["patient_id"].to_numpy()))}
 
@@ -171,26 +176,28 @@ def _plotly_bundle() -> str:
 
 
 def _asset(name: str) -> str:
-    return (Path(__file__).with_name(name)).read_text()
+    return (Path(__file__).parent / name).read_text()
+
+
+def page_data(spec, table: pl.DataFrame, **data) -> dict:
+    """The explorer's data: ``spec``'s columns that ``table`` has, the spec itself (``page``) and
+    ``data`` (the figures' and detail panels' own data)."""
+    return {"kind": spec.kind, "page": spec.script_data(), "columns": table_columns(table, spec.columns), **data}
 
 
 def explorer_html(data: dict) -> str:
-    """The explorer's markup: controls, figure and detail containers, plotly's bundle, the data
-    (JSON, ``</`` escaped) and ``explorer.js``. ``data["kind"]`` is "report", "compare" or
-    "probe"."""
+    """The explorer's markup: controls (the search box, the page spec's filters), figure and
+    detail containers, plotly's bundle, the data (JSON, ``</`` escaped) and the scripts."""
+    page = data["page"]
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    filters = {
-        "report": [("sig", "significant beyond the adjustment (FDR)"), ("firth", "tested with Firth"),
-                   ("untested", "not tested")],
-        "compare": [("sig", "significantly different (FDR)")],
-        "probe": [],
-    }[data["kind"]]
-    boxes = "".join(f'<label><input type="checkbox" id="filter-{k}"> {html.escape(t)}</label>' for k, t in filters)
+    boxes = "".join(f'<label><input type="checkbox" id="filter-{f["name"]}"> {html.escape(f["label"])}</label>'
+                    for f in page["filters"])
     at_least = ('<label>AUC at least <input type="number" id="filter-auc" min="0" max="1" step="0.01" '
-                'style="width:5em"></label>') if data["kind"] != "probe" else ""
+                'style="width:5em"></label>') if page["auc"] else ""
+    scripts = "\n".join(_asset(f"explorer_js/{name}") for name in SCRIPTS)
     return f"""<section id="explorer">
-<div class="controls"><input type="search" id="search" placeholder="search phecode, description, chapter{
-        ', task or encoder' if data['kind'] == 'probe' else ''}" size="40"> {boxes} {at_least}
+<div class="controls"><input type="search" id="search" placeholder="search {html.escape(', '.join(page['search']))}" \
+size="40"> {boxes} {at_least}
 <span id="shown"></span></div>
 <div id="plots"></div>
 <div id="detail" hidden><div class="detail-box"><button id="detail-close" aria-label="close">&times;</button>
@@ -199,4 +206,4 @@ def explorer_html(data: dict) -> str:
 <style>{_asset("explorer.css")}</style>
 <script>{_plotly_bundle()}</script>
 <script type="application/json" id="explorer-data">{payload}</script>
-<script>{_asset("explorer.js")}</script>"""
+<script>{scripts}</script>"""

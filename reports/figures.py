@@ -97,6 +97,22 @@ def manhattan_auc(df: pl.DataFrame, thresholds, out: Path | None, label_per_chap
     return _save(fig, out, "manhattan_auc")
 
 
+def significance_lines(p_values, q_values, alpha: float) -> list[dict]:
+    """The association figures' lines on the p scale, for the static figures and the explorer
+    alike: Bonferroni at ``alpha`` over the number of tested phenotypes, and Benjamini-Hochberg's
+    FDR line at the largest p among the discoveries (q <= ``alpha``). Each: ``p``, ``label``,
+    ``colour``, ``dash`` (plotly's name)."""
+    p, q = np.asarray(p_values, dtype=float), np.asarray(q_values, dtype=float)
+    n = int(np.isfinite(p).sum())
+    lines = []
+    if n:
+        lines.append({"p": alpha / n, "label": f"Bonferroni (p = {alpha}/{n})", "colour": "firebrick", "dash": "solid"})
+    sig = np.isfinite(p) & np.isfinite(q) & (q <= alpha)
+    if sig.any():
+        lines.append({"p": float(p[sig].max()), "label": f"FDR {alpha:g} (BH)", "colour": "darkorange", "dash": "dash"})
+    return lines
+
+
 def manhattan_association(df: pl.DataFrame, alpha: float, out: Path | None,
                           adjusted_for: str = "age and sex") -> list[str] | Figure:
     """-log10 p of the adjusted test (``adjusted_for`` names the adjustment), with Bonferroni and
@@ -106,13 +122,11 @@ def manhattan_association(df: pl.DataFrame, alpha: float, out: Path | None,
     y = -np.log10(np.clip(p, 1e-300, 1))
     fig, ax = _subplots(figsize=(12, 4.5))
     ax.scatter(x, y, c=[chapter_colour(c) for c in df["chapter"]], s=12, edgecolors="none")
-    n = int(np.isfinite(p).sum())
-    bonf = -np.log10(alpha / max(n, 1))
-    ax.axhline(bonf, color="firebrick", lw=0.8, label=f"Bonferroni (p = {alpha}/{n})")
     q = df["q_value"].to_numpy().astype(float)
     sig = np.isfinite(q) & (q <= alpha)
-    if sig.any():  # BH line: the largest p among the discoveries
-        ax.axhline(-np.log10(p[sig].max()), color="darkorange", lw=0.8, ls="--", label=f"FDR {alpha:g} (BH)")
+    for line in significance_lines(p, q, alpha):
+        ax.axhline(-np.log10(line["p"]), color=line["colour"], lw=0.8, ls="--" if line["dash"] == "dash" else "-",
+                   label=line["label"])
     top = df.with_columns(pl.Series("x", x), pl.Series("y", y)).filter(pl.Series(sig)).sort("y", descending=True)
     top = top.group_by("chapter", maintain_order=True).head(1)
     _place_labels(ax, [(r["x"], r["y"], r["description"][:28]) for r in top.iter_rows(named=True)],

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from .pages import report_page
+
 _SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach((th, i) => th.addEventListener('click', () => {
   const body = th.closest('table').tBodies[0];
@@ -25,10 +27,6 @@ th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}td:nth-child(2),td:nt
 .headline{display:flex;gap:2em;flex-wrap:wrap}.headline div{background:#f4f4f4;padding:.6em 1em;border-radius:6px}
 .headline b{display:block;font-size:1.6em}
 table.paper td,table.paper th{text-align:left;padding:3px 10px}"""
-
-TABLE_COLUMNS = ["phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low", "auc_ci_high",
-                 "auc_age_sex", "auc_age_sex_ppg", "or_per_sd", "p_value", "q_value", "bonferroni"]
-
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
@@ -94,5 +92,5 @@ def write_html(out: Path, summary: dict, phenotypes: pl.DataFrame, figures: dict
     for note in summary.get("adjustment_notes") or []:
         intro += f" {html.escape(note)}."
     write_page(out, title="phewas report", heading="Which diseases does PPG detect?", intro=intro, heads=heads,
-               figures=figures, table=phenotypes.select([c for c in TABLE_COLUMNS if c in phenotypes.columns]),
+               figures=figures, table=phenotypes.select([c for c in report_page().table if c in phenotypes.columns]),
                table_title="Phenotypes", explorer=explorer)

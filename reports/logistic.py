@@ -9,7 +9,7 @@ one pass over the rows. A step that does not lower a problem's objective is halv
 objective adds ``l2 / 2 |beta|^2`` over every coefficient but the intercept (scikit-learn's
 ``LogisticRegression(C=1 / l2)``, which these fits reproduce); without it a tiny ridge keeps a
 column that is constant over a problem's rows (a sex indicator in a sex-specific phenotype) at zero
-without changing the likelihood. ``tests/test_association.py`` checks the fits against
+without changing the likelihood. ``tests/reports/test_logistic.py`` checks the fits against
 statsmodels' and scikit-learn's, one problem at a time.
 """
 

@@ -53,7 +53,7 @@ def auc(positive: np.ndarray, score: np.ndarray) -> float:
 def task_metrics(kind: str, y, pred) -> dict:
     """The task's metrics for one set of test examples, from counts and ranks (equal to
     scikit-learn's ``roc_auc_score``, ``f1_score(average="macro")`` and
-    ``balanced_accuracy_score``, checked in ``tests/test_probe.py``)."""
+    ``balanced_accuracy_score``, checked in ``tests/reports/test_probe.py``)."""
     if kind == "regression":
         err = pred - y
         r = float(np.corrcoef(pred, y)[0, 1]) if np.std(pred) > 0 and np.std(y) > 0 else float("nan")

@@ -13,7 +13,7 @@ its own training rows, as a ``StandardScaler`` pipeline does), in one pass over 
 evaluation (chunked in float64, so a float32 matrix of 536,399 x 512 is never copied); the
 penalties are walked from the strongest, each start warm from the last solution, and the walk
 stops once the mean AUC has stayed below the best for two penalties in a row (the weakest
-penalties, the slowest to fit, are seldom needed). ``tests/test_probe.py`` and
+penalties, the slowest to fit, are seldom needed). ``tests/reports/test_probe.py`` and
 ``bench/bench_probe_scale.py`` check the choice against ``GridSearchCV``: where the two differ, the
 inner-fold AUCs are tied within solver tolerance. The final fit on the whole training part starts
 from the folds' mean solution. Ridge solves every penalty of a fold from one eigendecomposition.

@@ -10,7 +10,9 @@ import polars as pl
 from phewas.base.io import write_json
 
 from . import figures
+from .explorer import page_data
 from .html import write_page
+from .pages import probe_page
 from .probe_metrics import HIGHER_IS_BETTER, MAIN_METRIC
 
 PROTOCOL_TEXT = {
@@ -62,14 +64,12 @@ def write_probe(out: Path, result: dict, summary: dict, names: list[str], paper:
                   f"<code>{released['input']}</code>, protocol <code>{released['protocol']}</code>, "
                   f"{html_.escape(released['split'])}), as <code>paper_table.csv</code> holds them.</p>"
                   + paper_html(paper_table(paper["table"], names, paper["pairs"])))
-    from .explorer import table_columns
-    explorer = {"kind": "probe", "main_metrics": [m for m in ("auc", "mae", "pearson_r")
-                                                   if m in set(table["metric"].drop_nulls().to_list())],
-                "encoders": list(names),
-                "columns": table_columns(table, ["task", "kind", "encoder", "metric", "value", "ci_low", "ci_high",
-                                                 "n_test", "hyperparameters"])}
+    spec = probe_page()
+    explorer = page_data(spec, table, encoders=list(names),
+                         main_metrics=[m for m in ("auc", "mae", "pearson_r")
+                                       if m in set(table["metric"].drop_nulls().to_list())])
     write_page(out, title="phewas probe", heading="What do the encoders' embeddings know?", intro=intro,
-               heads=heads, figures=figs, table=table.drop("note", "hyperparameters"),
+               heads=heads, figures=figs, table=table.select(spec.table),
                table_title="Tasks, metrics, encoders", explorer=explorer, extra=extra)
 
 

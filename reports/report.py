@@ -275,17 +275,16 @@ def explorer_data(inputs: ReportInputs, table: pl.DataFrame, cfg: ReportConfig, 
     """The page's explorer data (:mod:`reports.explorer`): the table's columns, each phenotype's
     detail (ROC curve with its band, score distributions, counts by sex and age band) and the
     adjusted models' coefficients."""
-    from .explorer import phenotype_data, table_columns
+    from .explorer import page_data, phenotype_data
+    from .figures import significance_lines
+    from .pages import report_page
 
     position = {c: j for j, c in enumerate(inputs.info["phecode"].to_list())}
     cols = np.array([position[c] for c in table["phecode"].to_list()], dtype=np.int64)
-    keys = ["phecode", "description", "chapter", "n_pos", "n_neg", "auc", "auc_ci_low", "auc_ci_high"]
-    if cfg.association:
-        keys += ["p_value", "q_value", "or_per_sd", "or_ci_low", "or_ci_high", "method", "note", "n_pos_patients",
-                 "n_neg_patients"]
-    data = {"kind": "report", "alpha": cfg.alpha, "thresholds": list(cfg.thresholds),
-            "adjusted_for": adjustment_label(cfg.covariates), "columns": table_columns(table, keys),
-            "models": ["model"], **phenotype_data(table, inputs.y[:, cols], [inputs.scores[:, cols]], inputs.stays)}
+    significance = significance_lines(table["p_value"], table["q_value"], cfg.alpha) if cfg.association else []
+    data = page_data(report_page(cfg.association), table, alpha=cfg.alpha, thresholds=list(cfg.thresholds),
+                     adjusted_for=adjustment_label(cfg.covariates), significance=significance, models=["model"],
+                     **phenotype_data(table, inputs.y[:, cols], [inputs.scores[:, cols]], inputs.stays))
     if cfg.association and "_coefficients" in table.columns and adjust_for is not None:
         data["coefficient_names"] = [*adjust_for.names, "ppg_score (per SD of its logit)"]
         data["coefficients"] = [None if v is None else [None if x is None else round(x, 4) for x in v]

@@ -1,5 +1,5 @@
 """Held-out populations drawn differently from the project's simulator, with a known AUC: the
-ground of the interval calibration (``tests/test_auc_intervals.py``,
+ground of the interval calibration (``tests/reports/test_intervals.py``,
 ``bench/bench_auc_intervals.py``).
 
 Patients visit ``1 + Poisson(1)`` times, and ``frequent`` of them six times; a diagnosis is

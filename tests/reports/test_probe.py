@@ -1,7 +1,7 @@
 """``phewas probe``: the dataset format and its errors, windows cut as ``extract-segments`` cuts
 them and cached, the probe's fits against scikit-learn's own search, its metrics against
 scikit-learn's, the splits, and every kind of encoder. The converters are in
-``tests/test_converters.py``, the real recordings in ``tests/test_real_data.py``."""
+``tests/cohorts/test_converters.py``, the real recordings in ``tests/app/test_real_data.py``."""
 
 import csv
 import json

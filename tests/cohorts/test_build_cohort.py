@@ -126,7 +126,7 @@ def test_simulator_writes_the_patterns_of_real_rows(sim_data, sim_cohort):
 
 def test_cohort_labels_equal_slow_reference_on_simulated_rows(sim_data, sim_cohort):
     """build-cohort end to end (CSV reading included) against the per-patient loop."""
-    from test_cohort_labels import slow_labels, slow_map
+    from reference_labels import slow_labels, slow_map
 
     stays, dx, hist = _raw_rows(sim_data)
     slow = slow_labels(stays, dx, hist, "visit", 1, True)

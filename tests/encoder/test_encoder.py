@@ -1,10 +1,8 @@
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_net1d import ReferenceNet1D
 
 from encoder.checkpoints import load_anyppg, load_ecgfounder, save_anyppg
 from encoder.clip import PPGECGClip, clip_loss, retrieval_metrics
@@ -13,9 +11,6 @@ from encoder.net1d import Net1D
 from encoder.optim import param_groups
 from encoder.sampler import ResumableBatches
 from phewas.base.errors import InputError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from reference_net1d import ReferenceNet1D  # noqa: E402
 
 
 def test_anyppg_shapes_parameters_and_keys():
@@ -102,6 +97,26 @@ def test_ecgfounder_wrappers_prefix_and_head(tmp_path):
         assert torch.equal(v, loaded.state_dict()[k])
     with pytest.raises(InputError, match="missing"):
         load_ecgfounder(tmp_path / "ecgfounder.pth", ecgfounder_config())
+
+
+def test_checkpoint_with_objects_is_refused_without_advising_unsafe_loading(tmp_path, capsys):
+    from encoder.checkpoints import read_state_dict
+    from phewas.base.errors import InputError
+
+    torch.save({"state": np.arange(3)}, tmp_path / "evil.pth")  # a numpy array needs pickle
+    with pytest.raises(InputError) as err:
+        read_state_dict(tmp_path / "evil.pth")
+    msg = str(err.value)
+    assert "refused" in msg and "weights_only=False" not in msg and "weights_only` set to `False" not in msg
+
+
+def test_encoder_exports_the_checkpoint_functions():
+    import encoder
+    from encoder import checkpoints
+
+    assert encoder.load_anyppg is checkpoints.load_anyppg
+    assert encoder.save_anyppg is checkpoints.save_anyppg
+    assert encoder.load_ecgfounder is checkpoints.load_ecgfounder
 
 
 def direct_clip_loss(p, e, scale):

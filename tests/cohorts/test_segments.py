@@ -1,5 +1,7 @@
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import polars as pl
@@ -147,6 +149,17 @@ def test_work_folder_of_an_older_chunk_format_is_redone_not_misread(sim_data, si
     assert len(processed) == sim_store.stays.height  # nothing taken from the old chunks
     np.testing.assert_array_equal(np.asarray(open_segments(copy).pairs_ppg_array),
                                   np.asarray(sim_store.pairs_ppg_array))
+
+
+def test_extraction_removes_a_killed_assembly(sim_store, sim_data, sim_cohort):
+    from cohorts import SegmentConfig, extract_segments
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = sim_cohort / f".segments.tmp-{dead.pid}"
+    left.mkdir()
+    extract_segments(sim_data, sim_cohort, SegmentConfig(chunk_stays=32), workers=1)  # up to date
+    assert not left.exists()
 
 
 def test_bad_records_are_skipped_and_counted(sim_data, tmp_path):

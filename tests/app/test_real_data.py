@@ -19,7 +19,7 @@ from cohorts.preprocess import PPG, cut_windows, preprocess_record
 from encoder.pulse import windows_features
 from reports.probe import ProbeConfig, probe
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def shared(name: str) -> Path:

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
-from test_cohort_labels import frames, random_rows
+from reference_labels import frames, random_rows
 
 from cohorts.labels import label_stays, visit_codes
 from cohorts.phecodes import CHAPTERS_X, load_map, map_path, parent_phecodes

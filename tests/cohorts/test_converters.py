@@ -1,6 +1,6 @@
 """``phewas convert-dataset``: each converter on small files written in its dataset's published
 layout (with each version's quirks), and a one-line error naming the file where a file is not what
-the layout says. The real files, where they are here, are read in ``tests/test_real_data.py``."""
+the layout says. The real files, where they are here, are read in ``tests/app/test_real_data.py``."""
 
 import pickle
 

@@ -6,6 +6,7 @@ extract-segments -> pretrain -> finetune -> predict -> report through ``phewas r
 
 import json
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -13,36 +14,7 @@ import pytest
 from phewas.cli import main
 from phewas.study import run_all
 
-CONFIG = """
-[paths]
-data = "mcmed"
-work = "work"
-[simulate]
-patients = 800
-seed = 2
-minutes = 3.0
-injected_prevalence_scale = 2.0   # enough cases per injected phecode in a small study
-[extract_segments]
-per_stay = 20
-[pretrain]
-preset = "demo"
-steps = 200
-batch_size = 48
-eval_every = 100
-checkpoint_every = 100
-[finetune]
-preset = "demo"
-epochs = 10   # the demo preset's fine-tuning needs about 10 passes here to find every injected phecode
-min_train_positives = 10
-[report]
-min_positives = 20
-workers = 2
-[models.pulse]
-kind = "features"
-[probe]
-dataset = "probe-data"
-bootstrap = 200
-"""
+CONFIG = (Path(__file__).resolve().parents[1] / "fixtures" / "study.toml").read_text()
 
 
 @pytest.mark.slow

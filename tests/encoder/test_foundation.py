@@ -21,7 +21,7 @@ from encoder.embed import embed, load_encoder
 from encoder.resnet1d import ResNet1D, fourier_resample, poly_resample
 from phewas.base.errors import InputError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "foundation"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "foundation"
 MODELS = {"papagei_s": ("papagei_s.pt", "PaPaGei-S"), "papagei_p": ("papagei_p.pt", "PaPaGei-P"),
           "pulseppg": ("pulseppg.pkl", "Pulse-PPG")}
 

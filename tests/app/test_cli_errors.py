@@ -7,7 +7,8 @@ and exit status 2, nothing lost, nothing half-written.
 - `simulate` over an earlier simulation without `--force`: refused.
 - `run-all` over a simulation that its `[simulate]` does not describe: refused, saying to delete it or point
   `[paths] data` elsewhere; one written before a setting existed matches at that setting's default.
-- temporaries of dead processes beside an output: removed at the next start; a live process's kept.
+- temporaries of dead processes beside an output: removed at the next start; a live process's kept
+  (`tests/base/test_io.py`, `tests/cohorts/test_segments.py`).
 - `--resume` with changed settings: refused, naming them; speed-only ones may change.
 - `predict` on an unfinished run: refused unless `--allow-unfinished` (recorded); `--split bogus` refused; no
   overwrite without `--force`.
@@ -22,9 +23,9 @@ and exit status 2, nothing lost, nothing half-written.
 - `run-all` `[models.NAME]`: an unknown kind or key, a name that cannot be a file name or is `finetune`: one line
   naming the table, exit 2.
 - `run-all` after changed inputs, a stage rerun by hand, new code; speed-only changes: reruns what depends on the
-  change (and `tests/test_ground_truth.py`); speed-only: nothing.
+  change (and `tests/app/test_study.py`); speed-only: nothing.
 - CSV with extra fields, or another delimiter: the line named.
-- a checkpoint holding pickled objects: refused, never advising `weights_only=False`.
+- a checkpoint holding pickled objects: refused, never advising `weights_only=False` (`tests/encoder/test_encoder.py`).
 - torchrun: the ECG feature cache: rank 0 computes and writes, the other waits.
 - no torch installed: `phewas pretrain`: one line: `pip install 'phewas[train]'`.
 """
@@ -39,23 +40,9 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from helpers import one_line_error, run_cli
 
 from phewas.cli import main
-
-
-def run_cli(args, capsys):
-    rc = main([*map(str, args), "--quiet"])
-    err = capsys.readouterr().err.strip().splitlines()
-    return rc, err
-
-
-def one_line_error(args, capsys, *needles):
-    rc, err = run_cli(args, capsys)
-    assert rc == 2 and len(err) == 1, (rc, err)
-    for n in needles:
-        assert n in err[0], (n, err[0])
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 def fake_finished_run(path):
@@ -133,33 +120,6 @@ def test_run_all_keeps_a_simulation_of_an_older_version_and_refuses_another_one(
     cfg_file = tmp_path / "study.toml"
     cfg_file.write_text('[paths]\ndata = "mcmed"\nwork = "work"\n[simulate]\npatients = 5\nminutes = 0.3\n')
     one_line_error(["run-all", "--config", cfg_file], capsys, "mcmed", "delete it, or point [paths] data elsewhere")
-
-
-def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    from phewas.base.io import atomic_dir
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    stale = [tmp_path / f".out.tmp-{dead.pid}", tmp_path / f".out.old-{dead.pid}"]
-    for p in stale:
-        p.mkdir()
-        (p / "big.npy").write_bytes(b"0" * 1000)
-    live = tmp_path / f".out.tmp-{os.getppid()}"  # a running process: not ours to remove
-    live.mkdir()
-    with atomic_dir(tmp_path / "out") as tmp:
-        (tmp / "x").write_text("x")
-    assert not any(p.exists() for p in stale) and live.exists() and (tmp_path / "out" / "x").exists()
-
-
-def test_extraction_removes_a_killed_assembly(sim_store, sim_data, sim_cohort):
-    from cohorts import SegmentConfig, extract_segments
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    left = sim_cohort / f".segments.tmp-{dead.pid}"
-    left.mkdir()
-    extract_segments(sim_data, sim_cohort, SegmentConfig(chunk_stays=32), workers=1)  # up to date
-    assert not left.exists()
 
 
 # ---------------------------------------------------------------- silently wrong
@@ -354,17 +314,6 @@ def test_csv_structure_errors_name_the_line(sim_data, tmp_path, capsys):
                    "separated by ';'")
 
 
-def test_checkpoint_with_objects_is_refused_without_advising_unsafe_loading(tmp_path, capsys):
-    from encoder.checkpoints import read_state_dict
-    from phewas.base.errors import InputError
-
-    torch.save({"state": np.arange(3)}, tmp_path / "evil.pth")  # a numpy array needs pickle
-    with pytest.raises(InputError) as err:
-        read_state_dict(tmp_path / "evil.pth")
-    msg = str(err.value)
-    assert "refused" in msg and "weights_only=False" not in msg and "weights_only` set to `False" not in msg
-
-
 # ---------------------------------------------------------------- distributed and packaging
 NO_TORCH = """
 import sys
@@ -387,12 +336,3 @@ def test_training_commands_without_torch_say_how_to_install(tmp_path):
     code = NO_TORCH + "import cohorts.build, reports.report, phewas.study; print('ok')"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "ok", res.stderr[-1000:]
-
-
-def test_encoder_exports_the_checkpoint_functions():
-    import encoder
-    from encoder import checkpoints
-
-    assert encoder.load_anyppg is checkpoints.load_anyppg
-    assert encoder.save_anyppg is checkpoints.save_anyppg
-    assert encoder.load_ecgfounder is checkpoints.load_ecgfounder
