@@ -36,7 +36,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from populations import delta_for, draw, true_auc  # noqa: E402
 
 from phewas.base.auc import auc_delong, auc_difference  # noqa: E402
-from reports.intervals import AUC_METHODS, DIFFERENCE_METHODS  # noqa: E402
+from reports.intervals import (  # noqa: E402
+    auc_ci,
+    auc_interval,
+    auc_score_ci,
+    difference_interval,
+    difference_test,
+    floored_var,
+    satterthwaite_df,
+    scaled_difference_var,
+)
+
+# The candidates of the calibration study, by name: functions of
+# an AUCs (or AUCDifference) record giving (low, high[, p]).
+AUC_METHODS = {
+    "logit_t_kish": lambda r: auc_ci(r.auc, r.var, df=r.df),
+    "logit_z": lambda r: auc_ci(r.auc, r.var),
+    "logit_t_satterthwaite": lambda r: auc_ci(r.auc, r.var, df=satterthwaite_df(r.var_pos, r.var_neg,
+                                                                                r.pos_clusters, r.neg_clusters)),
+    "score_kish": lambda r: auc_score_ci(r.auc, r.pos_effective, r.neg_effective),
+    "score_clusters": lambda r: auc_score_ci(r.auc, r.pos_clusters, r.neg_clusters),
+    "score_scaled_t": lambda r: auc_score_ci(r.auc, r.pos_clusters, r.neg_clusters, var=r.var,
+                                             df=satterthwaite_df(r.var_pos, r.var_neg, r.pos_clusters,
+                                                                 r.neg_clusters)),
+    "logit_t_satterthwaite_floor": lambda r: auc_ci(r.auc, floored_var(r.var, r.auc, r.n_pos, r.n_neg),
+                                                    df=satterthwaite_df(r.var_pos, r.var_neg, r.pos_clusters,
+                                                                        r.neg_clusters)),
+    "logit_t_satterthwaite_kish_floor": lambda r: auc_interval(r)[:2],  # the rule chosen
+}
+DIFFERENCE_METHODS = {
+    "t_kish": lambda d: difference_test(d.diff, d.var, d.df),
+    "z": lambda d: difference_test(d.diff, d.var),
+    "t_satterthwaite": lambda d: difference_test(d.diff, d.var, satterthwaite_df(d.var_pos, d.var_neg,
+                                                                                d.pos_clusters, d.neg_clusters)),
+    "t_satterthwaite_scaled": lambda d: difference_test(d.diff, scaled_difference_var(d), satterthwaite_df(
+        d.var_pos, d.var_neg, d.pos_clusters, d.neg_clusters)),
+    "t_satterthwaite_kish_scaled": lambda d: difference_interval(d)[:3],  # the rule chosen
+}
+
 
 AUCS = (0.6, 0.75, 0.9, 0.95, 0.99)
 CASES = (20, 50, 100, 200)

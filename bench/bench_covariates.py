@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from populations import confounded_nulls  # noqa: E402
 
-from reports.association import associate_all, design  # noqa: E402
+from reports.adjustment import adjustment_design as design  # noqa: E402
+from reports.association import associate_all  # noqa: E402
 
 BANDS = ((5, 50), (50, 200), (200, 10 ** 9))
 

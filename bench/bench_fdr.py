@@ -41,11 +41,15 @@ from phewas.base.auc import auc_delong
 from phewas.base.io import write_json
 from phewas.base.progress import set_quiet
 from phewas.study import load_config, report_config, run_all
+from reports.association import score_z
+from reports.multiple_testing import adjust
+from reports.report import load_inputs, make_report
+from reports.truth import check_recovery
 
-CONFIG = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "study.toml").read_text()  # the test's
-from reports.association import adjust, covariates, score_z  # noqa: E402
-from reports.report import load_inputs, make_report  # noqa: E402
-from reports.truth import check_recovery  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+CONFIG = (TESTS / "fixtures" / "study.toml").read_text()  # the whole-study test's
+sys.path.insert(0, str(TESTS))
+from reference_association import covariates  # noqa: E402  the one-at-a-time reference
 
 WORLD_SEED = 7
 REFERENCE_SEED = 99_999

@@ -31,7 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_phetk import run_measured  # noqa: E402
 
 from cohorts.phecodes import load_phecode_map  # noqa: E402
-from reports.association import covariates, latest_per_patient, score_z  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_association import covariates  # noqa: E402  the one-at-a-time reference
+
+from reports.association import latest_per_patient, score_z  # noqa: E402
 
 
 def make_inputs(out: Path, n_phecodes: int, n_stays: int, n_patients: int, seed: int = 0):

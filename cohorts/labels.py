@@ -150,12 +150,25 @@ def iter_label_blocks(stays: pl.DataFrame, visit_dx: pl.DataFrame, history: pl.D
                       pmap: PhecodeMap, *, source: str = "visit", min_code_count: int = 1,
                       exclusions: bool = True, info: dict | None = None,
                       table: pl.DataFrame | None = None):
-    """Yield ``(first_row, block)``: int8 labels for ``BLOCK_ROWS`` stays at a time.
+    """Yield ``(first_row, block)``: int8 labels (1 case, 0 control, -1 excluded; null on disk)
+    for ``BLOCK_ROWS`` stays at a time, columns in ``pmap.codes`` order.
 
-    Parameters as :func:`label_stays`. The whole matrix is never held: at MC-MED scale it is
-    118,000 x 1,817 cells. ``info``, if given, receives the counts (see :func:`label_stays`)
-    once the last block is out. ``table`` may pass :func:`resolve_codes`' answer for these
-    codes, computed already.
+    Parameters
+    ----------
+    stays : DataFrame with ``stay_id``, ``patient_id``, ``sex`` ("F"/"M"/"U"), ``arrival``; the
+        row order of the labels.
+    visit_dx : visit diagnoses (:func:`visit_codes`): ``patient_id``, ``system``, ``code`` (as
+        written), ``date``.
+    history : history rows: ``patient_id``, ``system``, ``code``, ``noted`` (null when undated).
+    source : "visit" (codes up to the stay) or "all" (every code of the patient).
+    min_code_count : distinct days a case needs; fewer but some is excluded.
+    exclusions : apply the exclusion ranges to would-be controls.
+    info : dict, optional
+        Receives the counts once the last block is out: ``undated_cells_nulled`` (visit mode:
+        cells that would have been controls), ``patient_phecode_pairs``.
+    table : :func:`resolve_codes`' answer for these codes, if computed already.
+
+    The whole matrix is never held: at MC-MED scale it is 118,000 x 1,817 cells.
     """
     if source not in CODE_SOURCES:
         raise ValueError(f"source must be one of {CODE_SOURCES}, got {source!r}")
@@ -206,36 +219,6 @@ def iter_label_blocks(stays: pl.DataFrame, visit_dx: pl.DataFrame, history: pl.D
         yield a, block
     if info is not None:
         info.update(counts)
-
-
-def label_stays(stays: pl.DataFrame, visit_dx: pl.DataFrame, history: pl.DataFrame,
-                pmap: PhecodeMap, *, source: str = "visit", min_code_count: int = 1,
-                exclusions: bool = True) -> tuple[np.ndarray, dict]:
-    """Dense labels: 1 case, 0 control, -1 excluded (null on disk).
-
-    Parameters
-    ----------
-    stays : DataFrame with ``stay_id``, ``patient_id``, ``sex`` ("F"/"M"/"U"), ``arrival``; the
-        row order of the result.
-    visit_dx : visit diagnoses (:func:`visit_codes`): ``patient_id``, ``system``, ``code`` (as
-        written), ``date``.
-    history : history rows: ``patient_id``, ``system``, ``code``, ``noted`` (null when undated).
-    source : "visit" (codes up to the stay) or "all" (every code of the patient).
-    min_code_count : distinct days a case needs; fewer but some is excluded.
-    exclusions : apply the exclusion ranges to would-be controls.
-
-    Returns
-    -------
-    labels : int8 array ``[n_stays, n_phecodes]`` in ``pmap.codes`` order.
-    info : dict of counts: ``undated_cells_nulled`` (visit mode: cells that would have been
-        controls), ``patient_phecode_pairs``.
-    """
-    info: dict = {}
-    blocks = [blk for _, blk in iter_label_blocks(stays, visit_dx, history, pmap, source=source,
-                                                   min_code_count=min_code_count,
-                                                   exclusions=exclusions, info=info)]
-    labels = np.concatenate(blocks) if blocks else np.zeros((0, len(pmap.codes)), np.int8)
-    return labels, info
 
 
 class LabelWriter:

@@ -160,15 +160,6 @@ def _folded(icd: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def parent_phecodes(code: str) -> list[str]:
-    """Phecode X's ancestors by its numbering: ``CV_416.21`` -> ``CV_416.2``, ``CV_416``."""
-    out = []
-    while "." in code:
-        code = code[:-1].rstrip(".")
-        out.append(code)
-    return out
-
-
 @functools.lru_cache(maxsize=1)
 def load_phecode_x_map() -> PhecodeMap:
     """Phecode X (ICD-9-CM and ICD-10-CM) from the installed ``pyphewas`` package.

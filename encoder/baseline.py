@@ -15,6 +15,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -91,7 +92,7 @@ def stay_features(store, stay_ids: list[str], workers: int = 1) -> pl.DataFrame:
             .join(quality, on="stay_id", how="left"))
 
 
-def design(frame: pl.DataFrame, train: np.ndarray) -> tuple[np.ndarray, list[str], dict]:
+def feature_matrix(frame: pl.DataFrame, train: np.ndarray) -> tuple[np.ndarray, list[str], dict]:
     """Standardised features (NaN imputed with the training median), standardised age and its
     square, sex indicators (F, U). Centres and scales come from the ``train`` rows only."""
     cols = [*NAMES, f"median_{QUALITY}"]
@@ -114,15 +115,27 @@ def design(frame: pl.DataFrame, train: np.ndarray) -> tuple[np.ndarray, list[str
     return np.hstack([X, cov]), names, scaling
 
 
-def _fit_one(X, y, X_new, c):
-    """Fit on the labelled rows of ``y`` (NaN = excluded); returns ``(proba, coef, intercept, n, n_pos)``."""
+class Fit(NamedTuple):
+    """One phecode's logistic regression: probabilities of the new stays, coefficients, intercept,
+    and the labelled (and positive) training stays it was fitted on."""
+
+    proba: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    n_train: int
+    n_pos_train: int
+
+
+def _fit_one(X, y, X_new, c) -> Fit | None:
+    """Fit on the labelled rows of ``y`` (NaN = excluded); None with a single class."""
     from sklearn.linear_model import LogisticRegression
     use = np.isfinite(y)
     yy = y[use].astype(np.int64)
     if yy.min() == yy.max():
         return None
     model = LogisticRegression(C=c, max_iter=2000).fit(X[use], yy)
-    return model.predict_proba(X_new)[:, 1], model.coef_[0], float(model.intercept_[0]), int(use.sum()), int(yy.sum())
+    return Fit(model.predict_proba(X_new)[:, 1], model.coef_[0], float(model.intercept_[0]), int(use.sum()),
+               int(yy.sum()))
 
 
 def pulse_baseline(cohort, run, cfg: FeaturesConfig | None = None, *, overwrite: bool = False) -> dict:
@@ -146,7 +159,7 @@ def pulse_baseline(cohort, run, cfg: FeaturesConfig | None = None, *, overwrite:
     new = (frame["split"] == cfg.split).to_numpy()
     if not train.any():
         raise PhewasError(f"{cohort}: no training stay ({', '.join(TRAIN_SPLITS)}) has a PPG window")
-    X, names, scaling = design(frame, train)
+    X, names, scaling = feature_matrix(frame, train)
     y = (frame.select("stay_id").join(labels.select("stay_id", *targets), on="stay_id", how="left",
                                       maintain_order="left").select(targets).to_numpy().astype(np.float32))
     X_train, X_new = X[train], X[new & has]  # one copy each, shared by every task (joblib memory-maps them)
@@ -159,9 +172,9 @@ def pulse_baseline(cohort, run, cfg: FeaturesConfig | None = None, *, overwrite:
     for j, f in enumerate(fits):
         if f is None:  # a single class among the labelled training stays: the prevalence
             continue
-        probs[has_new, j] = f[0]
-        coefs.append({"phecode": targets[j], "n_train": f[3], "n_pos_train": f[4], "intercept": f[2],
-                      **dict(zip(names, f[1].tolist()))})
+        probs[has_new, j] = f.proba
+        coefs.append({"phecode": targets[j], "n_train": f.n_train, "n_pos_train": f.n_pos_train,
+                      "intercept": f.intercept, **dict(zip(names, f.coef.tolist()))})
     ids = frame.filter(pl.Series(new))["stay_id"]
     n_windows = frame.filter(pl.Series(new))["n_windows"].fill_null(0)
     hr = frame.filter(pl.Series(new))["heart_rate"].to_numpy()

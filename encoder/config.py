@@ -18,6 +18,7 @@ DEVICES = ("auto", "cuda", "cpu")
 # may change on --resume, and are no reason for run-all to rerun: the weights do not depend on them
 SPEED_ONLY = ("workers", "compile", "device", "log_every", "dist_timeout")
 AGGREGATIONS = ("mean_logits", "mean_embedding", "attention")
+OBJECTIVE_NAMES = ("clip", "simclr", "byol")  # encoder.objectives.OBJECTIVES holds each one's code
 
 
 @dataclass
@@ -219,7 +220,7 @@ class PretrainConfig(TrainConfig):
     ecg: Net1DConfig = field(default_factory=ecgfounder_config)  # --ecg-config
     objective: str = setting("clip", "clip: the PPG encoder against the paired ECG's (AnyPPG); simclr, byol: "
                              "PPG alone, two augmented views (the paper's baselines)",
-                             choices=("clip", "simclr", "byol"))
+                             choices=OBJECTIVE_NAMES)
     recipe: str = setting("anyppg", "anyppg: the AnyPPG release's training recipe (its run_experiment.sh); "
                           "phewas: this toolkit's (docs/methods.md compares them)", choices=tuple(RECIPES))
     init: str | None = setting(None, "start the PPG encoder from these weights (AnyPPG, PaPaGei, Pulse-PPG, a "
@@ -278,7 +279,7 @@ class PretrainConfig(TrainConfig):
             (self.retrieval_batch >= 2, "retrieval_batch", "at least 2"),
             (self.temperature > 0, "temperature", "more than 0"),
             (self.embed_dim >= 1, "embed_dim", "at least 1"),
-            (self.objective in ("clip", "simclr", "byol"), "objective", "clip, simclr or byol"),
+            (self.objective in OBJECTIVE_NAMES, "objective", f"one of {', '.join(OBJECTIVE_NAMES)}"),
             (0 < self.ema_decay < 1, "ema_decay", "between 0 and 1"),
         )
 

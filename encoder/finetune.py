@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -21,17 +21,17 @@ from cohorts.splits import TRAIN_SPLITS, VAL_SPLIT, LeakageError
 from cohorts.store import check_profiles, open_segments
 from phewas.base.auc import auc_delong
 from phewas.base.errors import PhewasError
-from phewas.base.io import write_json, write_manifest
 
-from .checkpoints import initial_encoder, load_checkpoint
+from .checkpoints import initial_encoder
 from .config import FinetuneConfig
 from .data import StayWindows
 from .distributed import autocast, precision, seed_ranks
 from .heads import StayClassifier, masked_bce, predict_dataset
-from .loop import Hooks, LoopSettings, TrainState, fit, train_batches, wrap
+from .loop import Hooks, LoopSettings, TrainState, train_batches
 from .optim import param_groups, warmup_cosine
-from .runs import RunResult, check_batches, init_profile, launch, write_inputs
+from .runs import RunResult, check_batches, init_profile
 from .targets import target_phecodes
+from .training import Prepared, Session, train_run
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,14 @@ def finetune(cohort, run, cfg: FinetuneConfig, *, resume: bool = False, overwrit
              stop_after_steps: int | None = None) -> RunResult:
     """``phewas finetune``: train. ``stop_after_steps`` ends this invocation (resumably) after that
     many steps."""
-    return launch(lambda *a: _finetune(cfg, *a), cohort, run, cfg, resume=resume, overwrite=overwrite,
-                  stop_after_steps=stop_after_steps)
+    return train_run("finetune", lambda session: _prepare(cfg, session), cohort, run, cfg, resume=resume,
+                     overwrite=overwrite, stop_after_steps=stop_after_steps)
 
 
-def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
-    ckpt_dir = run / "checkpoints"
+def _prepare(cfg, session: Session) -> Prepared:
+    """Fine-tuning's set-up: the targets, data (refusing held-out patients), the classifier,
+    optimiser and schedule, the loop's hooks, and its finish."""
+    cohort, run, d = session.cohort, session.run, session.d
     torch.manual_seed(cfg.seed)
     encoder, arch, origin = initial_encoder(cfg)
     cfg = replace(cfg, ppg=arch)  # the architecture trained, as config.json records it
@@ -60,7 +62,7 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     profile = check_profiles({str(store.path): store.profile, **init_profile(cfg.init)})
     labels = pl.read_parquet(cohort / "labels.parquet")
     stays = pl.read_parquet(cohort / "stays.parquet")
-    if resume and (run / "targets.json").exists():
+    if session.resume and (run / "targets.json").exists():
         targets = json.loads((run / "targets.json").read_text())
     else:
         targets = target_phecodes(store, labels, cfg.min_train_positives)
@@ -77,12 +79,6 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     leaked = {s for s in train.stay_ids + val.stay_ids if patient_of[s] in heldout_patients}
     if leaked:
         raise LeakageError(f"{len(leaked)} training/validation stays belong to held-out patients; refusing to train")
-    started()  # set-up worked: the run folder appears (or replaces the old one, with --force)
-    if d.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run / "config.json", asdict(cfg))
-        write_json(run / "targets.json", targets)
-        write_inputs(run, profile, [str(store.path.resolve())])
 
     model = StayClassifier(encoder, len(targets), cfg.aggregation, cfg.head_dropout).to(d.device)
     seed_ranks(cfg.seed, d.rank)  # the weights start alike; each rank's dropout draws its own masks
@@ -96,12 +92,6 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
     per_epoch = len(train) // cfg.batch_size
     total = per_epoch * cfg.epochs
     sched = warmup_cosine(opt, cfg.warmup_steps, total)
-    state = TrainState(step=0, best=-1.0)
-    if resume and (ckpt_dir / "last.pt").exists():
-        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched, rank=d.rank,
-                                world=d.world, reseed=lambda step: seed_ranks(cfg.seed + step, d.rank))
-        state = TrainState(step=saved["step"], best=saved["best"], since_best=int(saved["since_best"]))
-        log.info("resumed at step %d", state.step)
 
     def tensors(batch):
         stay_ids, x, y, mask, distinct = batch
@@ -120,27 +110,22 @@ def _finetune(cfg, cohort, run, d, resume, stop_after_steps, started):
         probs = predict_dataset(model, val, d.device, cfg.batch_size, cfg.bf16, cfg.workers)
         return macro_auc(val.y > 0.5, val.mask, probs)[0]
 
+    def finish(out) -> tuple[dict, dict]:
+        summary = {"step": out.state.step, "finished": True, "stopped_early": out.stopped_early,
+                   "best_val_macro_auc": out.state.best, "targets": len(targets), "train_stays": len(train),
+                   "val_stays": len(val), "stays_without_windows_dropped": train.dropped + val.dropped,
+                   "init": origin, "processes": d.world, "precision": precision(d.device, cfg.bf16),
+                   "windows_per_s_last_session": out.windows_per_s}
+        return summary, {"cohort": str(cohort.resolve()), "init": cfg.init}
+
     eval_every = max(1, per_epoch // cfg.evals_per_epoch)
     model.train()
-    end = total if stop_after_steps is None else min(total, state.step + stop_after_steps)
-    settings = LoopSettings(total=total, end=end, eval_every=eval_every, checkpoint_every=eval_every,
+    settings = LoopSettings(total=total, end=total, eval_every=eval_every, checkpoint_every=eval_every,
                             grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, metric="val_macro_auc",
                             higher_is_better=True, patience=cfg.patience, desc="finetune", log_every=cfg.log_every)
     hooks = Hooks(loss=loss_fn, evaluate=evaluate, tensors=tensors,
                   after_step=lambda: {"lr_head": sched.get_last_lr()[0]})
-    batches = train_batches(train, cfg.batch_size, cfg.seed, cfg.workers, d, state.step, total)
-    out = fit(model, wrap(model, d, cfg.compile), batches, opt, sched, d=d, run=run, hooks=hooks, settings=settings,
-              state=state)
-    step, best, stopped_early = out.state.step, out.state.best, out.stopped_early
-    if not (stopped_early or step >= total):
-        return RunResult(step, finished=False, main=d.main)
-    if not d.main:
-        return RunResult(step, finished=True, main=False)
-    summary = {"step": step, "finished": True, "stopped_early": stopped_early, "best_val_macro_auc": best,
-               "targets": len(targets), "train_stays": len(train), "val_stays": len(val),
-               "stays_without_windows_dropped": train.dropped + val.dropped, "init": origin,
-               "processes": d.world, "precision": precision(d.device, cfg.bf16),
-               "windows_per_s_last_session": out.windows_per_s}
-    write_manifest(run, command="finetune", inputs={"cohort": str(cohort.resolve()), "init": cfg.init},
-                   parameters=asdict(cfg), summary=summary)
-    return RunResult(step, finished=True, summary=summary)
+    return Prepared(cfg=cfg, model=model, opt=opt, sched=sched, hooks=hooks, settings=settings,
+                    batches=lambda step: train_batches(train, cfg.batch_size, cfg.seed, cfg.workers, d, step, total),
+                    state=TrainState(step=0, best=-1.0), inputs=(profile, [str(store.path.resolve())]),
+                    files={"targets.json": targets}, finish=finish)

@@ -78,7 +78,7 @@ class Block(nn.Module):
         return out + identity
 
 
-class Stage(nn.Module):
+class Net1DStage(nn.Module):
     def __init__(self, in_channels, out_channels, cfg: Net1DConfig, i_stage: int, m_blocks: int):
         super().__init__()
         self.block_list = nn.ModuleList(
@@ -103,7 +103,7 @@ class Net1D(nn.Module):
         self.first_bn = nn.BatchNorm1d(cfg.base_filters)
         stages, c = [], cfg.base_filters
         for i, (f, m) in enumerate(zip(cfg.filter_list, cfg.m_blocks_list)):
-            stages.append(Stage(c, f, cfg, i, m))
+            stages.append(Net1DStage(c, f, cfg, i, m))
             c = f
         self.stage_list = nn.ModuleList(stages)
         self.out_dim = c

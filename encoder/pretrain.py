@@ -25,7 +25,7 @@ import torch
 from cohorts.corpus import open_pairs
 from cohorts.store import check_profiles, open_segments
 from phewas.base.errors import PhewasError, SettingError
-from phewas.base.io import file_sha256, write_json, write_manifest
+from phewas.base.io import file_sha256, write_json
 from phewas.base.progress import progress
 
 from .checkpoints import initial_encoder, load_checkpoint, load_ecgfounder, save_anyppg, unwrap
@@ -33,12 +33,13 @@ from .clip import retrieval_metrics
 from .config import PretrainConfig
 from .data import PairUnion, PairWindows, identity_collate, read_rows
 from .distributed import autocast, precision, seed_ranks
-from .loop import Hooks, LoopSettings, TrainState, fit, in_batches, train_batches, wrap
+from .loop import Hooks, LoopSettings, TrainState, in_batches, train_batches
 from .net1d import Net1D
 from .objectives import OBJECTIVES
 from .optim import param_groups, release_cosine, warmup_cosine
-from .runs import RunResult, check_batches, init_profile, launch, write_inputs
+from .runs import RunResult, check_batches, init_profile
 from .sampler import ChunkBatches
+from .training import Prepared, Session, train_run
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +257,8 @@ def pretrain(cohort, run, cfg: PretrainConfig, *, resume: bool = False, overwrit
     if cfg.chunk_size and cfg.loss_scope == "global":
         raise SettingError("--chunk-size: chunked batches differ in size across processes; use them with "
                            "--loss-scope device (as the anyppg recipe does)")
-    return launch(lambda c, *a: _pretrain(cfg, None if cohort is None else c, [Path(p) for p in pairs], *a),
-                  cohort if cohort is not None else ".", run, cfg, resume=resume, overwrite=overwrite,
-                  stop_after_steps=stop_after_steps)
+    return train_run("pretrain", lambda session: _prepare(cfg, [Path(p) for p in pairs], session), cohort, run,
+                     cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
 
 
 def open_stores(cohort, pairs) -> dict:
@@ -276,7 +276,10 @@ def open_stores(cohort, pairs) -> dict:
     return stores
 
 
-def _pretrain(cfg, cohort, pair_paths, run, d, resume, stop_after_steps, started):
+def _prepare(cfg, pair_paths, session: Session) -> Prepared:
+    """Pretraining's set-up: stores, encoders (the ECG features cached where asked), the
+    objective's model, data, optimiser and schedule, the loop's hooks, and its finish."""
+    cohort, run, d = session.cohort, session.run, session.d
     ckpt_dir = run / "checkpoints"
     torch.manual_seed(cfg.seed)
     stores = open_stores(cohort, pair_paths)
@@ -328,66 +331,51 @@ def _pretrain(cfg, cohort, pair_paths, run, d, resume, stop_after_steps, started
     per_epoch, batches_per_epoch = steps_per_epoch([len(x) for x in train.datasets], cfg, d.world)
     total = cfg.steps or cfg.epochs * per_epoch
     check_batches(d, process_batch(cfg, d.world) * d.world, cfg.grad_accum, len(train), len(val), "pairs")
-    started()  # set-up worked: the run folder appears (or replaces the old one, with --force)
-    if d.main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run / "config.json", asdict(cfg))
-        write_inputs(run, profile, [str(st.path.resolve()) for st in stores.values()])
 
-    # Optimiser, schedule, resume
+    # Optimiser and schedule
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, base_lr=cfg.lr, decay_all=cfg.decay_all),
                             lr=cfg.lr, betas=cfg.betas)
     sched = schedule(opt, cfg, total, batches_per_epoch, d.world)
-    state = TrainState(step=0, best=float("inf"))
-    if resume and (ckpt_dir / "last.pt").exists():
-        saved = load_checkpoint(ckpt_dir / "last.pt", model=model, optimizer=opt, scheduler=sched, rank=d.rank,
-                                world=d.world, reseed=lambda step: seed_ranks(cfg.seed + step, d.rank))
-        state = TrainState(step=saved["step"], best=saved["best"])
-        log.info("resumed at step %d", state.step)
 
     # Training loop: each micro-batch brings its own negatives; its augmentations are seeded by
     # (seed, step, micro-batch, rank), so a resumed run draws what the uninterrupted one would
-
     def loss_fn(train_model, part, step, micro):
         return objective.loss(train_model, part, cfg, d.device, gather, (cfg.seed, step, micro, d.rank))
 
     def after_step():
         return {"lr": sched.get_last_lr()[0], **objective.after_step(model, cfg)}
 
+    def finish(out) -> tuple[dict, dict]:
+        """The kept checkpoint, its PPG encoder in AnyPPG format, and the retrieval test."""
+        if cfg.keep == "best" and (ckpt_dir / "best.pt").exists():
+            load_checkpoint(ckpt_dir / "best.pt", model=model, restore_random=False)
+        save_anyppg(model.ppg_encoder, run / "ppg_encoder.pth")
+        retrieval = None
+        if objective.uses_ecg:  # PPG-to-ECG retrieval per source: what ECG guidance teaches (Table 2)
+            table, retrieval = retrieval_table(model, tests, cfg, d.device)
+            table.write_csv(run / "retrieval.csv")
+            write_json(run / "retrieval.json", retrieval | {"table": table.to_dicts()})
+        summary = {"step": out.state.step, "finished": True, "objective": cfg.objective, "recipe": cfg.recipe,
+                   "kept": cfg.keep, "sync_bn": sync_bn, "processes": d.world,
+                   "precision": precision(d.device, cfg.bf16), "best_val_loss": out.state.best,
+                   "retrieval": retrieval, "train_pairs": len(train), "val_pairs": len(val),
+                   "test_pairs": sum(len(t) for t in tests.values()),
+                   "pairs_by_source": {name: {"train": len(train.datasets[k]), "val": len(val.datasets[k]),
+                                              "test": len(tests[name])} for k, name in enumerate(stores)},
+                   "windows_per_s_last_session": out.windows_per_s}
+        inputs = {"cohort": None if cohort is None else str(cohort.resolve()),
+                  "pairs": [str(p.resolve()) for p in pair_paths], "ecg_checkpoint": cfg.ecg_checkpoint,
+                  "preprocess": profile}
+        return summary, inputs
+
     model.train()
     _freeze_bn_if_frozen(model, cfg)
-    end = total if stop_after_steps is None else min(total, state.step + stop_after_steps)
-    settings = LoopSettings(total=total, end=end, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+    settings = LoopSettings(total=total, end=total, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
                             grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, metric="val_loss",
                             higher_is_better=False, desc="pretrain", log_every=cfg.log_every)
     hooks = Hooks(loss=loss_fn, evaluate=lambda: evaluate_loss(model, val, cfg, d.device), after_step=after_step)
-    out = fit(model, wrap(model, d, cfg.compile, sync_bn), batches(train, cfg, d, state.step, total), opt, sched,
-              d=d, run=run, hooks=hooks, settings=settings, state=state, extra={"config": json.dumps(asdict(cfg))})
-    step, best = out.state.step, out.state.best
-    if step < total:
-        return RunResult(step, finished=False, main=d.main)
-    if not d.main:
-        return RunResult(step, finished=True, main=False)
-
-    # Final: the kept checkpoint, its PPG encoder in AnyPPG format, and the retrieval test
-    if cfg.keep == "best" and (ckpt_dir / "best.pt").exists():
-        load_checkpoint(ckpt_dir / "best.pt", model=model, restore_random=False)
-    save_anyppg(model.ppg_encoder, run / "ppg_encoder.pth")
-    retrieval = None
-    if objective.uses_ecg:  # PPG-to-ECG retrieval per source: what ECG guidance teaches (Table 2)
-        table, retrieval = retrieval_table(model, tests, cfg, d.device)
-        table.write_csv(run / "retrieval.csv")
-        write_json(run / "retrieval.json", retrieval | {"table": table.to_dicts()})
-    summary = {"step": step, "finished": True, "objective": cfg.objective, "recipe": cfg.recipe,
-               "kept": cfg.keep, "sync_bn": sync_bn, "processes": d.world,
-               "precision": precision(d.device, cfg.bf16), "best_val_loss": best, "retrieval": retrieval,
-               "train_pairs": len(train), "val_pairs": len(val), "test_pairs": sum(len(t) for t in tests.values()),
-               "pairs_by_source": {name: {"train": len(train.datasets[k]), "val": len(val.datasets[k]),
-                                          "test": len(tests[name])} for k, name in enumerate(stores)},
-               "windows_per_s_last_session": out.windows_per_s}
-    write_manifest(run, command="pretrain",
-                   inputs={"cohort": None if cohort is None else str(cohort.resolve()),
-                           "pairs": [str(p.resolve()) for p in pair_paths],
-                           "ecg_checkpoint": cfg.ecg_checkpoint, "preprocess": profile},
-                   parameters=asdict(cfg), summary=summary)
-    return RunResult(step, finished=True, summary=summary)
+    return Prepared(cfg=cfg, model=model, opt=opt, sched=sched, hooks=hooks, settings=settings,
+                    batches=lambda step: batches(train, cfg, d, step, total),
+                    state=TrainState(step=0, best=float("inf")),
+                    inputs=(profile, [str(st.path.resolve()) for st in stores.values()]), finish=finish,
+                    sync_bn=sync_bn, extra={"config": json.dumps(asdict(cfg))})

@@ -43,8 +43,8 @@ def changed_settings(saved: dict, now: dict) -> list[str]:
 
 
 def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after_steps):
-    """Check the run folder, set up the process group, call ``body(cohort, run, dist, resume,
-    stop_after_steps, started)`` and tear down, for pretraining and fine-tuning alike.
+    """Check the run folder, set up the process group, call ``body(session, started)`` (a
+    :class:`encoder.training.Session`) and tear down, for pretraining and fine-tuning alike.
 
     Nothing is written to ``run`` before the body calls ``started()``, once its set-up (data,
     models, initial weights, batch sizes) has succeeded: a command that fails early leaves no
@@ -84,8 +84,10 @@ def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after_
             dist.barrier()
         return run
 
+    from .training import Session
+    session = Session(None if cohort is None else Path(cohort), run, d, resume, stop_after_steps)
     try:
-        return body(Path(cohort), run, d, resume, stop_after_steps, started)
+        return body(session, started)
     finally:
         cleanup_distributed()
 

@@ -24,8 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-OBJECTIVES = ("clip", "simclr", "byol")
-
 
 def augmenter(seed: int):
     """The AnyPPG repository's augmentation pipeline (tsaug), every random draw from ``seed``."""

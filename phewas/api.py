@@ -283,7 +283,7 @@ class Report(Output):
     def association(self):
         """-log10 p of the association beyond the covariates, with the Bonferroni and FDR lines."""
         from reports import figures
-        from reports.association import adjustment_label
+        from reports.adjustment import adjustment_label
         return figures.manhattan_association(self.table, self._parameters["alpha"], None,
                                              adjustment_label(tuple(self._parameters.get("covariates") or ())))
 

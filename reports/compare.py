@@ -25,9 +25,9 @@ from phewas.base.io import atomic_dir, file_sha256, write_json, write_manifest
 from phewas.base.settings import check_settings, setting
 
 from . import figures
-from .association import adjust
 from .html import write_page
 from .intervals import auc_interval, difference_interval
+from .multiple_testing import adjust
 from .pages import compare_page
 from .report import load_inputs, reportable
 

@@ -180,31 +180,3 @@ def satterthwaite_df(var_pos, var_neg, pos_clusters, neg_clusters):
     var_pos, var_neg = np.asarray(var_pos, np.float64), np.asarray(var_neg, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (var_pos + var_neg) ** 2 / (var_pos ** 2 / (pos_clusters - 1) + var_neg ** 2 / (neg_clusters - 1))
-
-
-# The candidates of the calibration study (bench/bench_auc_intervals.py), by name: functions of
-# an AUCs (or AUCDifference) record giving (low, high[, p]).
-AUC_METHODS = {
-    "logit_t_kish": lambda r: auc_ci(r.auc, r.var, df=r.df),
-    "logit_z": lambda r: auc_ci(r.auc, r.var),
-    "logit_t_satterthwaite": lambda r: auc_ci(r.auc, r.var, df=satterthwaite_df(r.var_pos, r.var_neg,
-                                                                                r.pos_clusters, r.neg_clusters)),
-    "score_kish": lambda r: auc_score_ci(r.auc, r.pos_effective, r.neg_effective),
-    "score_clusters": lambda r: auc_score_ci(r.auc, r.pos_clusters, r.neg_clusters),
-    "score_scaled_t": lambda r: auc_score_ci(r.auc, r.pos_clusters, r.neg_clusters, var=r.var,
-                                             df=satterthwaite_df(r.var_pos, r.var_neg, r.pos_clusters,
-                                                                 r.neg_clusters)),
-    "logit_t_satterthwaite_floor": lambda r: auc_ci(r.auc, floored_var(r.var, r.auc, r.n_pos, r.n_neg),
-                                                    df=satterthwaite_df(r.var_pos, r.var_neg, r.pos_clusters,
-                                                                        r.neg_clusters)),
-    "logit_t_satterthwaite_kish_floor": lambda r: auc_interval(r)[:2],  # the rule chosen
-}
-DIFFERENCE_METHODS = {
-    "t_kish": lambda d: difference_test(d.diff, d.var, d.df),
-    "z": lambda d: difference_test(d.diff, d.var),
-    "t_satterthwaite": lambda d: difference_test(d.diff, d.var, satterthwaite_df(d.var_pos, d.var_neg,
-                                                                                d.pos_clusters, d.neg_clusters)),
-    "t_satterthwaite_scaled": lambda d: difference_test(d.diff, scaled_difference_var(d), satterthwaite_df(
-        d.var_pos, d.var_neg, d.pos_clusters, d.neg_clusters)),
-    "t_satterthwaite_kish_scaled": lambda d: difference_interval(d)[:3],  # the rule chosen
-}

@@ -18,10 +18,12 @@ from phewas.base.progress import progress
 from phewas.base.settings import check_settings, floats, names, setting
 
 from . import figures
+from .adjustment import adjustment_design, adjustment_label, model_description
 from .association import COLUMNS as ASSOC_COLUMNS
-from .association import COUNT_COLUMNS, adjust, adjustment_label, associate_all, design, model_description
+from .association import COUNT_COLUMNS, associate_all
 from .html import write_html
 from .intervals import auc_interval
+from .multiple_testing import adjust
 
 
 @dataclass
@@ -224,7 +226,7 @@ def phenotype_table(inputs: ReportInputs, cfg: ReportConfig, adjust_for=None,
 
 
 def adjustment(inputs: ReportInputs, cfg: ReportConfig):
-    """The association test's shared design (:func:`~reports.association.design`): age, sex and
+    """The association test's shared design (:func:`~reports.adjustment.adjustment_design`): age, sex and
     ``cfg.covariates`` over the analysed stays. A covariate missing from ``stays.parquet`` is an
     :class:`InputError` naming the columns found."""
     stays = inputs.stays
@@ -235,7 +237,7 @@ def adjustment(inputs: ReportInputs, cfg: ReportConfig):
                          f"no covariate column {', '.join(map(repr, missing))}; columns found: {', '.join(found)} "
                          "(`build-cohort --keep-columns` carries visits.csv columns into it)")
     columns = {c: stays[c].to_numpy() for c in cfg.covariates}
-    return design(stays["age"].to_numpy(), stays["sex"].to_numpy(), columns, age_df=cfg.age_df,
+    return adjustment_design(stays["age"].to_numpy(), stays["sex"].to_numpy(), columns, age_df=cfg.age_df,
                   interaction=cfg.age_sex_interaction, splined=cfg.spline_covariates,
                   min_share=cfg.min_level_share)
 

@@ -13,7 +13,8 @@ import re
 import numpy as np
 import polars as pl
 
-from cohorts.phecodes import map_path
+from cohorts.labels import iter_label_blocks
+from cohorts.phecodes import PhecodeMap, map_path
 
 T0 = dt.datetime(2262, 6, 1, 9, 30)  # past pandas' nanosecond range on purpose
 
@@ -137,3 +138,35 @@ def random_rows(seed, n_patients=60):
                 code = code.lower()
             hist.append((str(p), system, code, noted))
     return stays, dx, hist
+
+
+# ---------------------------------------------------------------- the library's labels, as one array
+def label_stays(stays: pl.DataFrame, visit_dx: pl.DataFrame, history: pl.DataFrame,
+                pmap: PhecodeMap, *, source: str = "visit", min_code_count: int = 1,
+                exclusions: bool = True) -> tuple[np.ndarray, dict]:
+    """``cohorts.labels.iter_label_blocks`` as one dense array (what the tests compare with
+    :func:`slow_labels`): 1 case, 0 control, -1 excluded (null on disk).
+
+    Parameters
+    ----------
+    stays : DataFrame with ``stay_id``, ``patient_id``, ``sex`` ("F"/"M"/"U"), ``arrival``; the
+        row order of the result.
+    visit_dx : visit diagnoses (:func:`cohorts.labels.visit_codes`): ``patient_id``, ``system``, ``code`` (as
+        written), ``date``.
+    history : history rows: ``patient_id``, ``system``, ``code``, ``noted`` (null when undated).
+    source : "visit" (codes up to the stay) or "all" (every code of the patient).
+    min_code_count : distinct days a case needs; fewer but some is excluded.
+    exclusions : apply the exclusion ranges to would-be controls.
+
+    Returns
+    -------
+    labels : int8 array ``[n_stays, n_phecodes]`` in ``pmap.codes`` order.
+    info : dict of counts: ``undated_cells_nulled`` (visit mode: cells that would have been
+        controls), ``patient_phecode_pairs``.
+    """
+    info: dict = {}
+    blocks = [blk for _, blk in iter_label_blocks(stays, visit_dx, history, pmap, source=source,
+                                                   min_code_count=min_code_count,
+                                                   exclusions=exclusions, info=info)]
+    labels = np.concatenate(blocks) if blocks else np.zeros((0, len(pmap.codes)), np.int8)
+    return labels, info

@@ -234,9 +234,9 @@ def _choose_phecodes(cfg: PopulationConfig, world, codes, info, related) -> tupl
     """The world's background (chronic) and acute phecodes."""
     usable = [p for p, c in codes.items()
               if p not in related and p not in INJECTED and "9" in c and "10" in c]
-    acute_pool = sorted(p for p in usable if info[p][2] in ACUTE_CHAPTERS)
-    chronic_pool = sorted(p for p in usable if info[p][2] not in ACUTE_CHAPTERS)
-    sex_specific = [p for p in chronic_pool if info[p][3] != "Both"]
+    acute_pool = sorted(p for p in usable if info[p]["chapter"] in ACUTE_CHAPTERS)
+    chronic_pool = sorted(p for p in usable if info[p]["chapter"] not in ACUTE_CHAPTERS)
+    sex_specific = [p for p in chronic_pool if info[p]["sex"] != "Both"]
     chosen = list(world.choice(sex_specific, size=min(10, len(sex_specific)), replace=False))
     rest = [p for p in chronic_pool if p not in chosen]
     chosen += list(world.choice(rest, size=min(cfg.n_background, len(rest)), replace=False))
@@ -293,7 +293,7 @@ def _diseases(cfg: PopulationConfig, rng, world, people: _People, names: list[st
         raised = np.isin(names, race_phecodes(cfg, background))
         logit += cfg.race_effect * np.outer(people.race == RACE_GROUP, raised)
     present = rng.random(logit.shape) < _sigmoid(logit)
-    rules = np.array([info[p][3] for p in names])
+    rules = np.array([info[p]["sex"] for p in names])
     present &= ~((rules == "F")[None, :] & (sex != "F")[:, None])
     present &= ~((rules == "M")[None, :] & (sex != "M")[:, None])
     span = (n_visits - 1) * 120.0 * DAY
@@ -324,15 +324,15 @@ def _history_rows(cfg: PopulationConfig, rng, i: int, has, names, onset, people:
             if rng.random() < cfg.undated_history:
                 noted = np.nan  # real exports hold history rows without a date
             pmh_rows.append((str(mrn[i]), noted, "Dx9" if system == "9" else "Dx10",
-                             _variant(code, rng.random(), 0.7), info[phe][1]))
+                             _variant(code, rng.random(), 0.7), info[phe]["description"]))
     for _ in range(rng.poisson(cfg.noise_codes_per_patient)):
         phe = acute[int(rng.integers(len(acute)))] if rng.random() < 0.5 else \
             background[int(rng.integers(len(background)))]
-        if info[phe][3] not in ("Both", sex[i]):
+        if info[phe]["sex"] not in ("Both", sex[i]):
             continue
         pmh_rows.append((str(mrn[i]), first[i] + rng.uniform(-5 * 365, 2 * 365) * DAY, "Dx10",
                          _variant(str(rng.choice(codes[phe]["10"])), rng.random(), 0.7),
-                         info[phe][1]))
+                         info[phe]["description"]))
     if rng.random() < 0.1:
         pmh_rows.append((str(mrn[i]), first[i] - 30 * DAY, "Dx10", rng.choice(UNMAPPED_ICD10), ""))
     return pmh_rows
@@ -395,12 +395,12 @@ def _visits(cfg: PopulationConfig, rng, i: int, has, names, onset, people: _Peop
             "Triage_RR": int(rng.integers(12, 24)), "Triage_SpO2": int(rng.integers(92, 101)),
             "Triage_SBP": int(round(sbp)), "Triage_DBP": int(round(sbp * 0.6)),
             "Triage_acuity": rng.choice(["2-Emergent", "3-Urgent", "4-Semi-Urgent"]),
-            "CC": info[phe][1], "ED_dispo": "Admit" if admit else "Discharge",
+            "CC": info[phe]["description"], "ED_dispo": "Admit" if admit else "Discharge",
             "Hours_to_next_visit": None, "Dispo_class_next_visit": None,
             "ED_LOS": round(los / 3600, 2), "Hosp_LOS": round(rng.uniform(1, 6), 1) if admit else None,
             "DC_dispo": "Home", "Payor_class": rng.choice(["Commercial", "Medicare", "Medicaid"]),
             "Admit_service": "Medicine" if admit else None,
-            "Dx_ICD9": cell9, "Dx_ICD10": cell10, "Dx_name": info[phe][1],
+            "Dx_ICD9": cell9, "Dx_ICD10": cell10, "Dx_name": info[phe]["description"],
             "_arrival": arrival, "_roomed": roomed, "_dispo": roomed + los * 0.8,
             "_departure": roomed + los,
         })
@@ -433,7 +433,8 @@ def simulate_population(cfg: PopulationConfig):
     world = rng if cfg.world_seed is None else np.random.default_rng(cfg.world_seed)
     pmap = load_phecode_map()
     codes = code_tables(pmap)
-    info = {r[0]: r for r in pmap.phecodes.select("phecode", "description", "chapter", "sex").iter_rows()}
+    info = {r["phecode"]: r for r in pmap.phecodes.select("phecode", "description", "chapter", "sex")
+            .iter_rows(named=True)}
     related = related_phecodes(pmap)
     background, acute = _choose_phecodes(cfg, world, codes, info, related)
     people = _patients(cfg, rng)
@@ -473,7 +474,7 @@ def simulate_population(cfg: PopulationConfig):
 
     truth = {
         "injected": {p: v["effect"] for p, v in INJECTED.items()},
-        "effects": {p: {"description": info[p][1], "waveform": v["what"],
+        "effects": {p: {"description": info[p]["description"], "waveform": v["what"],
                         "prevalence": min(0.5, v["prevalence"] * cfg.injected_prevalence_scale)}
                     for p, v in INJECTED.items()},
         "related": sorted(related),

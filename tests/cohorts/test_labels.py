@@ -9,9 +9,9 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
-from reference_labels import T0, frames, random_rows, slow_labels
+from reference_labels import T0, frames, label_stays, random_rows, slow_labels
 
-from cohorts.labels import label_stays, resolve_codes, unmapped_codes, visit_codes
+from cohorts.labels import resolve_codes, unmapped_codes, visit_codes
 from cohorts.phecodes import load_phecode_map
 
 PMAP = load_phecode_map()

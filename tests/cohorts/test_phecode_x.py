@@ -8,12 +8,21 @@ import re
 import numpy as np
 import polars as pl
 import pytest
-from reference_labels import frames, random_rows
+from reference_labels import frames, label_stays, random_rows
 
-from cohorts.labels import label_stays, visit_codes
-from cohorts.phecodes import CHAPTERS_X, load_map, map_path, parent_phecodes
+from cohorts.labels import visit_codes
+from cohorts.phecodes import CHAPTERS_X, load_map, map_path
 
 XMAP = load_map("X")
+
+
+def parent_phecodes(code: str) -> list[str]:
+    """Phecode X's ancestors by its numbering: ``CV_416.21`` -> ``CV_416.2``, ``CV_416``."""
+    out = []
+    while "." in code:
+        code = code[:-1].rstrip(".")
+        out.append(code)
+    return out
 
 
 def csv_rows():

@@ -11,10 +11,12 @@ import polars as pl
 import pytest
 import statsmodels.formula.api as smf
 from populations import confounded_nulls
+from reference_association import associate
 from scipy.special import expit
 
 from phewas.cli import main
-from reports.association import associate, associate_all, design
+from reports.adjustment import adjustment_design as design
+from reports.association import associate_all
 
 RACES = np.array(["White", "Black", "Asian", "Other", "Pacific", "Native"])
 

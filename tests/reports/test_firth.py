@@ -5,9 +5,9 @@ simulated nulls where ordinary fits separate."""
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from reference_association import associate
 from scipy import optimize, stats
 
-from reports.association import associate
 from reports.firth import firth_fit, firth_lrt
 
 

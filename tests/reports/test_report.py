@@ -5,13 +5,15 @@ import polars as pl
 import pytest
 import statsmodels.api as sm
 from helpers import fake_cohort
+from reference_association import associate, covariates
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
 from phewas.base.auc import auc_delong
 from phewas.base.errors import InputError
 from phewas.cli import main
-from reports.association import adjust, associate, covariates, latest_per_patient
+from reports.association import latest_per_patient
+from reports.multiple_testing import adjust
 from reports.report import ReportConfig, make_report
 
 
@@ -115,7 +117,7 @@ def test_association_tests_persons_not_stays():
 
 
 def test_spline_is_cubic_between_knots_and_linear_outside():
-    from reports.association import rcs_basis
+    from reports.adjustment import rcs_basis
 
     x = np.linspace(0, 100, 1001)
     B = rcs_basis(x, 5)
