@@ -24,8 +24,10 @@ file named without a family is recognised by its layout, but only as one of thes
 networks. Another member of a family (a smaller one, say) is read from a run folder, whose
 ``config.json`` records its architecture, or with ``released_only=False`` in code.
 
-To add a family: its network module, a config dataclass in :mod:`encoder.config`, and one
-:class:`Family` entry here (and its name in :data:`encoder.specs.FAMILY_NAMES`).
+To add a family of a network already here (another release of ResNet1D or Net1D): its released
+configuration in :mod:`encoder.config` and one :class:`Family` entry (the spec prefix follows
+from its name). A new network adds its module and config dataclass, and its case in
+:func:`build` and, for a new file layout, :func:`layout_of` and :func:`network_weights`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from dataclasses import dataclass, replace
 from phewas.base.errors import InputError
 
 from .config import Net1DConfig, ResNet1DConfig, anyppg_config, papagei_config, pulseppg_config
-from .specs import FAMILY_NAMES
 
 PULSEPPG_FS, WINDOW_FS = 50.0, 125.0
 _HEADS = ("expert_layers_", "gating_network_")  # PaPaGei-S's multi-task heads, not the embedding
@@ -67,7 +68,6 @@ FAMILIES = {f.name: f for f in (
     Family("pulse-ppg-fourier", "Pulse-PPG", lambda: replace(pulseppg_config(), resampling="fourier"),
            "the 10-s 125-Hz window resampled to 50 Hz (500 samples) by the Fourier method", "pulse-ppg"),
 )}
-assert tuple(FAMILIES) == FAMILY_NAMES
 
 
 def architecture_from_dict(d: dict):

@@ -13,9 +13,9 @@ spec                       encoder
 ``DIR``                    a pretraining run (``ppg_encoder.pth``) or a fine-tuning run
 =========================  ====================================================================
 
-``FAMILY`` is one of :data:`FAMILY_NAMES` (``anyppg``, ``papagei-s``, ``papagei-p``,
-``pulse-ppg``, and ``pulse-ppg-fourier`` for Pulse-PPG fed by the Fourier method, as the AnyPPG
-paper's comparison fed it).
+``FAMILY`` is a name of :data:`encoder.families.FAMILIES` (``anyppg``, ``papagei-s``,
+``papagei-p``, ``pulse-ppg``, and ``pulse-ppg-fourier`` for Pulse-PPG fed by the Fourier method,
+as the AnyPPG paper's comparison fed it).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .families import FAMILIES
+
 RANDOM, FEATURES = "random", "features"
 TSFM = ("moment", "chronos")  # general time-series foundation models
-FAMILY_NAMES = ("anyppg", "papagei-s", "papagei-p", "pulse-ppg", "pulse-ppg-fourier")
+FAMILY_NAMES = tuple(FAMILIES)
 ALIASES = {"papagei": "papagei-p"}  # random:papagei, as earlier versions named PaPaGei's architecture
 KINDS = ("features", "random", "tsfm", "family", "file", "run")
 

@@ -34,8 +34,6 @@ from .base.settings import renamed, table_keys
 from .pipeline import RunRecord, Stage, execute
 
 log = logging.getLogger("phewas")
-STAGES = ("simulate", "build_cohort", "extract_segments", "pretrain", "finetune", "predict", "report")
-KNOWN = {"paths", *STAGES, "models", "compare", "probe", "pairs"}
 MAIN_MODEL = "finetune"  # the main model's name in compare
 # settings that change how fast a stage runs, never what it writes: not part of its fingerprint
 # the device is not among them: a GPU computes in bf16 where a CPU computes in fp32
@@ -119,10 +117,12 @@ def load_config(path) -> dict:
     """The TOML file, checked: known tables and keys, old keys renamed, paths made absolute."""
     path = Path(path)
     cfg = read_toml(path, "config")
-    unknown = set(cfg) - KNOWN
+    keys = _table_keys()
+    known = {*keys, "models", "pairs"}  # and the tables of tables, [models.NAME] and [pairs.NAME]
+    unknown = set(cfg) - known
     if unknown:
-        raise InputError(path, f"unknown tables {sorted(unknown)}; known: {sorted(KNOWN)}")
-    for table, known in _table_keys().items():
+        raise InputError(path, f"unknown tables {sorted(unknown)}; known: {sorted(known)}")
+    for table, known in keys.items():
         value = cfg.get(table, {})
         if not isinstance(value, dict):
             raise InputError(path, f"[{table}] must be a table")

@@ -10,7 +10,7 @@ import polars as pl
 
 from cohorts.phecodes import chapter_rank
 from cohorts.splits import SPLITS, TRAIN_SPLITS
-from encoder.predictions import WINDOWS
+from encoder.predictions import WINDOWS, read_predictions
 from phewas.base.auc import auc_delong
 from phewas.base.errors import InputError
 from phewas.base.io import atomic_dir, file_sha256, write_json, write_manifest
@@ -114,38 +114,10 @@ def load_inputs(cohort: Path, predictions: Path, split: str, include_without_win
     for name in ("stays.parquet", "labels.parquet", "phecodes.parquet"):
         if not (cohort / name).exists():
             raise InputError(cohort / name, "not found (is this a cohort folder from `phewas build-cohort`?)")
-    if not predictions.exists():
-        raise InputError(predictions, "not found")
-    if not predictions.is_file():
-        raise InputError(predictions, "is a folder; --predictions names a predictions.parquet file")
     stays = pl.read_parquet(cohort / "stays.parquet")
-    label_columns = pl.read_parquet_schema(cohort / "labels.parquet")
     info = pl.read_parquet(cohort / "phecodes.parquet").select("phecode", "description", "chapter")
-    try:
-        pred = pl.read_parquet(predictions)
-    except (pl.exceptions.PolarsError, OSError) as err:
-        raise InputError(predictions, f"not a Parquet file ({str(err).splitlines()[0]})") from None
-    if "stay_id" not in pred.columns:
-        raise InputError(predictions, f"no 'stay_id' column; columns found: {', '.join(pred.columns[:8])}")
-    if pred["stay_id"].dtype != pl.String:
-        raise InputError(predictions, f"stay_id must be text (the cohort's CSNs), found {pred['stay_id'].dtype}",
-                         column="stay_id")
-    phecodes = [c for c in pred.columns if c not in ("stay_id", WINDOWS)]
-    unknown = [c for c in phecodes if c not in label_columns]
-    if unknown:
-        raise InputError(predictions, f"{len(unknown)} columns are not phecodes of the cohort: "
-                         f"{', '.join(map(repr, unknown[:5]))}")
-    if not phecodes:
-        raise InputError(predictions, "no phecode columns")
-    for c in phecodes:
-        if not pred[c].dtype.is_numeric():
-            raise InputError(predictions, f"scores must be numbers, found {pred[c].dtype}", column=c)
-    if pred["stay_id"].is_duplicated().any():
-        raise InputError(predictions, f"{int(pred['stay_id'].is_duplicated().sum())} rows repeat a stay_id",
-                         column="stay_id")
-    stray = pred.filter(~pl.col("stay_id").is_in(stays["stay_id"].implode())).height
-    if stray:
-        raise InputError(predictions, f"{stray} stays are not in the cohort's stays.parquet", column="stay_id")
+    pred, phecodes = read_predictions(predictions, pl.read_parquet_schema(cohort / "labels.parquet"),
+                                      stays["stay_id"])
     info = info.filter(pl.col("phecode").is_in(phecodes))
     phecodes = info["phecode"].to_list()  # the cohort's order
     chosen = stays.filter(pl.col("split") == split)
