@@ -36,15 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cohorts.probe_data import load_probe_dataset  # noqa: E402
 from cohorts.sim.probe import SimulateProbeConfig, simulate_probe_dataset  # noqa: E402
 from phewas.base.progress import set_quiet  # noqa: E402
-from reports.probe import (  # noqa: E402
-    REFITS,
-    ProbeConfig,
-    common_hyperparameters,
-    example_embeddings,
-    fit_fold,
-    fit_task,
-    refit_bootstrap,
-)
+from reports.probe import ProbeConfig, example_embeddings  # noqa: E402
+from reports.probe_config import REFITS  # noqa: E402
+from reports.probe_fit import common_hyperparameters, fit_fold, fit_task, refit_bootstrap  # noqa: E402
 from reports.probe_metrics import MAIN_METRIC, summarise, task_metrics  # noqa: E402
 from reports.probe_split import plan  # noqa: E402
 
@@ -77,7 +71,7 @@ def train_size(evaluation: str, n: int, test_fraction: float = 0.2) -> int:
 def true_skill(X, labels, pool, task, kind, m, draws, rng, cfg) -> float:
     """The mean metric of ``draws`` probes, each trained on ``m`` random subjects of the
     population and measured on all its other subjects (as the evaluations fit them:
-    :func:`reports.probe.fit_fold`): errors averaged over subjects (each subject's own error),
+    :func:`reports.probe_fit.fit_fold`): errors averaged over subjects (each subject's own error),
     the AUC over all the examples."""
     subj = labels["subject"].to_numpy()
     y_all = labels[task].to_numpy()

@@ -883,17 +883,17 @@ def compare(*, cohort, predictions, out, names=None, force: bool = False, quiet:
     return _output(Comparison, out)
 
 
-def probe(*, dataset, encoder, out, names=None, force: bool = False, quiet: bool | None = None,
-          **settings) -> Probe:
+def probe(*, dataset, encoders=None, out, names=None, force: bool = False, quiet: bool | None = None,
+          encoder=None, **settings) -> Probe:
     """Linear probes of frozen encoders on a labelled PPG dataset (``phewas probe``).
 
     Parameters
     ----------
     dataset : path
         A dataset folder in the probe format.
-    encoder : str or list of str
+    encoders : str or list of str
         Encoder specs: run folders, released weights (``papagei-s:FILE``, ...), ``random``,
-        ``features``.
+        ``features`` (``encoder=`` is the same, as earlier versions named it).
     out : path
         The probe folder.
     names : list of str, optional
@@ -909,14 +909,17 @@ def probe(*, dataset, encoder, out, names=None, force: bool = False, quiet: bool
 
     Examples
     --------
-    >>> p = phewas.probe(dataset="but-ppg", encoder=["anyppg.pth", "random", "features"], out="probe")  # doctest: +SKIP
+    >>> p = phewas.probe(dataset="but-ppg", encoders=["anyppg.pth", "random"], out="probe")  # doctest: +SKIP
     >>> p.table.head()  # doctest: +SKIP
     >>> p.figure()  # doctest: +SKIP
     """
     from reports.probe import ProbeConfig
     from reports.probe import probe as run_probe
     cfg = ProbeConfig(**_settings(ProbeConfig, settings, "probe"))
-    encoders = [encoder] if isinstance(encoder, (str, Path)) else list(encoder)
+    if (encoders is None) == (encoder is None):
+        raise SettingError("probe: name the encoders once, as encoders=[...]")
+    given = encoders if encoders is not None else encoder
+    encoders = [given] if isinstance(given, (str, Path)) else list(given)
     with _quiet(quiet):
         run_probe(dataset, [str(e) for e in encoders], out, names=names, config=cfg, overwrite=force)
     return _output(Probe, out)

@@ -130,7 +130,7 @@ def cmd_features(args) -> None:
 
 def cmd_probe(args) -> None:
     from reports.probe import ProbeConfig
-    summary = api.probe(dataset=args.dataset, encoder=[str(e) for e in args.encoders], out=args.out, names=args.names,
+    summary = api.probe(dataset=args.dataset, encoders=[str(e) for e in args.encoders], out=args.out, names=args.names,
                         force=args.force, **from_args(args, ProbeConfig)).summary
     log.info("probed %d encoders on %d tasks of %s (%d examples, split %s): %s", len(summary["encoders"]),
              len(summary["tasks"]), summary["dataset"], summary["examples"], summary["split"], args.out / "probe.csv")

@@ -153,6 +153,11 @@ def test_probe_datasets_and_pairs(tmp_path, capsys):
                  "--paper", "none"], capsys, skip=("cache",))
     pr = phewas.load_probe(out)
     assert set(pr.table["encoder"]) == {"features", "constant"} and pr.figure().axes and pr.pairs.height
+    again = tmp_path / "probe-again"  # encoders=, the flag's and the run-all key's name, gives the same
+    phewas.probe(dataset=ds, encoders=["features"], out=again, bootstrap=20, folds=2, paper="none", quiet=True)
+    assert pl.read_csv(again / "probe.csv").equals(pl.read_csv(out / "probe.csv"))
+    with pytest.raises(SettingError, match="once"):
+        phewas.probe(dataset=ds, encoders=["features"], encoder="random", out=tmp_path / "x", quiet=True)
     # a public layout written here: TROIKA
     import scipy.io
     src = tmp_path / "troika"

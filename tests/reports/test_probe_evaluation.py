@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from reports.probe import ProbeConfig, fit_task, probe, refit_bootstrap
+from reports.probe import ProbeConfig, probe
+from reports.probe_fit import fit_task, refit_bootstrap
 from reports.probe_metrics import FoldResult, corrected_t, subject_t, summarise, task_metrics
 from reports.probe_split import MIN_TEST_SUBJECTS, plan
 
@@ -154,7 +155,7 @@ def test_refit_bootstrap_refits_each_resample_as_a_slow_loop_would():
     """One resample redone by hand: subjects drawn with replacement (a subject drawn twice weighs
     twice, its copies on one side of every split), split anew, every probe refitted; the
     bootstrap's first draw equals it."""
-    from reports.probe import REFIT_SPLITS
+    from reports.probe_config import REFIT_SPLITS
     labels, X = refit_data(10, seed=2)
     cfg = ProbeConfig(folds=3, seed=0, splits=3)
     rng = np.random.default_rng([4, 2027])
