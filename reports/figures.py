@@ -53,6 +53,11 @@ def _save(fig, out: Path | None, name: str):
     return [f"{name}.png", f"{name}.svg"]
 
 
+# adjustText's own limit is one second of work, so where labels land depended on the machine's
+# speed and load; a count of iterations (about that second here) makes the figures reproducible
+LABEL_ITERATIONS = 300
+
+
 def _place_labels(ax, items, points=None):
     """Annotate ``(x, y, text)`` points, the labels moved by adjustText until they overlap neither
     each other nor the plotted ``points`` (``(x, y)`` arrays), each joined to its point by a line."""
@@ -65,7 +70,7 @@ def _place_labels(ax, items, points=None):
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi + 0.08 * (hi - lo))  # room above the highest points
     adjust_text(texts, x=np.asarray(px, float), y=np.asarray(py, float), ax=ax, expand=(1.1, 1.4),
-                arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
+                iter_lim=LABEL_ITERATIONS, arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
 
 
 def _x_positions(df: pl.DataFrame):

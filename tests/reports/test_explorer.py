@@ -30,6 +30,31 @@ def test_crowded_labels_do_not_overlap():
     plt.close(fig)
 
 
+def test_label_placement_is_reproducible_under_load(monkeypatch):
+    """Labels are placed by a count of iterations, not by adjustText's one second of work: the
+    same crowded figure twice, once with each iteration slowed as on a loaded machine, places
+    them alike."""
+    import time
+
+    import adjustText
+
+    def placed():
+        x = np.arange(300)
+        y = np.full(300, 0.6)
+        y[140:160] = 0.95  # twenty labels over twenty neighbouring points: many iterations
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.scatter(x, y, s=8)
+        _place_labels(ax, [(float(i), 0.95, f"a long phenotype label {i}") for i in range(140, 160)], (x, y))
+        out = [tuple(round(v, 6) for v in t.get_position()) for t in ax.texts]
+        plt.close(fig)
+        return out
+
+    fast = placed()
+    iterate = adjustText.iterate
+    monkeypatch.setattr(adjustText, "iterate", lambda *a, **k: (time.sleep(0.01), iterate(*a, **k))[1])
+    assert placed() == fast
+
+
 def test_roc_on_grid_equals_scikit_learns_curve_with_ties():
     from sklearn.metrics import roc_curve
 
