@@ -142,6 +142,7 @@ def test_pretrain_finetune_predict(sim_store, sim_cohort, tmp_path, capsys):
     assert pl.read_parquet(ft / "predictions.parquet").equals(kept)
 
 
+@pytest.mark.slow
 def test_probe_datasets_and_pairs(tmp_path, capsys):
     ds = tmp_path / "probe-data"
     same_as_cli(ds, lambda: phewas.simulate_probe(out=ds, subjects=8, seed=2, quiet=True),
