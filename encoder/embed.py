@@ -69,7 +69,8 @@ def load_encoder(spec: str, *, architecture=None, seed: int = 0):
     import torch
 
     from . import families
-    from .checkpoints import load_anyppg, load_strict, read_state_dict
+    from .checkpoints import load_anyppg
+    from .weights_file import load_strict, read_state_dict
     if parsed.kind == "random":
         torch.manual_seed(seed)
         arch = families.FAMILIES[parsed.family].released() if parsed.family else (architecture or anyppg_config())

@@ -177,7 +177,7 @@ def load(path, family: str | None = None, state: dict | None = None, *, released
     ResNet1D family) and the file must match that. ``architecture`` is the Net1D architecture an
     AnyPPG-layout file must match instead of the released one (a training preset's). Every
     mismatch is an :class:`InputError` naming the file and what differs."""
-    from .checkpoints import load_strict, read_state_dict
+    from .weights_file import load_strict, read_state_dict
 
     state = read_state_dict(path) if state is None else state
     found = recognise(state)

@@ -29,9 +29,9 @@ from .distributed import autocast, precision, seed_ranks
 from .heads import StayClassifier, masked_bce, predict_dataset
 from .loop import Hooks, LoopSettings, TrainState, train_batches
 from .optim import param_groups, warmup_cosine
-from .runs import RunResult, check_batches, init_profile
+from .runs import RunResult, Session, check_batches, init_profile
 from .targets import target_phecodes
-from .training import Prepared, Session, train_run
+from .training import Prepared, train_run
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ from .loop import Hooks, LoopSettings, TrainState, in_batches, train_batches
 from .net1d import Net1D
 from .objectives import OBJECTIVES
 from .optim import param_groups, release_cosine, warmup_cosine
-from .runs import RunResult, check_batches, init_profile
+from .runs import RunResult, Session, check_batches, init_profile
 from .sampler import ChunkBatches
-from .training import Prepared, Session, train_run
+from .training import Prepared, train_run
 
 log = logging.getLogger(__name__)
 

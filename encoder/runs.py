@@ -42,9 +42,22 @@ def changed_settings(saved: dict, now: dict) -> list[str]:
             if k not in SPEED_ONLY and saved.get(k) != now.get(k)]
 
 
+@dataclass
+class Session:
+    """One invocation of a training command, as its set-up sees it: ``cohort`` (None for
+    pretraining on pair stores alone), the ``run`` folder, the process group ``d``, whether it
+    resumes, and where it stops early (``--stop-after-steps``)."""
+
+    cohort: Path | None
+    run: Path
+    d: Dist
+    resume: bool
+    stop_after_steps: int | None
+
+
 def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after_steps):
     """Check the run folder, set up the process group, call ``body(session, started)`` (a
-    :class:`encoder.training.Session`) and tear down, for pretraining and fine-tuning alike.
+    :class:`Session`) and tear down, for pretraining and fine-tuning alike.
 
     Nothing is written to ``run`` before the body calls ``started()``, once its set-up (data,
     models, initial weights, batch sizes) has succeeded: a command that fails early leaves no
@@ -84,7 +97,6 @@ def launch(body, cohort, run, cfg, *, resume: bool, overwrite: bool, stop_after_
             dist.barrier()
         return run
 
-    from .training import Session
     session = Session(None if cohort is None else Path(cohort), run, d, resume, stop_after_steps)
     try:
         return body(session, started)

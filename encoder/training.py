@@ -22,24 +22,11 @@ import torch
 from phewas.base.io import write_json, write_manifest
 
 from .checkpoints import load_checkpoint
-from .distributed import Dist, seed_ranks
+from .distributed import seed_ranks
 from .loop import Hooks, LoopSettings, Outcome, TrainState, fit, wrap
-from .runs import RunResult, launch, write_inputs
+from .runs import RunResult, Session, launch, write_inputs
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Session:
-    """One invocation of a training command, as its set-up sees it: ``cohort`` (None for
-    pretraining on pair stores alone), the ``run`` folder, the process group ``d``, whether it
-    resumes, and where it stops early (``--stop-after-steps``)."""
-
-    cohort: Path | None
-    run: Path
-    d: Dist
-    resume: bool
-    stop_after_steps: int | None
 
 
 @dataclass

@@ -95,3 +95,52 @@ def test_the_check_finds_an_upward_import(module, source):
 ])
 def test_the_check_allows_downward_imports(module, source):
     assert not upward_imports(source, module), (module, source)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The modules that import each other in a loop: the strongly connected components of more
+    than one module (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_modules_import_each_other():
+    """No loop of imports, module level or inside a function (a package's ``__init__`` re-exporting
+    its modules is not an edge back)."""
+    graph = {}
+    for path, mod in toolkit_modules():
+        if path.name == "__init__.py":
+            continue
+        graph[mod] = {t for _, t in imports(path.read_text(), mod) if layer(t) is not None and is_module(t)
+                      and t != mod and not (ROOT.joinpath(*t.split(".")) / "__init__.py").is_file()}
+    assert not cycles(graph), cycles(graph)
+
+
+def test_the_cycle_check_finds_a_loop():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

@@ -100,7 +100,7 @@ def test_ecgfounder_wrappers_prefix_and_head(tmp_path):
 
 
 def test_checkpoint_with_objects_is_refused_without_advising_unsafe_loading(tmp_path, capsys):
-    from encoder.checkpoints import read_state_dict
+    from encoder.weights_file import read_state_dict
     from phewas.base.errors import InputError
 
     torch.save({"state": np.arange(3)}, tmp_path / "evil.pth")  # a numpy array needs pickle
