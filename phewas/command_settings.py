@@ -9,6 +9,7 @@ its plan. A new command's settings are one entry here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -21,9 +22,10 @@ class CommandSettings:
     table: str | None
 
 
+@functools.cache
 def command_settings() -> dict[str, CommandSettings]:
     """The settings of every command that has any, by command name (imports each package's
-    config, so it is called when a parser or a config is built, not at import)."""
+    config, so it is built when a parser or a config is first built, not at import; once)."""
     from cohorts.build import CohortConfig
     from cohorts.columns import ColumnMap
     from cohorts.corpus import PairsConfig, PairsSource
@@ -54,5 +56,5 @@ def command_settings() -> dict[str, CommandSettings]:
     }
 
 
-# a [models.NAME] table's ``kind``: the command that trains and predicts it
-MODEL_KINDS = {"finetune": "finetune", "features": "features"}
+# a [models.NAME] table's ``kind``: the name of the command that trains and predicts it
+MODEL_KINDS = ("finetune", "features")

@@ -63,8 +63,8 @@ def _table_keys() -> dict:
 
 def _model_keys(kind: str) -> set:
     """A ``[models.NAME]`` table's keys: ``kind`` and its command's settings."""
-    from .command_settings import MODEL_KINDS, command_settings
-    return {"kind"} | table_keys("models", *command_settings()[MODEL_KINDS[kind]].classes)
+    from .command_settings import command_settings
+    return {"kind"} | table_keys("models", *command_settings()[kind].classes)
 
 
 def _named_tables(path: Path, tables, section: str, noun: str, reserved: str | None = None):
@@ -122,15 +122,15 @@ def load_config(path) -> dict:
     unknown = set(cfg) - known
     if unknown:
         raise InputError(path, f"unknown tables {sorted(unknown)}; known: {sorted(known)}")
-    for table, known in keys.items():
+    for table, allowed in keys.items():
         value = cfg.get(table, {})
         if not isinstance(value, dict):
             raise InputError(path, f"[{table}] must be a table")
         if table in RENAMED:
             value = cfg[table] = renamed(value, RENAMED[table], f"{path} [{table}]")
-        bad = sorted(set(value) - known)
+        bad = sorted(set(value) - allowed)
         if bad:
-            raise InputError(path, f"[{table}] unknown key {bad[0]!r}; known keys: {', '.join(sorted(known))}")
+            raise InputError(path, f"[{table}] unknown key {bad[0]!r}; known keys: {', '.join(sorted(allowed))}")
     _check_models(path, cfg.get("models", {}))
     _check_pairs(path, cfg.get("pairs", {}))
     for key in ("data", "work"):

@@ -182,7 +182,7 @@ def _asset(name: str) -> str:
 def page_data(spec, table: pl.DataFrame, **data) -> dict:
     """The explorer's data: ``spec``'s columns that ``table`` has, the spec itself (``page``) and
     ``data`` (the figures' and detail panels' own data)."""
-    return {"kind": spec.kind, "page": spec.script_data(), "columns": table_columns(table, spec.columns), **data}
+    return {"page": spec.script_data(), "columns": table_columns(table, spec.columns), **data}
 
 
 def explorer_html(data: dict) -> str:

@@ -113,8 +113,7 @@ def test_run_all_keys_are_the_fields_and_nothing_else(tmp_path, table):
 
 @pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
 def test_model_tables_take_their_commands_settings(tmp_path, kind):
-    command = MODEL_KINDS[kind]
-    for name, f in _fields(command).items():
+    for name, f in _fields(kind).items():  # a kind is the command that trains and predicts the model
         text = f'[models.other]\nkind = "{kind}"\n{name} = {_value(f)}\n'
         if f.metadata.get("table") in (None, "models"):
             assert _toml(tmp_path, text)["models"]["other"][name] is not None
