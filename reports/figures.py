@@ -54,7 +54,7 @@ def _save(fig, out: Path | None, name: str):
 
 
 # adjustText's own limit is one second of work, so where labels land depended on the machine's
-# speed and load; a count of iterations (about that second here) makes the figures reproducible
+# speed and load; a count of iterations (about a second on two cores) makes them reproducible
 LABEL_ITERATIONS = 300
 
 
